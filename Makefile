@@ -1,0 +1,53 @@
+# Two entry points (see README.md):
+#   make lab    set everything up and open the series in JupyterLab
+#   make test   set everything up and run the whole test suite
+#
+# Both create a virtual environment in $(VENV) (default .venv) with the
+# Python 3.11+ found as $(PYTHON), and install this package with its
+# dependencies from pyproject.toml.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# The tests read data offline. ../shared/data (the course's offline copy) is
+# used when it exists and TUTORIAL_DATA_DIR is unset; otherwise the tests read
+# the Keras cache, filled once by `python -m tutorial_lib download`.
+ifeq ($(origin TUTORIAL_DATA_DIR), undefined)
+ifneq ($(wildcard ../shared/data/mnist),)
+export TUTORIAL_DATA_DIR := $(abspath ../shared/data)
+endif
+endif
+
+.PHONY: setup lab test lint format clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version.split()[0]'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/python -m tutorial_lib info
+	$(BIN)/jupyter lab notebooks/00_setup.ipynb
+
+test: $(STAMP)
+	@if [ -z "$$TUTORIAL_DATA_DIR" ]; then $(BIN)/python -m tutorial_lib download; fi
+	TUTORIAL_PROFILE=fast $(BIN)/python -m pytest
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format:
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

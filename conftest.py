@@ -1,0 +1,43 @@
+"""Test-wide settings: the fast profile, offline data, no network, no display.
+
+Notebook kernels started by nbval inherit these environment variables.
+"""
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TUTORIAL_PROFILE", "fast")
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+_SHARED_DATA = Path(__file__).resolve().parent.parent / "shared" / "data"
+if "TUTORIAL_DATA_DIR" not in os.environ and _SHARED_DATA.is_dir():
+    os.environ["TUTORIAL_DATA_DIR"] = str(_SHARED_DATA)
+
+_LOCAL_HOSTS = {"127.0.0.1", "::1", "localhost"}
+_real_connect = socket.socket.connect
+
+
+def _local_only_connect(self, address):
+    """Tests must never reach the internet: refuse any non-loopback connection."""
+    if self.family in (socket.AF_INET, socket.AF_INET6) and address[0] not in _LOCAL_HOSTS:
+        raise OSError(f"tests may not use the network (tried to connect to {address[0]})")
+    return _real_connect(self, address)
+
+
+socket.socket.connect = _local_only_connect
+
+
+@pytest.fixture
+def no_data_dir(monkeypatch, tmp_path):
+    """A TUTORIAL_DATA_DIR that exists but holds nothing; clears the loaders' caches."""
+    from tutorial_lib import data
+
+    monkeypatch.setenv("TUTORIAL_DATA_DIR", str(tmp_path))
+    data.load_raw.cache_clear()
+    data.load_shakespeare_text.cache_clear()
+    yield tmp_path
+    data.load_raw.cache_clear()
+    data.load_shakespeare_text.cache_clear()

@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from tutorial_lib import plotting
+
+
+def _has_title_and_axis_label(fig):
+    """A figure title or axes title, and an x label on the figure or an axes."""
+    titles = [fig._suptitle.get_text() if fig._suptitle else ""]
+    titles += [ax.get_title() for ax in fig.axes]
+    xlabels = [fig._supxlabel.get_text() if fig._supxlabel else ""]
+    xlabels += [ax.get_xlabel() for ax in fig.axes]
+    return any(titles) and any(xlabels)
+
+
+def test_image_grid_takes_every_layout():
+    rng = np.random.default_rng(0)
+    for images in (rng.random((10, 28, 28, 1)), rng.random((10, 28, 28)), rng.random((10, 784))):
+        fig = plotting.image_grid(images, title="Samples", ncols=5)
+        assert isinstance(fig, Figure)
+        assert fig._suptitle.get_text() == "Samples"
+        assert len([ax for ax in fig.axes if ax.images]) == 10
+        assert _has_title_and_axis_label(fig)
+
+
+def test_image_grid_rejects_wrong_shapes():
+    with pytest.raises(ValueError, match="not square"):
+        plotting.image_grid(np.zeros((2, 780)))
+    with pytest.raises(ValueError, match="at least one image"):
+        plotting.image_grid(np.zeros((0, 28, 28)))
+
+
+def test_reconstruction_rows():
+    x = np.random.default_rng(0).random((12, 28, 28, 1))
+    fig = plotting.reconstruction_rows(x, x * 0.5, n=6)
+    assert len(fig.axes) == 12
+    assert fig.axes[0].get_ylabel() == "original"
+    assert _has_title_and_axis_label(fig)
+    with pytest.raises(ValueError, match="same shape"):
+        plotting.reconstruction_rows(x, x[:3])
+
+
+def test_loss_curves_pairs_validation_with_training():
+    history = {"loss": [1.0, 0.5, 0.3], "val_loss": [1.1, 0.7, 0.6], "mae": [0.5, 0.4, 0.3]}
+    fig = plotting.loss_curves(history, title="AE")
+    ax = fig.axes[0]
+    assert [line.get_label() for line in ax.lines] == ["loss", "val_loss", "mae"]
+    assert ax.get_xlabel() == "epoch" and ax.get_title() == "AE" and ax.get_ylabel()
+    with pytest.raises(ValueError, match="empty"):
+        plotting.loss_curves({})
+
+
+def test_latent_scatter_uses_pca_above_two_dimensions():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, 300)
+    fig = plotting.latent_scatter(rng.normal(size=(300, 32)), labels)
+    ax = fig.axes[0]
+    assert "principal component 1" in ax.get_xlabel()
+    assert "PCA" in ax.get_title()
+    fig2 = plotting.latent_scatter(rng.normal(size=(300, 2)), labels, title="2-D")
+    assert fig2.axes[0].get_xlabel() == "z[0]" and fig2.axes[0].get_title() == "2-D"

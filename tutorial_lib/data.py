@@ -1,0 +1,440 @@
+"""Data sets of the series: MNIST, Fashion-MNIST and Tiny Shakespeare.
+
+Where the data comes from:
+
+* By default, the real download: Keras's own loaders for MNIST and
+  Fashion-MNIST, and ``keras.utils.get_file`` for Tiny Shakespeare. All three
+  land in the Keras cache (``$KERAS_HOME/datasets`` or ``~/.keras/datasets``),
+  so after the first run everything works offline.
+* When the environment variable ``TUTORIAL_DATA_DIR`` names a folder laid out
+  as ``mnist/``, ``fashion-mnist/`` (the four gzipped IDX files each) and
+  ``tinyshakespeare/input.txt``, the loaders read from it and never download.
+  Tests and CI use this.
+
+Every array is checked against the SHA-256 of the original decoded data, so a
+truncated or altered file gives a clear :class:`DataCorruptError` instead of
+silently wrong results; a missing one gives :class:`DataNotFoundError`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import gzip
+import hashlib
+import os
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+DATA_DIR_ENV = "TUTORIAL_DATA_DIR"
+
+IMAGE_DATASETS = ("mnist", "fashion_mnist")
+
+# Folder names inside TUTORIAL_DATA_DIR.
+_FOLDERS = {"mnist": "mnist", "fashion_mnist": "fashion-mnist"}
+
+_IDX_FILES = {
+    "x_train": "train-images-idx3-ubyte.gz",
+    "y_train": "train-labels-idx1-ubyte.gz",
+    "x_test": "t10k-images-idx3-ubyte.gz",
+    "y_test": "t10k-labels-idx1-ubyte.gz",
+}
+
+# SHA-256 of each decoded uint8 array's raw bytes (array.tobytes()).
+_ARRAY_SHA256 = {
+    "mnist": {
+        "x_train": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
+        "y_train": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
+        "x_test": "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161",
+        "y_test": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
+    },
+    "fashion_mnist": {
+        "x_train": "2e487a6c89124f78f2d7521542223cafe96f7123c3ca13d447772ac6ecbb3012",
+        "y_train": "657fbd221bfc9f4198cc14b5619cc33ec57c58dd0e47af4d99d6650759e869a7",
+        "x_test": "c867c93ff95360594e8ec3287995350b824dd110b11595c0e13d5423f621867a",
+        "y_test": "3d0e6c6ea990b53b6f8f500a41cac93881d981b315f84578b7d915342ade01e9",
+    },
+}
+
+CLASS_NAMES = {
+    "mnist": [str(digit) for digit in range(10)],
+    "fashion_mnist": [
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    ],
+}
+
+SHAKESPEARE_URL = (
+    "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+)
+SHAKESPEARE_SHA256 = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+
+
+class DataError(RuntimeError):
+    """A data set could not be loaded; the message says which file and what to do."""
+
+
+class DataNotFoundError(DataError, FileNotFoundError):
+    """A data file is missing."""
+
+
+class DataCorruptError(DataError):
+    """A data file is present but its content is not the original data."""
+
+
+def data_dir() -> Path | None:
+    """The folder named by ``TUTORIAL_DATA_DIR``, or None to use the Keras cache."""
+    value = os.environ.get(DATA_DIR_ENV)
+    return Path(value).expanduser() if value else None
+
+
+def _check_name(dataset: str) -> str:
+    key = dataset.strip().lower().replace("-", "_")
+    if key not in IMAGE_DATASETS:
+        raise ValueError(
+            f"Unknown image data set {dataset!r}; choose one of: {', '.join(IMAGE_DATASETS)}."
+        )
+    return key
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _fix_local(dataset: str) -> str:
+    folder = data_dir() / _FOLDERS[dataset]
+    return (
+        f"Fix: put the original four gzipped IDX files ({', '.join(_IDX_FILES.values())}) "
+        f"in {folder}, or unset {DATA_DIR_ENV} to download {dataset} into the Keras cache."
+    )
+
+
+def _read_idx(path: Path, dataset: str) -> np.ndarray:
+    """Decode one gzipped IDX file (the MNIST file format) into a uint8 array.
+
+    The header is a big-endian magic number whose last byte is the number of
+    dimensions, then one 4-byte size per dimension, then the raw uint8 data.
+    """
+    if not path.is_file():
+        raise DataNotFoundError(f"{dataset}: data file {path} not found. {_fix_local(dataset)}")
+    try:
+        with gzip.open(path, "rb") as handle:
+            raw = handle.read()
+    except (OSError, EOFError, zlib.error) as error:
+        raise DataCorruptError(
+            f"{dataset}: {path} is not a readable gzip file ({error}). {_fix_local(dataset)}"
+        ) from error
+    ndim = raw[3] if len(raw) >= 4 else 0
+    if len(raw) < 4 or raw[:3] != b"\x00\x00\x08" or ndim not in (1, 3):
+        raise DataCorruptError(
+            f"{dataset}: {path} does not start with an IDX header of uint8 data. {_fix_local(dataset)}"
+        )
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    body = raw[4 + 4 * ndim :]
+    if len(body) != int(np.prod(shape)):
+        raise DataCorruptError(
+            f"{dataset}: {path} is truncated or padded: its header promises shape {shape} "
+            f"({int(np.prod(shape))} bytes) but it holds {len(body)} bytes. {_fix_local(dataset)}"
+        )
+    return np.frombuffer(body, dtype=np.uint8).reshape(shape)
+
+
+def _verify(arrays: dict[str, np.ndarray], dataset: str, where: str, fix: str) -> None:
+    for key, array in arrays.items():
+        expected = _ARRAY_SHA256[dataset][key]
+        actual = _sha256(np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+        if actual != expected:
+            raise DataCorruptError(
+                f"{dataset}: {key} read from {where} is not the original data "
+                f"(sha256 {actual[:16]}..., expected {expected[:16]}...). {fix}"
+            )
+
+
+def _load_from_dir(dataset: str) -> dict[str, np.ndarray]:
+    folder = data_dir() / _FOLDERS[dataset]
+    arrays = {}
+    for key, name in _IDX_FILES.items():
+        arrays[key] = _read_idx(folder / name, dataset)
+        # Checked one file at a time, so the message names the faulty file.
+        _verify({key: arrays[key]}, dataset, str(folder / name), _fix_local(dataset))
+    return arrays
+
+
+def _load_from_keras(dataset: str) -> dict[str, np.ndarray]:
+    import keras
+
+    loader = {"mnist": keras.datasets.mnist, "fashion_mnist": keras.datasets.fashion_mnist}[dataset]
+    cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
+    try:
+        (x_train, y_train), (x_test, y_test) = loader.load_data()
+    except Exception as error:  # Keras raises plain Exception on a failed download
+        raise DataNotFoundError(
+            f"{dataset}: could not load it from the Keras cache ({cache}) nor download it "
+            f"({type(error).__name__}: {error}). Fix: connect to the internet once so Keras "
+            f"caches it, or set {DATA_DIR_ENV} to a folder holding {_FOLDERS[dataset]}/ "
+            "with the four gzipped IDX files."
+        ) from error
+    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    fix = (
+        f"Fix: delete the cached copy in {cache} ({'mnist.npz' if dataset == 'mnist' else 'fashion-mnist/'}) "
+        "and run again to download a fresh one."
+    )
+    _verify(arrays, dataset, f"the Keras cache in {cache}", fix)
+    return arrays
+
+
+@functools.lru_cache(maxsize=4)
+def load_raw(dataset: str = "mnist") -> dict[str, np.ndarray]:
+    """All four arrays of an image data set, as stored: uint8, verified.
+
+    Returns a dict with ``x_train`` (60000, 28, 28), ``y_train`` (60000,),
+    ``x_test`` (10000, 28, 28) and ``y_test`` (10000,). Cached per process.
+    """
+    dataset = _check_name(dataset)
+    arrays = _load_from_dir(dataset) if data_dir() is not None else _load_from_keras(dataset)
+    for array in arrays.values():
+        array.setflags(write=False)  # shared by every caller: keep it unchanged
+    return arrays
+
+
+def load_images(
+    dataset: str = "mnist",
+    split: str = "train",
+    *,
+    limit: int | None = None,
+    binarize: bool = False,
+    as_uint8: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels of one split.
+
+    Args:
+        dataset: ``"mnist"`` or ``"fashion_mnist"``.
+        split: ``"train"`` (60,000 images) or ``"test"`` (10,000).
+        limit: keep only the first ``limit`` examples (``None``: all of them).
+        binarize: map pixels to {0, 1} with a threshold at 0.5 (for Bernoulli
+            likelihoods, as in the VAE lesson).
+        as_uint8: return the stored uint8 pixels, shape (N, 28, 28), unscaled.
+
+    Returns:
+        ``(x, y)``: ``x`` float32 of shape (N, 28, 28, 1) in [0, 1] (or uint8,
+        see ``as_uint8``), ``y`` int64 labels of shape (N,).
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"Unknown split {split!r}; choose 'train' or 'test'.")
+    arrays = load_raw(dataset)
+    x, y = arrays[f"x_{split}"][:limit], arrays[f"y_{split}"][:limit].astype(np.int64)
+    if as_uint8:
+        return x.copy(), y
+    x = x.astype(np.float32)[..., None] / 255.0
+    if binarize:
+        x = (x > 0.5).astype(np.float32)
+    return x, y
+
+
+def check_data() -> list[dict]:
+    """Try every data set once; a row per data set with ``ok`` and a message.
+
+    Used by the setup notebook to tell a learner, in plain words, what is
+    missing and how to fix it.
+    """
+    source = f"{DATA_DIR_ENV}={data_dir()}" if data_dir() else "Keras cache / download"
+    rows = []
+    for name in (*IMAGE_DATASETS, "tinyshakespeare"):
+        try:
+            if name == "tinyshakespeare":
+                text = load_shakespeare_text()
+                detail = f"{len(text):,} characters"
+            else:
+                arrays = load_raw(name)
+                detail = f"{len(arrays['x_train']):,} train / {len(arrays['x_test']):,} test images"
+            rows.append({"dataset": name, "ok": True, "source": source, "message": detail})
+        except DataError as error:
+            rows.append({"dataset": name, "ok": False, "source": source, "message": str(error)})
+    return rows
+
+
+# --------------------------------------------------------------------------
+# Tiny Shakespeare: characters as tokens
+# --------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def load_shakespeare_text() -> str:
+    """The Tiny Shakespeare corpus as one string (1,115,394 characters), verified."""
+    folder = data_dir()
+    if folder is not None:
+        path = folder / "tinyshakespeare" / "input.txt"
+        fix = (
+            f"Fix: put the char-rnn input.txt at {path}, or unset {DATA_DIR_ENV} "
+            "to download it into the Keras cache."
+        )
+        if not path.is_file():
+            raise DataNotFoundError(f"tinyshakespeare: data file {path} not found. {fix}")
+    else:
+        import keras
+
+        try:
+            path = Path(
+                keras.utils.get_file(
+                    "tinyshakespeare.txt", origin=SHAKESPEARE_URL, file_hash=SHAKESPEARE_SHA256
+                )
+            )
+        except Exception as error:  # download failure or hash mismatch
+            raise DataNotFoundError(
+                f"tinyshakespeare: could not load it from the Keras cache nor download it from "
+                f"{SHAKESPEARE_URL} ({type(error).__name__}: {error}). Fix: connect to the internet "
+                f"once, or set {DATA_DIR_ENV} to a folder holding tinyshakespeare/input.txt."
+            ) from error
+        fix = f"Fix: delete {path} and run again to download a fresh copy."
+    raw = path.read_bytes()
+    if _sha256(raw) != SHAKESPEARE_SHA256:
+        raise DataCorruptError(
+            f"tinyshakespeare: {path} is not the original corpus "
+            f"(sha256 {_sha256(raw)[:16]}..., expected {SHAKESPEARE_SHA256[:16]}...). {fix}"
+        )
+    return raw.decode("utf-8")
+
+
+@dataclasses.dataclass(frozen=True)
+class CharVocab:
+    """A character vocabulary: token id ``i`` is the ``i``-th character of ``chars``."""
+
+    chars: str
+
+    @classmethod
+    def from_text(cls, text: str) -> CharVocab:
+        """The sorted set of characters that occur in ``text``."""
+        return cls("".join(sorted(set(text))))
+
+    @property
+    def size(self) -> int:
+        return len(self.chars)
+
+    @functools.cached_property
+    def _index(self) -> dict[str, int]:
+        return {char: i for i, char in enumerate(self.chars)}
+
+    def encode(self, text: str) -> np.ndarray:
+        """Token ids (int32) of ``text``; every character must be in the vocabulary."""
+        try:
+            return np.array([self._index[char] for char in text], dtype=np.int32)
+        except KeyError as error:
+            raise ValueError(
+                f"Character {error.args[0]!r} is not in the vocabulary of {self.size} "
+                f"characters: {self.chars!r}"
+            ) from None
+
+    def decode(self, ids) -> str:
+        """The text of a sequence of token ids."""
+        ids = np.asarray(ids).reshape(-1)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.size):
+            raise ValueError(
+                f"Token ids must lie in [0, {self.size}); got {ids.min()}..{ids.max()}."
+            )
+        return "".join(self.chars[i] for i in ids)
+
+
+@dataclasses.dataclass(frozen=True)
+class TextData:
+    """Tiny Shakespeare as token ids: the first 90% to train on, the last 10% to validate."""
+
+    train: np.ndarray
+    val: np.ndarray
+    vocab: CharVocab
+
+
+def load_shakespeare(val_fraction: float = 0.1) -> TextData:
+    """Tiny Shakespeare encoded with its character vocabulary (65 characters).
+
+    The split is by position, not at random: the validation text is the last
+    ``val_fraction`` of the corpus, so no window straddles both sets.
+    """
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must lie in (0, 1); got {val_fraction}.")
+    text = load_shakespeare_text()
+    vocab = CharVocab.from_text(text)
+    ids = vocab.encode(text)
+    cut = int(len(ids) * (1.0 - val_fraction))
+    return TextData(train=ids[:cut], val=ids[cut:], vocab=vocab)
+
+
+# --------------------------------------------------------------------------
+# tf.data pipelines
+# --------------------------------------------------------------------------
+
+
+def image_dataset(
+    x: np.ndarray,
+    y: np.ndarray | None = None,
+    *,
+    batch_size: int,
+    shuffle: bool = True,
+    seed: int = 0,
+    targets: str = "labels",
+    drop_remainder: bool = False,
+    repeat: bool = False,
+):
+    """A ``tf.data`` pipeline over images: cache, shuffle, batch, prefetch.
+
+    Args:
+        x: images, shape (N, 28, 28, 1).
+        y: labels, shape (N,), or None.
+        batch_size: examples per batch.
+        shuffle: reshuffle every epoch (with ``seed`` for reproducibility).
+        targets: what each element's second part is: ``"labels"`` gives
+            ``(x, y)``, ``"inputs"`` gives ``(x, x)`` (autoencoders),
+            ``"none"`` gives ``x`` alone (GANs, diffusion).
+        drop_remainder: drop a last, smaller batch (keeps shapes static).
+        repeat: loop forever (for training with a fixed ``steps_per_epoch``).
+    """
+    import tensorflow as tf
+
+    if targets == "labels":
+        if y is None:
+            raise ValueError("targets='labels' needs y; pass labels or use targets='none'.")
+        elements = (x, y)
+    elif targets == "inputs":
+        elements = (x, x)
+    elif targets == "none":
+        elements = x
+    else:
+        raise ValueError(f"targets must be 'labels', 'inputs' or 'none'; got {targets!r}.")
+    ds = tf.data.Dataset.from_tensor_slices(elements).cache()
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+def text_windows(
+    ids: np.ndarray,
+    *,
+    seq_len: int,
+    batch_size: int,
+    shuffle: bool = True,
+    seed: int = 0,
+):
+    """Next-character training pairs: ``x = ids[i : i+seq_len]``, ``y = ids[i+1 : i+seq_len+1]``.
+
+    Windows start every ``seq_len`` characters (no overlap), batches are full.
+    """
+    import tensorflow as tf
+
+    if len(ids) < seq_len + 1:
+        raise ValueError(f"Need at least seq_len + 1 = {seq_len + 1} tokens; got {len(ids)}.")
+    chunks = tf.data.Dataset.from_tensor_slices(ids).batch(seq_len + 1, drop_remainder=True)
+    ds = chunks.map(lambda chunk: (chunk[:-1], chunk[1:])).cache()
+    if shuffle:
+        ds = ds.shuffle(len(ids) // (seq_len + 1), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,196 @@
+"""Plots every notebook uses. Each function returns a Matplotlib ``Figure``.
+
+Figures are made with ``matplotlib.figure.Figure`` directly, not ``pyplot``,
+so nothing pops up or piles up in memory outside a notebook; Jupyter shows a
+returned figure as the cell's result. Every plot has a title and labelled axes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+
+def _display_figures_inline() -> None:
+    """In Jupyter with the inline backend, show a returned ``Figure`` as an image.
+
+    IPython registers its image formatter only once pyplot's backend loads,
+    which never happens here since we build figures without pyplot.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and "inline" in matplotlib.get_backend():
+        shell.run_line_magic("matplotlib", "inline")
+
+
+_display_figures_inline()
+
+
+def _as_images(images) -> np.ndarray:
+    """(N, H, W) array from (N, H, W, 1), (N, H, W) or (N, H*W) input."""
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    elif images.ndim == 2:
+        side = int(round(math.sqrt(images.shape[1])))
+        if side * side != images.shape[1]:
+            raise ValueError(
+                f"Flat images of {images.shape[1]} pixels are not square; reshape them first."
+            )
+        images = images.reshape(-1, side, side)
+    if images.ndim != 3:
+        raise ValueError(
+            f"Expected images of shape (N, H, W, 1), (N, H, W) or (N, H*W); got {images.shape}."
+        )
+    return images
+
+
+def image_grid(
+    images,
+    *,
+    ncols: int | None = None,
+    title: str = "Images",
+    labels=None,
+    cell_size: float = 1.0,
+) -> Figure:
+    """A grid of greyscale images with pixel values in [0, 1].
+
+    Args:
+        images: shape (N, 28, 28, 1), (N, 28, 28) or (N, 784).
+        ncols: images per row (default: about the square root of N).
+        title: figure title.
+        labels: optional caption per image (class names, predictions).
+    """
+    images = _as_images(images)
+    n = len(images)
+    if n == 0:
+        raise ValueError("image_grid needs at least one image.")
+    ncols = ncols or math.ceil(math.sqrt(n))
+    nrows = math.ceil(n / ncols)
+    row_height = cell_size * (1.3 if labels is not None else 1.0)
+    fig = Figure(figsize=(cell_size * ncols, row_height * nrows + 0.7))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if index < n:
+            ax.imshow(images[index], cmap="gray", vmin=0.0, vmax=1.0)
+            if labels is not None:
+                ax.set_title(str(labels[index]), fontsize=8, pad=2)
+        else:
+            ax.axis("off")
+    fig.supxlabel(f"{n} images, {ncols} per row", fontsize=9)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def reconstruction_rows(
+    originals, reconstructions, *, n: int = 10, title: str = "Originals and reconstructions"
+) -> Figure:
+    """Two rows: ``n`` originals on top, their reconstructions below."""
+    originals, reconstructions = _as_images(originals), _as_images(reconstructions)
+    if originals.shape != reconstructions.shape:
+        raise ValueError(
+            f"originals {originals.shape} and reconstructions {reconstructions.shape} "
+            "must have the same shape."
+        )
+    n = min(n, len(originals))
+    fig = Figure(figsize=(1.1 * n, 2.6))
+    axes = fig.subplots(2, n, squeeze=False)
+    for i in range(n):
+        for row, images in enumerate((originals, reconstructions)):
+            ax = axes[row, i]
+            ax.imshow(images[i], cmap="gray", vmin=0.0, vmax=1.0)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].set_ylabel("original")
+    axes[1, 0].set_ylabel("reconstructed")
+    fig.supxlabel(f"images 1 to {n}", fontsize=9)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def loss_curves(
+    history, *, keys=None, title: str = "Training curves", log_y: bool = False
+) -> Figure:
+    """Per-epoch curves from a Keras ``History`` (or its ``.history`` dict).
+
+    Each metric is drawn with its ``val_`` twin, if there is one, in the same
+    colour, dashed. ``keys`` picks which metrics to draw (default: all).
+    """
+    logs = getattr(history, "history", history)
+    if not logs:
+        raise ValueError("The history is empty: train for at least one epoch first.")
+    keys = keys or [k for k in logs if not k.startswith("val_")]
+    fig = Figure(figsize=(6, 3.8))
+    ax = fig.subplots()
+    for key in keys:
+        values = logs[key]
+        epochs = np.arange(1, len(values) + 1)
+        (line,) = ax.plot(epochs, values, marker="o", markersize=3, label=key)
+        if f"val_{key}" in logs:
+            ax.plot(
+                epochs,
+                logs[f"val_{key}"],
+                linestyle="--",
+                color=line.get_color(),
+                label=f"val_{key}",
+            )
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(keys[0] if len(keys) == 1 else "value")
+    if log_y:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def latent_scatter(
+    codes, labels, *, title: str = "Latent space", class_names=None, max_points: int = 5000
+) -> Figure:
+    """Latent codes as a 2-D scatter coloured by label.
+
+    Codes with more than two dimensions are projected onto their first two
+    principal components (PCA), and the axes say so.
+    """
+    codes = np.asarray(codes, dtype=np.float32).reshape(len(codes), -1)[:max_points]
+    labels = np.asarray(labels)[: len(codes)]
+    if codes.shape[1] == 1:
+        raise ValueError("latent_scatter needs codes of at least 2 dimensions.")
+    if codes.shape[1] > 2:
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=2)
+        points = pca.fit_transform(codes)
+        explained = pca.explained_variance_ratio_
+        xlabel = f"principal component 1 ({explained[0]:.0%} of variance)"
+        ylabel = f"principal component 2 ({explained[1]:.0%} of variance)"
+        title = f"{title} ({codes.shape[1]}-D, PCA to 2-D)"
+    else:
+        points = codes
+        xlabel, ylabel = "z[0]", "z[1]"
+    fig = Figure(figsize=(6.5, 5.5))
+    ax = fig.subplots()
+    scatter = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=6, alpha=0.7)
+    classes = np.unique(labels)
+    handles, _ = scatter.legend_elements(num=list(classes))
+    names = [class_names[c] if class_names is not None else str(c) for c in classes]
+    ax.legend(handles, names, title="label", fontsize=8, loc="best", markerscale=1.0)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
