@@ -41,3 +41,10 @@ def no_data_dir(monkeypatch, tmp_path):
     yield tmp_path
     data.load_raw.cache_clear()
     data.load_shakespeare_text.cache_clear()
+
+
+def pytest_ignore_collect(collection_path, config):
+    """nbval runs exercise *solutions*; the learners' copies stop at their stubs."""
+    if collection_path.suffix == ".ipynb" and collection_path.parent.name == "exercises":
+        return not collection_path.name.endswith("_solution.ipynb")
+    return None

@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -54,15 +55,7 @@ def test_unknown_profile_in_the_environment_exits_2(monkeypatch, capsys):
     assert "fast, cpu, gpu" in capsys.readouterr().err
 
 
-def test_sampling_a_missing_run_exits_1_with_advice(tmp_path, capsys):
-    code = cli.main(
-        ["sample", "autoencoder", "--run", str(tmp_path), "--out", str(tmp_path / "s.npy")]
-    )
-    assert code == 1
-    assert "Train one first" in capsys.readouterr().err
-
-
-def test_train_then_sample_writes_the_documented_files(tmp_path):
+def test_train_writes_the_documented_files_and_sampling_an_autoencoder_says_why_not(tmp_path):
     run = tmp_path / "run"
     result = _run(
         "train", "autoencoder", "--dataset", "fashion_mnist", "--profile", "fast", "--out", str(run)
@@ -73,12 +66,43 @@ def test_train_then_sample_writes_the_documented_files(tmp_path):
     assert metrics["dataset"] == "fashion_mnist" and metrics["profile"] == "fast"
     assert np.isfinite(metrics["test_mse"])
 
-    out = tmp_path / "samples.npy"
-    result = _run("sample", "autoencoder", "--run", str(run), "--num", "5", "--out", str(out))
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = _run("sample", "autoencoder", "--run", str(run), "--out", str(tmp_path / "s.npy"))
+    assert result.returncode == 2
+    assert "sampling is not defined for a plain autoencoder" in result.stderr
+
+
+@pytest.fixture
+def fake_family(monkeypatch):
+    """A stand-in model family that samples grey images from a trained run folder."""
+    from tutorial_lib.training import MODEL_FILE, load_run_model
+
+    def sample_run(name, *, run_dir, num, seed):
+        if not (run_dir / MODEL_FILE).exists():
+            load_run_model(run_dir)  # raises the library's missing-run error
+        return np.full((num, 28, 28, 1), 0.5)
+
+    family = types.ModuleType("fake_family")
+    family.train_run = lambda name, **kwargs: {}
+    family.sample_run = sample_run
+    monkeypatch.setitem(sys.modules, "fake_family", family)
+    monkeypatch.setitem(cli.MODEL_FAMILIES, "fake", "fake_family")
+    return "fake"
+
+
+def test_sample_writes_float32_images_in_the_unit_range(tmp_path, fake_family):
+    (tmp_path / "model.keras").write_text("stand-in")
+    out = tmp_path / "deep" / "samples.npy"
+    argv = ["sample", fake_family, "--run", str(tmp_path), "--num", "5", "--out", str(out)]
+    assert cli.main(argv) == 0
     images = np.load(out)
     assert images.shape == (5, 28, 28, 1) and images.dtype == np.float32
     assert images.min() >= 0.0 and images.max() <= 1.0
+
+
+def test_sampling_a_missing_run_exits_1_with_advice(tmp_path, fake_family, capsys):
+    argv = ["sample", fake_family, "--run", str(tmp_path), "--out", str(tmp_path / "s.npy")]
+    assert cli.main(argv) == 1
+    assert "Train one first" in capsys.readouterr().err
 
 
 def test_check_samples_rejects_what_the_cli_must_not_write():

@@ -96,7 +96,7 @@ def test_progress_is_quiet_in_the_fast_profile():
     from tutorial_lib.profiles import PROFILES
 
     assert training.progress_verbosity(PROFILES["fast"]) == 0
-    assert training.progress_verbosity(PROFILES["cpu"]) == "auto"
+    assert training.progress_verbosity(PROFILES["cpu"]) == "auto"  # not in a notebook
 
 
 def test_timer_measures_a_block():

@@ -1,10 +1,10 @@
-"""Autoencoders: compression through a bottleneck.
+r"""Autoencoders: compression through a bottleneck.
 
 An encoder :math:`f` maps an image :math:`x` to a short code :math:`z = f(x)`,
-a decoder :math:`g` maps the code back to an image :math:`\\hat x = g(z)`, and
+a decoder :math:`g` maps the code back to an image :math:`\hat x = g(z)`, and
 both are trained to make the reconstruction close to the input:
 
-.. math::  \\mathcal{L}(x) = \\frac{1}{D} \\sum_{i=1}^{D} (x_i - \\hat x_i)^2
+.. math::  \mathcal{L}(x) = \frac{1}{D} \sum_{i=1}^{D} (x_i - \hat x_i)^2
 
 (the mean squared error over the :math:`D = 784` pixels). Because :math:`z` has
 far fewer numbers than :math:`x`, the network must keep what matters most.
@@ -16,12 +16,23 @@ Two variants share one interface:
   off for good once they go negative).
 * ``conv``: two strided convolutions down to 7x7, a dense bottleneck, and two
   transposed convolutions back up to 28x28.
+
+Two uses beyond compression, shown in notebook 01:
+
+* **Denoising**: train on corrupted inputs :math:`\tilde x = \mathrm{clip}(x +
+  \sigma \epsilon)` with clean targets :math:`x` (:func:`add_noise`).
+* **Anomaly detection**: an image unlike the training data is reconstructed
+  badly, so its error :math:`e(x) = \frac{1}{D}\lVert x - g(f(x))\rVert^2`
+  (:func:`reconstruction_errors`) is high; flag it above a threshold chosen on
+  normal validation data (:func:`choose_threshold`).
+
+A plain autoencoder is not a generative model: nothing shapes the code space,
+so there is no distribution to sample codes from (``sample autoencoder`` says so).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import keras
@@ -32,7 +43,6 @@ from tutorial_lib.profiles import Profile
 from tutorial_lib.training import (
     Timer,
     fit_resumable,
-    load_run_model,
     progress_verbosity,
     save_run,
     set_seed,
@@ -141,31 +151,101 @@ def compile_autoencoder(model: keras.Model, learning_rate: float = 1e-3) -> kera
     return model
 
 
-def latent_statistics(encoder: keras.Model, x: np.ndarray, batch_size: int = 256) -> dict:
-    """Mean and standard deviation of each code dimension over the images ``x``."""
-    codes = encoder.predict(x, batch_size=batch_size, verbose=0)
-    return {"mean": codes.mean(axis=0).tolist(), "std": codes.std(axis=0).tolist()}
+def fit_autoencoder(
+    model: keras.Model,
+    inputs: np.ndarray,
+    targets: np.ndarray | None = None,
+    *,
+    profile: Profile,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
+    seed: int = 0,
+    callbacks: list | None = None,
+    run_dir: str | Path | None = None,
+) -> keras.callbacks.History:
+    """Train ``model`` to map ``inputs`` to ``targets`` (default: the inputs themselves).
+
+    Batch size, epochs and steps per epoch come from ``profile``. Pass noisy
+    inputs and clean targets for a denoising autoencoder. With ``run_dir`` the
+    run backs itself up every epoch and resumes after an interruption
+    (:func:`tutorial_lib.training.fit_resumable`).
+    """
+    targets = inputs if targets is None else targets
+    train_ds = data.image_dataset(
+        inputs,
+        targets,
+        batch_size=profile.batch_size,
+        seed=seed,
+        repeat=profile.steps_per_epoch is not None,
+    )
+    fit_kwargs = dict(
+        epochs=profile.epochs,
+        steps_per_epoch=profile.steps_per_epoch,
+        validation_data=validation,
+        callbacks=callbacks,
+        verbose=progress_verbosity(profile),
+    )
+    if run_dir is not None:
+        return fit_resumable(model, train_ds, run_dir=run_dir, **fit_kwargs)
+    return model.fit(train_ds, **fit_kwargs)
 
 
-def decode_random_codes(decoder: keras.Model, stats: dict, num: int, seed: int = 0) -> np.ndarray:
-    """Decode codes drawn from a Gaussian fitted to the training codes.
+def add_noise(x: np.ndarray, noise_factor: float = 0.3, seed: int = 0) -> np.ndarray:
+    r"""Corrupt images with Gaussian noise, kept in [0, 1]:
+    :math:`\tilde x = \mathrm{clip}(x + \sigma \epsilon, 0, 1)`, :math:`\epsilon \sim N(0, I)`.
 
-    This is the best a plain autoencoder can do at "generating": its code space
-    was never asked to be filled, so many of these decode to blurry non-digits
-    -- the motivation for the VAE.
+    Args:
+        x: images in [0, 1] (not modified).
+        noise_factor: the noise standard deviation :math:`\sigma`.
+        seed: seed of the noise, so the same call gives the same images.
     """
     rng = np.random.default_rng(seed)
-    mean, std = np.asarray(stats["mean"]), np.asarray(stats["std"])
-    z = (mean + std * rng.standard_normal((num, len(mean)))).astype(np.float32)
-    images = decoder.predict(z, verbose=0)
-    return np.clip(images, 0.0, 1.0).astype(np.float32)
+    noisy = x + noise_factor * rng.standard_normal(x.shape)
+    return np.clip(noisy, 0.0, 1.0).astype(np.float32)
+
+
+def reconstruction_errors(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    r"""Mean squared error of each image's reconstruction, shape (N,):
+    :math:`e(x) = \frac{1}{D} \sum_i (x_i - \hat x_i)^2`."""
+    reconstructions = model.predict(x, batch_size=batch_size, verbose=0)
+    return np.mean(np.square(x - reconstructions), axis=tuple(range(1, x.ndim)))
+
+
+def choose_threshold(normal_errors: np.ndarray, false_alarm_rate: float = 0.05) -> float:
+    r"""The error above which an image is flagged, chosen on normal validation data.
+
+    The :math:`(1 - r)` quantile of the normal errors flags a fraction :math:`r`
+    (the false-alarm rate) of normal images.
+    """
+    return float(np.quantile(normal_errors, 1.0 - false_alarm_rate))
+
+
+def anomaly_auc(normal_errors: np.ndarray, anomaly_errors: np.ndarray) -> float:
+    """ROC-AUC of the reconstruction error as an anomaly score (1.0 separates
+    perfectly, 0.5 is chance): the probability that a random anomaly has a
+    higher error than a random normal image."""
+    from sklearn.metrics import roc_auc_score
+
+    scores = np.concatenate([normal_errors, anomaly_errors])
+    labels = np.concatenate([np.zeros(len(normal_errors)), np.ones(len(anomaly_errors))])
+    return float(roc_auc_score(labels, scores))
+
+
+def decode_random_codes(decoder: keras.Model, codes: np.ndarray, num: int, seed: int = 0):
+    """Decode ``num`` codes drawn from a Gaussian with the per-dimension mean
+    and standard deviation of ``codes`` (the codes of real images).
+
+    This is the best a plain autoencoder can do at "generating", and the
+    results show why it is not a generative model.
+    """
+    rng = np.random.default_rng(seed)
+    mean, std = codes.mean(axis=0), codes.std(axis=0)
+    z = (mean + std * rng.standard_normal((num, codes.shape[1]))).astype(np.float32)
+    return np.clip(decoder.predict(z, verbose=0), 0.0, 1.0)
 
 
 # --------------------------------------------------------------------------
 # Command line: `python -m tutorial_lib train|sample autoencoder`
 # --------------------------------------------------------------------------
-
-LATENT_STATS_FILE = "latent_stats.json"
 
 
 def add_cli_arguments(command: str, parser) -> None:
@@ -183,33 +263,24 @@ def train_run(
     seed: int = 0,
     kind: str = "dense",
 ) -> dict:
-    """Train an autoencoder under ``profile`` and write a run folder to ``out_dir``."""
+    """Train an autoencoder under ``profile`` and write a run folder to ``out_dir``.
+
+    The PNG grid shows test images (odd rows) above their reconstructions.
+    """
     setup = device.setup(profile)
     set_seed(seed)
     x_train, _ = data.load_images(dataset, "train", limit=profile.train_examples)
     x_test, _ = data.load_images(dataset, "test", limit=profile.test_examples)
     with setup.strategy.scope():
         model = compile_autoencoder(build_autoencoder(kind, CONFIGS[profile.name]))
-    train_ds = data.image_dataset(
-        x_train,
-        batch_size=profile.batch_size,
-        targets="inputs",
-        seed=seed,
-        repeat=profile.steps_per_epoch is not None,
-    )
     with Timer() as timer:
-        history = fit_resumable(
-            model,
-            train_ds,
-            run_dir=out_dir,
-            epochs=profile.epochs,
-            steps_per_epoch=profile.steps_per_epoch,
-            verbose=progress_verbosity(profile),
-        )
+        history = fit_autoencoder(model, x_train, profile=profile, seed=seed, run_dir=out_dir)
     test_mse, test_mae = model.evaluate(x_test, x_test, batch_size=256, verbose=0)
-    stats = latent_statistics(model.get_layer("encoder"), x_train)
-    Path(out_dir, LATENT_STATS_FILE).write_text(json.dumps(stats))
-    samples = decode_random_codes(model.get_layer("decoder"), stats, num=64, seed=seed)
+    originals = x_test[:32]
+    reconstructions = model.predict(originals, verbose=0)
+    pairs = np.concatenate(
+        [originals.reshape(4, 8, 28, 28, 1), reconstructions.reshape(4, 8, 28, 28, 1)], axis=1
+    )
     metrics = {
         "model": name,
         "kind": kind,
@@ -222,12 +293,21 @@ def train_run(
         "test_mse": float(test_mse),
         "test_mae": float(test_mae),
     }
-    save_run(out_dir, model, metrics, samples, title=f"{kind} autoencoder: decoded random codes")
+    save_run(
+        out_dir,
+        model,
+        metrics,
+        pairs.reshape(-1, 28, 28, 1),
+        title=f"{kind} autoencoder: test images (rows 1, 3, ...) and reconstructions",
+    )
     return metrics
 
 
 def sample_run(name: str, *, run_dir: Path, num: int, seed: int = 0) -> np.ndarray:
-    """Decode ``num`` random codes with the decoder of a trained run."""
-    model = load_run_model(run_dir)
-    stats = json.loads(Path(run_dir, LATENT_STATS_FILE).read_text())
-    return decode_random_codes(model.get_layer("decoder"), stats, num=num, seed=seed)
+    """Refuse, with the reason: a plain autoencoder defines no distribution to sample."""
+    raise NotImplementedError(
+        "sampling is not defined for a plain autoencoder: its training never shapes the code "
+        "space into a distribution, so there is nothing to draw codes from (random codes decode "
+        "to smudges; notebook 01 shows it). Train a generative model instead, such as the VAE "
+        "of notebook 02."
+    )

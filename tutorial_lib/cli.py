@@ -13,8 +13,9 @@ images in [0, 1] of shape (N, 28, 28, 1).
 
 Adding a model family is one line in :data:`MODEL_FAMILIES`: the module must
 define ``train_run(name, *, dataset, profile, out_dir, seed, **options)`` and
-``sample_run(name, *, run_dir, num, seed, **options)``, and may define
-``add_cli_arguments(command, parser)`` for options of its own.
+``sample_run(name, *, run_dir, num, seed, **options)`` (raising
+``NotImplementedError`` with the reason if the model cannot sample), and may
+define ``add_cli_arguments(command, parser)`` for options of its own.
 """
 
 from __future__ import annotations
@@ -147,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     except UnknownProfileError as error:
         parser.error(str(error))  # exits with code 2
+    except NotImplementedError as error:  # e.g. sampling a model that defines no sampling
+        print(f"error: {args.command} {args.model}: {error}", file=sys.stderr)
+        return 2
     except (DataError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

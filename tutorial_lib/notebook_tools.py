@@ -1,21 +1,38 @@
-"""Maintainer tools for the notebooks: keep them clean, refresh checked outputs.
+"""Maintainer tools for the notebooks: keep them clean, refresh checked outputs,
+generate the learners' copies of the exercises.
 
 The project commits notebooks without outputs, except cells marked
 ``# NBVAL_CHECK_OUTPUT``: nbval compares those cells' fresh output against the
 stored one, so they keep their output and execution count.
 
+Each exercise has one source of truth, ``exercises/NN_topic_solution.ipynb``,
+whose answers sit between nbgrader-style markers::
+
+    def add_noise(x, noise_factor, seed):
+        ### BEGIN SOLUTION
+        ### HINT: add noise_factor * standard normal noise, then clip to [0, 1]
+        rng = np.random.default_rng(seed)
+        ...
+        ### END SOLUTION
+
+The learner's copy, ``exercises/NN_topic.ipynb``, is generated from it: each
+marked block becomes ``raise NotImplementedError("<the hint>")``.
+
 ::
 
     python -m tutorial_lib.notebook_tools refresh notebooks/00_setup.ipynb
+    python -m tutorial_lib.notebook_tools learner-copies
     python -m tutorial_lib.notebook_tools check
 
 ``refresh`` executes a notebook in the fast profile (as the tests do), keeps
-the outputs of the checked cells and strips the rest. ``check`` lists
-notebooks with outputs outside checked cells (exit code 1 if any).
+the outputs of the checked cells and strips the rest. ``learner-copies``
+regenerates every learner's copy. ``check`` lists notebooks with outputs
+outside checked cells and learner copies out of date (exit code 1 if any).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -72,6 +89,99 @@ def refresh(path: str | Path, timeout: int = 600) -> None:
     nbformat.write(nb, path)
 
 
+BEGIN_SOLUTION = "### BEGIN SOLUTION"
+END_SOLUTION = "### END SOLUTION"
+HINT = "### HINT:"
+SOLUTION_SUFFIX = "_solution.ipynb"
+
+
+def solution_notebooks() -> list[Path]:
+    """Every exercise solution (the sources of the learners' copies)."""
+    return sorted(ROOT.glob(f"exercises/*{SOLUTION_SUFFIX}"))
+
+
+def learner_copy_path(solution: Path) -> Path:
+    """``exercises/01_autoencoder_solution.ipynb`` -> ``exercises/01_autoencoder.ipynb``."""
+    return solution.with_name(solution.name.removesuffix(SOLUTION_SUFFIX) + ".ipynb")
+
+
+LINE_LENGTH = 100  # ruff's, in pyproject.toml
+
+
+def _raise_lines(indent: str, hint: str) -> list[str]:
+    """``raise NotImplementedError("hint")``, laid out as ``ruff format`` would."""
+    message = json.dumps(hint, ensure_ascii=False)
+    line = f"{indent}raise NotImplementedError({message})"
+    if len(line) <= LINE_LENGTH:
+        return [line]
+    return [f"{indent}raise NotImplementedError(", f"{indent}    {message}", f"{indent})"]
+
+
+def stub_source(source: str, where: str = "cell") -> str:
+    """Replace every marked solution block in ``source`` by a stub that raises."""
+    out, block, indent, hint = [], None, "", ""
+    for number, line in enumerate(source.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith(BEGIN_SOLUTION):
+            if block is not None:
+                raise ValueError(f"{where}, line {number}: {BEGIN_SOLUTION} inside another block")
+            block, indent = number, line[: len(line) - len(line.lstrip())]
+            hint = "replace this line with your code"
+        elif stripped.startswith(END_SOLUTION):
+            if block is None:
+                raise ValueError(f"{where}, line {number}: {END_SOLUTION} without a BEGIN")
+            out.append(f"{indent}# YOUR CODE HERE")
+            out.extend(_raise_lines(indent, hint))
+            block = None
+        elif block is not None:
+            if stripped.startswith(HINT):
+                hint = stripped.removeprefix(HINT).strip()
+        elif CHECK_MARKER not in line:
+            out.append(line)
+    if block is not None:
+        raise ValueError(f"{where}, line {block}: {BEGIN_SOLUTION} is never closed")
+    return "\n".join(out)
+
+
+def make_learner_copy(solution: Path):
+    """The learner's notebook generated from a solution notebook, without outputs."""
+    nb = nbformat.read(solution, as_version=4)
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            cell.source = stub_source(cell.source, where=f"{solution.name}, cell {index}")
+            cell.outputs = []
+            cell.execution_count = None
+        cell.metadata.pop("execution", None)
+    return nb
+
+
+def _sources(nb) -> list[tuple[str, str]]:
+    return [(cell.cell_type, cell.source) for cell in nb.cells]
+
+
+def stale_learner_copies() -> list[Path]:
+    """Learner copies that are missing or differ from what their solution generates."""
+    stale = []
+    for solution in solution_notebooks():
+        copy = learner_copy_path(solution)
+        current = copy.exists() and _sources(nbformat.read(copy, as_version=4)) == _sources(
+            make_learner_copy(solution)
+        )
+        if not current:
+            stale.append(copy)
+    return stale
+
+
+def write_learner_copies() -> list[Path]:
+    """(Re)generate the learner's copy of every exercise solution."""
+    written = []
+    for solution in solution_notebooks():
+        copy = learner_copy_path(solution)
+        nbformat.write(make_learner_copy(solution), copy)
+        written.append(copy)
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["refresh"] and len(argv) > 1:
@@ -79,12 +189,19 @@ def main(argv: list[str] | None = None) -> int:
             refresh(name)
             print(f"refreshed {name}")
         return 0
+    if argv == ["learner-copies"]:
+        for path in write_learner_copies():
+            print(f"wrote {path.relative_to(ROOT)}")
+        return 0
     if argv == ["check"]:
         dirty = {p: dirty_cells(nbformat.read(p, as_version=4)) for p in all_notebooks()}
         dirty = {p: cells for p, cells in dirty.items() if cells}
         for path, cells in dirty.items():
             print(f"{path.relative_to(ROOT)}: outputs in unchecked cells {cells}")
-        return 1 if dirty else 0
+        stale = stale_learner_copies()
+        for path in stale:
+            print(f"{path.relative_to(ROOT)}: out of date; run `... notebook_tools learner-copies`")
+        return 1 if dirty or stale else 0
     print(__doc__)
     return 2
 

@@ -92,6 +92,33 @@ def image_grid(
     return fig
 
 
+def image_rows(rows: dict, *, n: int = 10, title: str = "Images") -> Figure:
+    """One row of ``n`` images per entry of ``rows`` (row label -> images), aligned by column.
+
+    Used for originals vs reconstructions, and noisy / denoised / clean.
+    """
+    if not rows:
+        raise ValueError("image_rows needs at least one row.")
+    rows = {label: _as_images(images) for label, images in rows.items()}
+    shapes = {images.shape[1:] for images in rows.values()}
+    if len(shapes) != 1:
+        raise ValueError(f"All rows must hold images of one size; got {sorted(shapes)}.")
+    n = min(n, *(len(images) for images in rows.values()))
+    fig = Figure(figsize=(1.1 * n, 1.2 * len(rows) + 0.6))
+    axes = fig.subplots(len(rows), n, squeeze=False)
+    for row, (label, images) in enumerate(rows.items()):
+        for i in range(n):
+            ax = axes[row, i]
+            ax.imshow(images[i], cmap="gray", vmin=0.0, vmax=1.0)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[row, 0].set_ylabel(label)
+    fig.supxlabel(f"images 1 to {n}", fontsize=9)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def reconstruction_rows(
     originals, reconstructions, *, n: int = 10, title: str = "Originals and reconstructions"
 ) -> Figure:
@@ -102,19 +129,44 @@ def reconstruction_rows(
             f"originals {originals.shape} and reconstructions {reconstructions.shape} "
             "must have the same shape."
         )
-    n = min(n, len(originals))
-    fig = Figure(figsize=(1.1 * n, 2.6))
-    axes = fig.subplots(2, n, squeeze=False)
-    for i in range(n):
-        for row, images in enumerate((originals, reconstructions)):
-            ax = axes[row, i]
-            ax.imshow(images[i], cmap="gray", vmin=0.0, vmax=1.0)
-            ax.set_xticks([])
-            ax.set_yticks([])
-    axes[0, 0].set_ylabel("original")
-    axes[1, 0].set_ylabel("reconstructed")
-    fig.supxlabel(f"images 1 to {n}", fontsize=9)
-    fig.suptitle(title)
+    return image_rows({"original": originals, "reconstructed": reconstructions}, n=n, title=title)
+
+
+def histograms(
+    samples: dict,
+    *,
+    xlabel: str,
+    title: str,
+    bins: int = 60,
+    threshold: float | None = None,
+    log_x: bool = False,
+) -> Figure:
+    """Overlaid histograms of several samples (label -> values), each bar the
+    fraction of its sample that falls in the bin.
+
+    ``threshold``, if given, is drawn as a vertical line (a decision threshold).
+    """
+    values = {label: np.asarray(v, dtype=np.float64).ravel() for label, v in samples.items()}
+    everything = np.concatenate(list(values.values()))
+    if log_x:
+        everything = everything[everything > 0]
+        edges = np.geomspace(everything.min(), everything.max(), bins + 1)
+    else:
+        edges = np.linspace(everything.min(), everything.max(), bins + 1)
+    fig = Figure(figsize=(6.5, 3.8))
+    ax = fig.subplots()
+    for label, v in values.items():
+        weights = np.full(len(v), 1.0 / len(v))  # bar height: fraction of that sample
+        ax.hist(v, bins=edges, weights=weights, alpha=0.55, label=f"{label} (n={len(v):,})")
+    if threshold is not None:
+        ax.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.4g}")
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("fraction of images")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
 

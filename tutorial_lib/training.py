@@ -39,13 +39,17 @@ def set_seed(seed: int = 0, *, deterministic: bool = False) -> None:
 
 
 def progress_verbosity(profile: Profile | None = None) -> int | str:
-    """Verbosity for ``model.fit``: a progress bar, except in the fast profile.
+    """Verbosity for ``model.fit``: quiet in the fast profile, one line per epoch
+    in a notebook, Keras's live progress bar in a terminal.
 
-    The fast profile is what tests and CI run, where progress bars only clutter
-    the log; everywhere else a learner sees Keras's usual bar.
+    The fast profile is what tests and CI run, where progress only clutters the
+    log. In a notebook a saved progress bar keeps every redraw, so one summary
+    line per epoch reads better.
     """
     profile = profile or get_profile()
-    return 0 if profile.name == "fast" else "auto"
+    if profile.name == "fast":
+        return 0
+    return 2 if _in_notebook() else "auto"
 
 
 def _read_history(path: Path, epochs_done: int | None = None) -> dict[str, list[float]]:
