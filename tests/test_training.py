@@ -108,3 +108,17 @@ def test_timer_measures_a_block():
 def test_loading_a_missing_run_says_how_to_make_one(tmp_path):
     with pytest.raises(FileNotFoundError, match="python -m tutorial_lib train"):
         training.load_run_model(tmp_path)
+
+
+def test_fit_for_profile_takes_epochs_and_steps_from_the_profile():
+    import tensorflow as tf
+
+    from tutorial_lib.profiles import PROFILES
+
+    fast = PROFILES["fast"]
+    x, y = _regression_data()
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(8).repeat()
+    history = training.fit_for_profile(_small_model(), dataset, profile=fast)
+    assert len(history.history["loss"]) == fast.epochs
+    history = training.fit_for_profile(_small_model(), dataset, profile=fast, epochs=1)
+    assert len(history.history["loss"]) == 1

@@ -40,13 +40,7 @@ import numpy as np
 
 from tutorial_lib import data, device
 from tutorial_lib.profiles import Profile
-from tutorial_lib.training import (
-    Timer,
-    fit_resumable,
-    progress_verbosity,
-    save_run,
-    set_seed,
-)
+from tutorial_lib.training import Timer, fit_for_profile, save_run, set_seed
 
 KINDS = ("dense", "conv")
 IMAGE_SHAPE = (28, 28, 1)
@@ -177,16 +171,14 @@ def fit_autoencoder(
         seed=seed,
         repeat=profile.steps_per_epoch is not None,
     )
-    fit_kwargs = dict(
-        epochs=profile.epochs,
-        steps_per_epoch=profile.steps_per_epoch,
+    return fit_for_profile(
+        model,
+        train_ds,
+        profile=profile,
         validation_data=validation,
         callbacks=callbacks,
-        verbose=progress_verbosity(profile),
+        run_dir=run_dir,
     )
-    if run_dir is not None:
-        return fit_resumable(model, train_ds, run_dir=run_dir, **fit_kwargs)
-    return model.fit(train_ds, **fit_kwargs)
 
 
 def add_noise(x: np.ndarray, noise_factor: float = 0.3, seed: int = 0) -> np.ndarray:

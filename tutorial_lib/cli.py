@@ -33,6 +33,7 @@ from tutorial_lib.profiles import UnknownProfileError, get_profile, profile_name
 # CLI model name -> module that trains and samples it.
 MODEL_FAMILIES = {
     "autoencoder": "tutorial_lib.autoencoder",
+    "vae": "tutorial_lib.vae",
 }
 
 

@@ -98,7 +98,9 @@ def data_dir() -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-def _check_name(dataset: str) -> str:
+def check_dataset_name(dataset: str) -> str:
+    """The canonical name (``mnist`` or ``fashion_mnist``) of an image data set, or a
+    ValueError listing the choices."""
     key = dataset.strip().lower().replace("-", "_")
     if key not in IMAGE_DATASETS:
         raise ValueError(
@@ -200,7 +202,7 @@ def load_raw(dataset: str = "mnist") -> dict[str, np.ndarray]:
     Returns a dict with ``x_train`` (60000, 28, 28), ``y_train`` (60000,),
     ``x_test`` (10000, 28, 28) and ``y_test`` (10000,). Cached per process.
     """
-    dataset = _check_name(dataset)
+    dataset = check_dataset_name(dataset)
     arrays = _load_from_dir(dataset) if data_dir() is not None else _load_from_keras(dataset)
     for array in arrays.values():
         array.setflags(write=False)  # shared by every caller: keep it unchanged

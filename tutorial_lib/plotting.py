@@ -172,7 +172,12 @@ def histograms(
 
 
 def loss_curves(
-    history, *, keys=None, title: str = "Training curves", log_y: bool = False
+    history,
+    *,
+    keys=None,
+    title: str = "Training curves",
+    ylabel: str | None = None,
+    log_y: bool = False,
 ) -> Figure:
     """Per-epoch curves from a Keras ``History`` (or its ``.history`` dict).
 
@@ -199,7 +204,7 @@ def loss_curves(
             )
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel(keys[0] if len(keys) == 1 else "value")
+    ax.set_ylabel(ylabel or (keys[0] if len(keys) == 1 else "value"))
     if log_y:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
@@ -246,3 +251,4 @@ def latent_scatter(
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+

@@ -4,6 +4,7 @@
 * :func:`fit_resumable` -- ``model.fit`` that survives an interruption: it backs
   up the model and optimizer state after every epoch and, when called again on
   the same run folder, resumes at the first unfinished epoch.
+* :func:`fit_for_profile` -- ``model.fit`` with the profile's epochs, steps and verbosity.
 * :class:`SampleGrid` -- a callback that shows a grid of samples every N epochs.
 * :func:`progress_verbosity` -- Keras progress bars for people, quiet in tests.
 * :func:`save_run` / :func:`load_run_model` -- the run folder the CLI writes:
@@ -119,6 +120,36 @@ def fit_resumable(
     )
     history.history = _read_history(history_path, epochs_done=epochs)
     return history
+
+
+def fit_for_profile(
+    model: keras.Model,
+    dataset,
+    *,
+    profile: Profile,
+    epochs: int | None = None,
+    validation_data=None,
+    callbacks: list | None = None,
+    run_dir: str | Path | None = None,
+) -> keras.callbacks.History:
+    """``model.fit`` on a ``tf.data`` pipeline with the profile's settings.
+
+    Epochs (unless given), steps per epoch and verbosity come from ``profile``;
+    with ``run_dir`` the run is resumable (:func:`fit_resumable`). The pipeline
+    must shuffle itself (see :func:`tutorial_lib.data.image_dataset`) and repeat
+    when the profile caps the steps per epoch.
+    """
+    kwargs = dict(
+        epochs=profile.epochs if epochs is None else epochs,
+        steps_per_epoch=profile.steps_per_epoch,
+        validation_data=validation_data,
+        callbacks=callbacks,
+        shuffle=False,  # the tf.data pipeline reshuffles every epoch itself
+        verbose=progress_verbosity(profile),
+    )
+    if run_dir is not None:
+        return fit_resumable(model, dataset, run_dir=run_dir, **kwargs)
+    return model.fit(dataset, **kwargs)
 
 
 class SampleGrid(keras.callbacks.Callback):

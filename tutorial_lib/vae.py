@@ -1,0 +1,468 @@
+r"""Variational autoencoders: an autoencoder that can generate.
+
+The encoder outputs a *distribution* over codes, :math:`q_\phi(z \mid x) =
+\mathcal N(\mu_\phi(x), \operatorname{diag}\sigma^2_\phi(x))`, parameterised by the
+mean and the log-variance :math:`\log \sigma^2` (a log, so any real output is a
+valid variance). The decoder gives a Bernoulli probability per pixel,
+:math:`p_\theta(x \mid z) = \prod_i \operatorname{Bern}(x_i; \operatorname{sigmoid}(\ell_i(z)))`,
+on binarised images. Training maximises the evidence lower bound (ELBO):
+
+.. math::
+
+    \log p(x) \ge \mathbb E_{q_\phi(z \mid x)} [\log p_\theta(x \mid z)]
+    - \beta\, \mathrm{KL}\big(q_\phi(z \mid x) \,\|\, \mathcal N(0, I)\big)
+
+with :math:`\beta = 1` for the plain VAE. Both terms are in nats and per
+image: the log-likelihood is **summed over the 784 pixels**, the KL is **summed
+over the latent dimensions**, and only then averaged over the batch. (Seed 002
+averages both over everything, which silently weights the KL 784/d times
+wrong.) The KL to the standard normal has a closed form:
+
+.. math::
+
+    \mathrm{KL} = -\tfrac12 \sum_{j=1}^{d} \big(1 + \log\sigma_j^2 - \mu_j^2 - \sigma_j^2\big)
+
+Sampling :math:`z = \mu + \sigma \odot \epsilon`, :math:`\epsilon \sim \mathcal N(0, I)`
+(the reparameterisation trick) makes :math:`z` a differentiable function of
+:math:`\mu` and :math:`\sigma`, so gradients reach the encoder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import ops
+
+from tutorial_lib import data, device
+from tutorial_lib.profiles import Profile
+from tutorial_lib.training import (
+    Timer,
+    fit_for_profile,
+    load_run_model,
+    save_run,
+    set_seed,
+)
+
+IMAGE_SHAPE = (28, 28, 1)
+KINDS = ("dense", "conv")
+
+
+@dataclasses.dataclass(frozen=True)
+class VAEConfig:
+    """Sizes and training settings of a VAE.
+
+    Attributes:
+        kind: ``"dense"`` or ``"conv"`` encoder/decoder.
+        latent_dim: dimensions of ``z``.
+        hidden_units: widths of the dense variant's hidden layers (decoder mirrors them).
+        filters: channels of the conv variant's two stride-2 convolutions.
+        beta: weight of the KL term (1 is the VAE; other values make a beta-VAE).
+        learning_rate: Adam's step size.
+        epochs: passes over the training images.
+        train_examples: how many training images (``None``: all 60,000).
+    """
+
+    kind: str = "conv"
+    latent_dim: int = 16
+    hidden_units: tuple[int, int] = (512, 256)
+    filters: tuple[int, int] = (32, 64)
+    beta: float = 1.0
+    learning_rate: float = 1e-3
+    epochs: int = 10
+    train_examples: int | None = None
+
+
+# The VAE trains on all 60,000 images even in the cpu profile: it is cheap per
+# step, and the likelihood targets need the data.
+CONFIGS = {
+    "fast": VAEConfig(
+        kind="conv",
+        latent_dim=8,
+        hidden_units=(64, 32),
+        filters=(8, 16),
+        epochs=2,
+        train_examples=512,
+    ),
+    "cpu": VAEConfig(kind="conv", latent_dim=16, epochs=8, train_examples=None),
+    "gpu": VAEConfig(kind="conv", latent_dim=32, filters=(64, 128), epochs=60, train_examples=None),
+}
+
+
+# --------------------------------------------------------------------------
+# The two terms of the loss, per example
+# --------------------------------------------------------------------------
+
+
+def kl_divergence(z_mean, z_log_var):
+    r"""Closed-form :math:`\mathrm{KL}(\mathcal N(\mu, \sigma^2) \| \mathcal N(0, I))`
+    per example, summed over the latent dimensions (nats), shape (batch,)."""
+    return -0.5 * ops.sum(1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=-1)
+
+
+def bernoulli_log_likelihood(x, logits):
+    r""":math:`\log p(x \mid z) = \sum_i x_i \log s_i + (1 - x_i) \log(1 - s_i)`,
+    :math:`s = \operatorname{sigmoid}(\ell)`, per example, summed over pixels (nats).
+
+    Written with logits, :math:`\sum_i x_i \ell_i - \operatorname{softplus}(\ell_i)`,
+    which never takes the log of 0.
+    """
+    axes = tuple(range(1, len(x.shape)))
+    return ops.sum(x * logits - ops.softplus(logits), axis=axes)
+
+
+# --------------------------------------------------------------------------
+# Networks
+# --------------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="tutorial_lib")
+class Sampling(keras.layers.Layer):
+    r"""The reparameterisation trick: :math:`z = \mu + e^{\frac12 \log\sigma^2} \odot \epsilon`."""
+
+    def __init__(self, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs):
+        z_mean, z_log_var = inputs
+        epsilon = keras.random.normal(
+            ops.shape(z_mean), dtype=z_mean.dtype, seed=self.seed_generator
+        )
+        return z_mean + ops.exp(0.5 * z_log_var) * epsilon
+
+    def get_config(self):
+        return {**super().get_config(), "seed": self.seed}
+
+
+def _gaussian_head(h, latent_dim: int):
+    """Two linear layers on ``h``: the mean and the log-variance, kept in float32."""
+    z_mean = keras.layers.Dense(latent_dim, dtype="float32", name="z_mean")(h)
+    z_log_var = keras.layers.Dense(latent_dim, dtype="float32", name="z_log_var")(h)
+    return z_mean, z_log_var
+
+
+def build_encoder(config: VAEConfig) -> keras.Model:
+    """Image -> ``[z_mean, z_log_var]``, each of shape (batch, latent_dim)."""
+    inputs = keras.Input(IMAGE_SHAPE, name="image")
+    if config.kind == "dense":
+        h = keras.layers.Flatten()(inputs)
+        for units in config.hidden_units:
+            h = keras.layers.Dense(units, activation="relu")(h)
+    else:
+        h = inputs
+        for filters in config.filters:
+            h = keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu")(h)
+        h = keras.layers.Flatten()(h)
+        h = keras.layers.Dense(128, activation="relu")(h)
+    return keras.Model(inputs, list(_gaussian_head(h, config.latent_dim)), name="encoder")
+
+
+def build_decoder(config: VAEConfig) -> keras.Model:
+    """Code ``z`` -> per-pixel Bernoulli *logits*, shape (batch, 28, 28, 1), float32."""
+    inputs = keras.Input((config.latent_dim,), name="z")
+    if config.kind == "dense":
+        h = inputs
+        for units in reversed(config.hidden_units):
+            h = keras.layers.Dense(units, activation="relu")(h)
+        h = keras.layers.Dense(int(np.prod(IMAGE_SHAPE)), dtype="float32")(h)
+        logits = keras.layers.Reshape(IMAGE_SHAPE, dtype="float32")(h)
+    else:
+        last = config.filters[-1]
+        h = keras.layers.Dense(128, activation="relu")(inputs)
+        h = keras.layers.Dense(7 * 7 * last, activation="relu")(h)
+        h = keras.layers.Reshape((7, 7, last))(h)
+        h = keras.layers.Conv2DTranspose(
+            config.filters[0], 3, strides=2, padding="same", activation="relu"
+        )(h)
+        logits = keras.layers.Conv2DTranspose(1, 3, strides=2, padding="same", dtype="float32")(h)
+    return keras.Model(inputs, logits, name="decoder")
+
+
+@keras.saving.register_keras_serializable(package="tutorial_lib")
+class VAE(keras.Model):
+    """Encoder, sampling layer and decoder, trained on the negative ELBO.
+
+    ``fit`` reports three metrics per epoch, all in nats per image:
+    ``loss`` (the negative ELBO, with the KL weighted by ``beta``),
+    ``reconstruction`` (:math:`-\\log p(x \\mid z)`) and ``kl``.
+    """
+
+    def __init__(self, encoder, decoder, beta: float = 1.0, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.encoder, self.decoder, self.beta = encoder, decoder, beta
+        self.sampling = Sampling(seed=seed)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.reconstruction_tracker, self.kl_tracker]
+
+    def call(self, x, training=False):
+        """Reconstruction *probabilities* of ``x`` (one sampled code per image)."""
+        z_mean, z_log_var = self.encoder(x, training=training)
+        return ops.sigmoid(self.decoder(self.sampling([z_mean, z_log_var]), training=training))
+
+    def losses_per_example(self, x, training=False):
+        """``(reconstruction, kl)``: -log p(x|z) with one sampled z, and the KL; shape (batch,)."""
+        z_mean, z_log_var = self.encoder(x, training=training)
+        logits = self.decoder(self.sampling([z_mean, z_log_var]), training=training)
+        x = ops.cast(x, "float32")
+        return -bernoulli_log_likelihood(x, logits), kl_divergence(z_mean, z_log_var)
+
+    def _update(self, reconstruction, kl, loss):
+        self.loss_tracker.update_state(loss)
+        self.reconstruction_tracker.update_state(ops.mean(reconstruction))
+        self.kl_tracker.update_state(ops.mean(kl))
+        return {m.name: m.result() for m in self.metrics}
+
+    def train_step(self, batch):
+        import tensorflow as tf
+
+        x = batch[0] if isinstance(batch, tuple) else batch
+        with tf.GradientTape() as tape:
+            reconstruction, kl = self.losses_per_example(x, training=True)
+            loss = ops.mean(reconstruction + self.beta * kl)
+            # Under a MirroredStrategy each replica sees part of the batch and
+            # the gradients are summed across replicas: divide to average.
+            replicas = tf.distribute.get_strategy().num_replicas_in_sync
+            scaled = self.optimizer.scale_loss(loss / replicas)
+        gradients = tape.gradient(scaled, self.trainable_weights)
+        self.optimizer.apply(gradients, self.trainable_weights)
+        return self._update(reconstruction, kl, loss)
+
+    def test_step(self, batch):
+        x = batch[0] if isinstance(batch, tuple) else batch
+        reconstruction, kl = self.losses_per_example(x)
+        return self._update(reconstruction, kl, ops.mean(reconstruction + self.beta * kl))
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "decoder": keras.saving.serialize_keras_object(self.decoder),
+            "beta": self.beta,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        encoder = keras.saving.deserialize_keras_object(config.pop("encoder"))
+        decoder = keras.saving.deserialize_keras_object(config.pop("decoder"))
+        return cls(encoder, decoder, **config)
+
+
+def build_vae(config: VAEConfig | None = None, *, seed: int | None = None) -> VAE:
+    """A compiled VAE (Adam) for 28x28 binarised images, built so it can be saved at once."""
+    config = config or VAEConfig()
+    if config.kind not in KINDS:
+        raise ValueError(f"Unknown VAE kind {config.kind!r}; choose one of {KINDS}.")
+    model = VAE(build_encoder(config), build_decoder(config), beta=config.beta, seed=seed)
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    model(np.zeros((1, *IMAGE_SHAPE), np.float32))  # build the weights
+    return model
+
+
+def fit_vae(
+    model: VAE,
+    x_train: np.ndarray,
+    *,
+    config: VAEConfig,
+    profile: Profile,
+    validation: np.ndarray | None = None,
+    seed: int = 0,
+    callbacks: list | None = None,
+    run_dir: str | Path | None = None,
+) -> keras.callbacks.History:
+    """Train on binarised images for ``config.epochs`` with the profile's batch size.
+
+    With ``run_dir`` the run backs itself up every epoch and resumes after an
+    interruption (:func:`tutorial_lib.training.fit_resumable`).
+    """
+    train_ds = data.image_dataset(
+        x_train,
+        batch_size=profile.batch_size,
+        targets="none",
+        seed=seed,
+        repeat=profile.steps_per_epoch is not None,
+    )
+    return fit_for_profile(
+        model,
+        train_ds,
+        profile=profile,
+        epochs=config.epochs,
+        validation_data=None if validation is None else (validation,),
+        callbacks=callbacks,
+        run_dir=run_dir,
+    )
+
+
+# --------------------------------------------------------------------------
+# Generation
+# --------------------------------------------------------------------------
+
+
+def decode(model: VAE, z) -> np.ndarray:
+    """Pixel probabilities (the Bernoulli means) for codes ``z``, float32 in [0, 1]."""
+    logits = model.decoder.predict(np.asarray(z, np.float32), verbose=0, batch_size=512)
+    return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+
+
+def encode(model: VAE, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The posterior mean and log-variance of each image."""
+    z_mean, z_log_var = model.encoder.predict(x, verbose=0, batch_size=512)
+    return z_mean, z_log_var
+
+
+def sample_prior(model: VAE, num: int, seed: int = 0) -> np.ndarray:
+    r"""Generate: draw :math:`z \sim \mathcal N(0, I)` and decode."""
+    rng = np.random.default_rng(seed)
+    latent_dim = model.decoder.input_shape[-1]
+    return decode(model, rng.standard_normal((num, latent_dim)))
+
+
+def interpolate(z_start, z_end, steps: int = 8, *, spherical: bool = False) -> np.ndarray:
+    r"""Codes on the way from ``z_start`` to ``z_end``, ``steps`` of them, ends included.
+
+    Linear: :math:`(1 - t) z_0 + t z_1`. Spherical (slerp):
+    :math:`\frac{\sin((1-t)\Omega)}{\sin\Omega} z_0 + \frac{\sin(t\Omega)}{\sin\Omega} z_1`
+    with :math:`\cos\Omega = \hat z_0 \cdot \hat z_1`, which keeps the norm typical
+    of Gaussian samples instead of cutting through the low-norm middle.
+    """
+    z0, z1 = np.asarray(z_start, np.float64), np.asarray(z_end, np.float64)
+    t = np.linspace(0.0, 1.0, steps)[:, None]
+    if not spherical:
+        return ((1 - t) * z0 + t * z1).astype(np.float32)
+    cos = np.dot(z0, z1) / (np.linalg.norm(z0) * np.linalg.norm(z1))
+    omega = np.arccos(np.clip(cos, -1.0, 1.0))
+    if omega < 1e-6:
+        return ((1 - t) * z0 + t * z1).astype(np.float32)
+    path = (np.sin((1 - t) * omega) * z0 + np.sin(t * omega) * z1) / np.sin(omega)
+    return path.astype(np.float32)
+
+
+def latent_grid(model: VAE, n: int = 15, limit: float = 2.5) -> np.ndarray:
+    """Decode an ``n`` x ``n`` grid of codes over [-limit, limit]^2 (latent size 2 only)."""
+    if model.decoder.input_shape[-1] != 2:
+        raise ValueError(
+            f"latent_grid needs a VAE with latent_dim=2; this one has "
+            f"{model.decoder.input_shape[-1]}. Build one with VAEConfig(latent_dim=2)."
+        )
+    values = np.linspace(-limit, limit, n)
+    z = np.array([[x, y] for y in values[::-1] for x in values], np.float32)
+    return decode(model, z)
+
+
+def attribute_vector(model: VAE, x: np.ndarray, labels, source: int, target: int) -> np.ndarray:
+    """Mean code of class ``target`` minus mean code of class ``source``.
+
+    Adding it to the code of a ``source`` image moves it towards ``target``.
+    """
+    labels = np.asarray(labels)
+    for name, value in (("source", source), ("target", target)):
+        if not np.any(labels == value):
+            raise ValueError(f"No image of {name} class {value} among the {len(labels)} given.")
+    z_mean, _ = encode(model, x)
+    return z_mean[labels == target].mean(axis=0) - z_mean[labels == source].mean(axis=0)
+
+
+# --------------------------------------------------------------------------
+# Evaluation: in nats
+# --------------------------------------------------------------------------
+
+
+def negative_elbo(model: VAE, x: np.ndarray, batch_size: int = 500) -> dict:
+    """Test negative ELBO (nats per image) with its two terms, one sampled code per image."""
+    reconstruction, kl = [], []
+    for start in range(0, len(x), batch_size):
+        r, k = model.losses_per_example(x[start : start + batch_size])
+        reconstruction.append(ops.convert_to_numpy(r))
+        kl.append(ops.convert_to_numpy(k))
+    reconstruction, kl = np.concatenate(reconstruction), np.concatenate(kl)
+    return {
+        "negative_elbo": float(np.mean(reconstruction + kl)),
+        "reconstruction": float(np.mean(reconstruction)),
+        "kl": float(np.mean(kl)),
+    }
+
+
+def importance_log_weights(model: VAE, x: np.ndarray, k: int = 100, seed: int = 0) -> tuple:
+    r"""For each image, ``k`` codes :math:`z_j \sim q(z \mid x)` and the three log-densities
+    :math:`\log p(x \mid z_j)`, :math:`\log p(z_j)`, :math:`\log q(z_j \mid x)`, shapes (N, k).
+
+    Their combination :math:`\log \frac1k \sum_j \frac{p(x|z_j) p(z_j)}{q(z_j|x)}`
+    is the importance-weighted bound on :math:`\log p(x)`, tight as k grows.
+    """
+    rng = np.random.default_rng(seed)
+    z_mean, z_log_var = encode(model, x)
+    n, d = z_mean.shape
+    eps = rng.standard_normal((n, k, d)).astype(np.float32)
+    z = z_mean[:, None, :] + np.exp(0.5 * z_log_var)[:, None, :] * eps
+    log_two_pi = np.log(2 * np.pi)
+    log_q = -0.5 * np.sum(eps**2 + z_log_var[:, None, :] + log_two_pi, axis=-1)
+    log_prior = -0.5 * np.sum(z**2 + log_two_pi, axis=-1)
+    logits = model.decoder.predict(z.reshape(n * k, d), verbose=0, batch_size=2000)
+    xs = np.repeat(x, k, axis=0).astype(np.float32)
+    log_px = (xs * logits - np.logaddexp(0.0, logits)).reshape(n, k, -1).sum(axis=-1)
+    return log_px, log_prior, log_q
+
+
+def importance_weighted_nll(
+    model: VAE, x: np.ndarray, k: int = 100, seed: int = 0, batch_size: int = 100
+) -> float:
+    """Importance-weighted estimate of the test negative log-likelihood, nats per image."""
+    from tutorial_lib.metrics import importance_weighted_nll as iwae
+
+    values = []
+    for start in range(0, len(x), batch_size):
+        chunk = x[start : start + batch_size]
+        log_px, log_prior, log_q = importance_log_weights(model, chunk, k=k, seed=seed + start)
+        values.append(iwae(log_px, log_prior, log_q) * len(chunk))
+    return float(np.sum(values) / len(x))
+
+
+# --------------------------------------------------------------------------
+# Command line: `python -m tutorial_lib train|sample vae`
+# --------------------------------------------------------------------------
+
+
+def train_run(
+    name: str,
+    *,
+    dataset: str,
+    profile: Profile,
+    out_dir: Path,
+    seed: int = 0,
+) -> dict:
+    """Train the profile's VAE on binarised images; write the run folder."""
+    setup = device.setup(profile)
+    set_seed(seed)
+    config = CONFIGS[profile.name]
+    x_train, _ = data.load_images(dataset, "train", limit=config.train_examples, binarize=True)
+    x_test, _ = data.load_images(dataset, "test", limit=profile.test_examples, binarize=True)
+    with setup.strategy.scope():
+        model = build_vae(config, seed=seed)
+    with Timer() as timer:
+        fit_vae(model, x_train, config=config, profile=profile, seed=seed, run_dir=out_dir)
+    samples = sample_prior(model, 64, seed=seed)
+    metrics = {
+        "model": name,
+        "dataset": dataset,
+        "profile": profile.name,
+        "epochs": config.epochs,
+        "latent_dim": config.latent_dim,
+        "train_seconds": round(timer.seconds, 2),
+        "parameters": model.count_params(),
+        **{f"test_{k}": v for k, v in negative_elbo(model, x_test).items()},
+    }
+    save_run(out_dir, model, metrics, samples, title="VAE: samples from the prior")
+    return metrics
+
+
+def sample_run(name: str, *, run_dir: Path, num: int, seed: int = 0) -> np.ndarray:
+    """Decode ``num`` codes drawn from the prior N(0, I)."""
+    return sample_prior(load_run_model(run_dir), num, seed=seed)
