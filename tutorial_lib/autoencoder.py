@@ -40,7 +40,7 @@ import numpy as np
 
 from tutorial_lib import data, device
 from tutorial_lib.profiles import Profile
-from tutorial_lib.training import Timer, fit_for_profile, save_run, set_seed
+from tutorial_lib.training import Timer, fit_for_profile, images_seen, save_run, set_seed
 
 KINDS = ("dense", "conv")
 IMAGE_SHAPE = (28, 28, 1)
@@ -280,6 +280,9 @@ def train_run(
         "profile": profile.name,
         "epochs": profile.epochs,
         "train_seconds": round(timer.seconds, 2),
+        "train_images_per_second": round(
+            images_seen(len(x_train), profile.epochs, profile) / timer.seconds, 1
+        ),
         "parameters": model.count_params(),
         "final_train_loss": history.history["loss"][-1],
         "test_mse": float(test_mse),

@@ -6,6 +6,8 @@
     python -m tutorial_lib download
     python -m tutorial_lib train MODEL --dataset {mnist,fashion_mnist} --profile P --out DIR
     python -m tutorial_lib sample MODEL --run DIR --num N --out FILE.npy
+    python -m tutorial_lib bench [--profile P] [--models MODEL ...] [--out DIR]
+    python -m tutorial_lib slides [--profile P] [--out DIR] [NOTEBOOK ...]
 
 ``train`` writes ``model.keras``, ``metrics.json`` and ``samples.png`` to DIR
 (and resumes an interrupted run in the same DIR). ``sample`` writes float32
@@ -52,6 +54,32 @@ def build_parser() -> argparse.ArgumentParser:
         "download", help="fetch every data set into the Keras cache (or check TUTORIAL_DATA_DIR)"
     )
 
+    bench = commands.add_parser(
+        "bench", help="train, sample and evaluate every model family against the seed recipes"
+    )
+    bench.add_argument("--profile", choices=profile_names(), default=None)
+    bench.add_argument(
+        "--models",
+        nargs="+",
+        default=None,
+        metavar="MODEL",
+        help=f"default: all ({', '.join(MODEL_FAMILIES)})",
+    )
+    bench.add_argument("--dataset", choices=IMAGE_DATASETS, default="mnist")
+    bench.add_argument("--out", type=Path, default=Path("bench"), help="folder for bench.md/json")
+
+    slides = commands.add_parser(
+        "slides", help="execute the lessons and build reveal.js slide decks from them"
+    )
+    slides.add_argument(
+        "--profile",
+        choices=profile_names(),
+        default="cpu",
+        help="profile the notebooks run in before conversion (default: cpu)",
+    )
+    slides.add_argument("--out", type=Path, default=Path("slides"), help="folder for the decks")
+    slides.add_argument("notebooks", nargs="*", type=Path, help="default: every lesson")
+
     train = commands.add_parser("train", help="train a model, write a run folder")
     train_models = train.add_subparsers(dest="model", required=True, metavar="MODEL")
     sample = commands.add_parser("sample", help="sample images from a trained run")
@@ -82,7 +110,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMMON = {"command", "model", "dataset", "profile", "out", "seed", "run", "num"}
+_COMMON = {
+    "command",
+    "model",
+    "dataset",
+    "profile",
+    "out",
+    "seed",
+    "run",
+    "num",
+    "models",
+    "notebooks",
+}
 
 
 def _options(args: argparse.Namespace) -> dict:
@@ -120,6 +159,28 @@ def main(argv: list[str] | None = None) -> int:
             for row in rows:
                 print(f"{'ok ' if row['ok'] else 'ERR'} {row['dataset']:<16} {row['message']}")
             return 0 if all(row["ok"] for row in rows) else 1
+
+        if args.command == "bench":
+            from tutorial_lib.bench import run_bench
+
+            unknown = [m for m in args.models or [] if m not in MODEL_FAMILIES]
+            if unknown:
+                parser.error(f"unknown models {unknown}; choose from {', '.join(MODEL_FAMILIES)}")
+            run_bench(
+                get_profile(args.profile),
+                models=args.models,
+                dataset=args.dataset,
+                out_dir=args.out,
+            )
+            print((args.out / "bench.md").read_text())
+            return 0
+
+        if args.command == "slides":
+            from tutorial_lib.slides import build_all
+
+            for deck in build_all(args.profile, args.out, args.notebooks or None):
+                print(f"wrote {deck}")
+            return 0
 
         if args.command == "train":
             profile = get_profile(args.profile)

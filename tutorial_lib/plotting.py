@@ -251,4 +251,3 @@ def latent_scatter(
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
-

@@ -152,6 +152,14 @@ def fit_for_profile(
     return model.fit(dataset, **kwargs)
 
 
+def images_seen(num_examples: int, epochs: int, profile: Profile) -> int:
+    """How many training images a run under ``profile`` processes (for images/s)."""
+    per_epoch = num_examples
+    if profile.steps_per_epoch is not None:
+        per_epoch = profile.steps_per_epoch * profile.batch_size
+    return epochs * per_epoch
+
+
 class SampleGrid(keras.callbacks.Callback):
     """Show a grid of generated images every ``every`` epochs.
 

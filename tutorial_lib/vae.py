@@ -41,6 +41,7 @@ from tutorial_lib.profiles import Profile
 from tutorial_lib.training import (
     Timer,
     fit_for_profile,
+    images_seen,
     load_run_model,
     save_run,
     set_seed,
@@ -456,6 +457,9 @@ def train_run(
         "epochs": config.epochs,
         "latent_dim": config.latent_dim,
         "train_seconds": round(timer.seconds, 2),
+        "train_images_per_second": round(
+            images_seen(len(x_train), config.epochs, profile) / timer.seconds, 1
+        ),
         "parameters": model.count_params(),
         **{f"test_{k}": v for k, v in negative_elbo(model, x_test).items()},
     }

@@ -1,0 +1,77 @@
+"""`python -m tutorial_lib bench --profile fast`, end to end, and its report format."""
+
+import json
+
+import pytest
+
+from tutorial_lib import bench, cli
+from tutorial_lib.baselines import SEED_RECIPES
+
+
+def test_bench_fast_covers_every_family_and_its_seed_recipe(tmp_path, capsys):
+    assert cli.main(["bench", "--profile", "fast", "--out", str(tmp_path)]) == 0
+    report = json.loads((tmp_path / "bench.json").read_text())
+    names = [row["model"] for row in report["rows"]]
+    for family in cli.MODEL_FAMILIES:
+        assert family in names
+        if family in SEED_RECIPES:
+            assert SEED_RECIPES[family][0] in names
+    for row in report["rows"]:
+        assert row["train_seconds"] > 0
+        if row["model"] in bench.IMAGE_GENERATORS:
+            assert 0.0 <= row["coverage"] <= 1.0 and row["frechet_distance"] > 0
+    markdown = (tmp_path / "bench.md").read_text()
+    assert markdown.startswith("Benchmark, profile `fast`") and "Real-data floor" in markdown
+    assert "| autoencoder | mnist |" in capsys.readouterr().out
+
+
+def test_unknown_model_exits_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["bench", "--models", "unicorn"])
+    assert info.value.code == 2 and "unknown models ['unicorn']" in capsys.readouterr().err
+
+
+def test_markdown_report_shows_only_columns_in_use():
+    report = {
+        "profile": "cpu",
+        "date": "2026-11-21",
+        "machine": "a test machine",
+        "floor": {
+            "num_images": 1000,
+            "confidence": 0.99,
+            "coverage": 1.0,
+            "inception_score": 9.8,
+            "frechet_distance": 4.8,
+        },
+        "rows": [
+            {"model": "autoencoder", "dataset": "mnist", "train_seconds": 12.0, "test_mse": 0.0123}
+        ],
+    }
+    text = bench.markdown_report(report)
+    assert "| model | data | train s | test MSE |" in text
+    assert "| autoencoder | mnist | 12 | 0.0123 |" in text
+    assert "FD" not in text.split("\n")[2]
+
+
+def test_time_budget_stops_training():
+    import time
+
+    import keras
+    import numpy as np
+
+    from tutorial_lib.baselines import TimeBudget
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    budget = TimeBudget(0.5)
+    start = time.perf_counter()
+    history = model.fit(
+        np.zeros((64, 4)),
+        np.zeros((64, 1)),
+        epochs=100_000,
+        batch_size=8,
+        verbose=0,
+        callbacks=[budget],
+    )
+    assert len(history.history["loss"]) < 100_000
+    assert time.perf_counter() - start < 30

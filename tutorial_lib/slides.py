@@ -1,0 +1,126 @@
+"""Instructor slides, built from the very notebooks the learners run.
+
+Every notebook cell carries ``metadata.slideshow.slide_type``: ``slide`` (a new
+slide), ``subslide`` (a new slide below the current one), ``fragment`` (appears
+on the next key press), ``skip`` (setup code, not shown) or ``notes`` (speaker
+notes, shown in reveal.js's speaker view, key ``S``).
+
+Two ways to present:
+
+* **Live** in JupyterLab with RISE (``pip install -e ".[slides]"``, then the
+  "Render as slideshow" button, or Alt-R): the code runs as you present.
+* **Static** reveal.js decks, executed first so every plot is in them::
+
+      python -m tutorial_lib slides --profile cpu --out slides
+      # open slides/01_autoencoder.slides.html
+
+  When ``sphinx-revealjs`` is installed (the ``slides`` extra), its copy of
+  reveal.js is placed beside the decks, so they work offline; without it the
+  decks load reveal.js from a CDN.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+REVEAL_DIR = "reveal.js"
+
+
+def lesson_notebooks() -> list[Path]:
+    """The lessons, in order (``notebooks/NN_*.ipynb``)."""
+    return sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def slide_type(cell) -> str:
+    """A cell's slide type; cells without one continue the current slide ("-")."""
+    return cell.metadata.get("slideshow", {}).get("slide_type", "-")
+
+
+def count_slides(nb) -> int:
+    """How many slides a deck of ``nb`` shows: one per ``slide`` and ``subslide`` cell,
+    plus a first slide if the notebook does not start with one."""
+    shown = [cell for cell in nb.cells if slide_type(cell) not in ("skip", "notes")]
+    count = sum(slide_type(cell) in ("slide", "subslide") for cell in shown)
+    if shown and slide_type(shown[0]) not in ("slide", "subslide"):
+        count += 1
+    return count
+
+
+def execute(path: Path, profile: str, timeout: int = 1800):
+    """Run a notebook top to bottom under ``profile``; returns the executed notebook."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    previous = os.environ.get("TUTORIAL_PROFILE")
+    os.environ["TUTORIAL_PROFILE"] = profile
+    try:
+        NotebookClient(
+            nb, timeout=timeout, resources={"metadata": {"path": str(path.parent)}}
+        ).execute()
+    finally:
+        if previous is None:
+            os.environ.pop("TUTORIAL_PROFILE", None)
+        else:
+            os.environ["TUTORIAL_PROFILE"] = previous
+    return nb
+
+
+def error_outputs(nb) -> list[str]:
+    """``ename: evalue`` of every error output in an executed notebook."""
+    return [
+        f"{output.ename}: {output.evalue}"
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if output.output_type == "error"
+    ]
+
+
+def local_reveal() -> Path | None:
+    """The reveal.js folder shipped by sphinx-revealjs, if that package is installed."""
+    try:
+        import sphinx_revealjs
+    except ImportError:
+        return None
+    folder = Path(sphinx_revealjs.__file__).parent / "_static" / "revealjs"
+    return folder if (folder / "dist" / "reveal.js").is_file() else None
+
+
+def build_deck(nb, name: str, out_dir: Path, *, offline: bool) -> Path:
+    """Write ``<name>.slides.html``, a reveal.js deck of an (executed) notebook."""
+    from nbconvert import SlidesExporter
+
+    exporter = SlidesExporter(reveal_theme="simple", reveal_scroll=True)
+    if offline:
+        exporter.reveal_url_prefix = REVEAL_DIR
+    body, _ = exporter.from_notebook_node(nb)
+    path = out_dir / f"{name}.slides.html"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def build_all(
+    profile: str = "cpu", out_dir: str | Path = "slides", notebooks: list[Path] | None = None
+) -> list[Path]:
+    """Execute every lesson under ``profile`` and write one deck each to ``out_dir``.
+
+    Raises RuntimeError naming the notebook and the error if a notebook fails.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reveal = local_reveal()
+    if reveal is not None:
+        shutil.copytree(reveal, out_dir / REVEAL_DIR, dirs_exist_ok=True)
+    decks = []
+    for path in notebooks or lesson_notebooks():
+        nb = execute(Path(path), profile)
+        errors = error_outputs(nb)
+        if errors:
+            raise RuntimeError(f"{Path(path).name} failed under the {profile} profile: {errors[0]}")
+        decks.append(build_deck(nb, Path(path).stem, out_dir, offline=reveal is not None))
+    return decks
