@@ -20,13 +20,13 @@ export TUTORIAL_DATA_DIR := $(abspath ../shared/data)
 endif
 endif
 
-.PHONY: setup lab test lint format clean
+.PHONY: setup lab test slides lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version.split()[0]'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,slides,browser]"
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -37,9 +37,12 @@ lab: $(STAMP)
 
 test: $(STAMP)
 	@if [ -z "$$TUTORIAL_DATA_DIR" ]; then $(BIN)/python -m tutorial_lib download; fi
-	TUTORIAL_PROFILE=fast $(BIN)/python -m pytest
+	TUTORIAL_PROFILE=fast $(BIN)/python -m pytest --run-browser
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+slides: $(STAMP)
+	$(BIN)/python -m tutorial_lib slides --profile $${TUTORIAL_PROFILE:-cpu} --out slides
 
 lint:
 	$(BIN)/ruff check .

@@ -48,3 +48,20 @@ def pytest_ignore_collect(collection_path, config):
     if collection_path.suffix == ".ipynb" and collection_path.parent.name == "exercises":
         return not collection_path.name.endswith("_solution.ipynb")
     return None
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--run-browser",
+        action="store_true",
+        help="also run the real-browser tests (JupyterLab and slides in headless Chromium)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-browser"):
+        return
+    skip = pytest.mark.skip(reason="real-browser test: run with --run-browser (make test does)")
+    for item in items:
+        if "browser" in item.keywords:
+            item.add_marker(skip)

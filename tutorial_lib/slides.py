@@ -9,7 +9,9 @@ Two ways to present:
 
 * **Live** in JupyterLab with RISE (``pip install -e ".[slides]"``, then the
   "Render as slideshow" button, or Alt-R): the code runs as you present.
-* **Static** reveal.js decks, executed first so every plot is in them::
+* **Static** reveal.js decks, executed first so every plot is in them (the
+  decks show the cells' outputs: plots, tables, and the key code the lessons
+  display with ``display.show_source``)::
 
       python -m tutorial_lib slides --profile cpu --out slides
       # open slides/01_autoencoder.slides.html
@@ -29,6 +31,8 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 REVEAL_DIR = "reveal.js"
+# Loads reveal.js without require.js (which only comes from a CDN): see the file.
+SHIM = Path(__file__).with_name("slide_assets") / "require-shim.js"
 
 
 def lesson_notebooks() -> list[Path]:
@@ -48,6 +52,21 @@ def count_slides(nb) -> int:
     count = sum(slide_type(cell) in ("slide", "subslide") for cell in shown)
     if shown and slide_type(shown[0]) not in ("slide", "subslide"):
         count += 1
+    return count
+
+
+def deck_slide_count(html: str) -> int:
+    """Slides in a built deck: reveal.js nests one ``<section>`` per (sub)slide inside
+    one ``<section>`` per horizontal slide; count the inner ones."""
+    import re
+
+    depth, count = 0, 0
+    for tag in re.findall(r"<section\b|</section>", html):
+        if tag == "</section>":
+            depth -= 1
+        else:
+            count += depth == 1
+            depth += 1
     return count
 
 
@@ -91,13 +110,32 @@ def local_reveal() -> Path | None:
     return folder if (folder / "dist" / "reveal.js").is_file() else None
 
 
+def drop_stderr(nb) -> None:
+    """Remove stderr streams (library warnings, progress logs): they are not slide content."""
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [
+                o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")
+            ]
+
+
 def build_deck(nb, name: str, out_dir: Path, *, offline: bool) -> Path:
     """Write ``<name>.slides.html``, a reveal.js deck of an (executed) notebook."""
     from nbconvert import SlidesExporter
 
-    exporter = SlidesExporter(reveal_theme="simple", reveal_scroll=True)
+    drop_stderr(nb)
+    # Slides show what the cells produce (plots, tables, key code shown with
+    # display.show_source); the code that produced them stays in the notebook.
+    exporter = SlidesExporter(
+        reveal_theme="simple",
+        reveal_scroll=not offline,  # the scroll helper needs jQuery from a CDN
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+    )
     if offline:
         exporter.reveal_url_prefix = REVEAL_DIR
+        exporter.require_js_url = f"{REVEAL_DIR}/{SHIM.name}"
     body, _ = exporter.from_notebook_node(nb)
     path = out_dir / f"{name}.slides.html"
     path.write_text(body, encoding="utf-8")
@@ -116,6 +154,7 @@ def build_all(
     reveal = local_reveal()
     if reveal is not None:
         shutil.copytree(reveal, out_dir / REVEAL_DIR, dirs_exist_ok=True)
+        shutil.copy(SHIM, out_dir / REVEAL_DIR / SHIM.name)
     decks = []
     for path in notebooks or lesson_notebooks():
         nb = execute(Path(path), profile)
