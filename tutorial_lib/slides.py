@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 REVEAL_DIR = "reveal.js"
 # Loads reveal.js without require.js (which only comes from a CDN): see the file.
 SHIM = Path(__file__).with_name("slide_assets") / "require-shim.js"
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
 
 def lesson_notebooks() -> list[Path]:
@@ -75,17 +76,22 @@ def execute(path: Path, profile: str, timeout: int = 1800):
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
-    previous = os.environ.get("TUTORIAL_PROFILE")
-    os.environ["TUTORIAL_PROFILE"] = profile
+    # The kernel inherits these. The inline backend puts every plot into the
+    # cell's output (a non-interactive MPLBACKEND such as Agg, which the tests
+    # set, would leave the deck without its figures).
+    settings = {"TUTORIAL_PROFILE": profile, "MPLBACKEND": INLINE_BACKEND}
+    previous = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     try:
         NotebookClient(
             nb, timeout=timeout, resources={"metadata": {"path": str(path.parent)}}
         ).execute()
     finally:
-        if previous is None:
-            os.environ.pop("TUTORIAL_PROFILE", None)
-        else:
-            os.environ["TUTORIAL_PROFILE"] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     return nb
 
 
