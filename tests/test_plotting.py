@@ -60,3 +60,35 @@ def test_latent_scatter_uses_pca_above_two_dimensions():
     assert "PCA" in ax.get_title()
     fig2 = plotting.latent_scatter(rng.normal(size=(300, 2)), labels, title="2-D")
     assert fig2.axes[0].get_xlabel() == "z[0]" and fig2.axes[0].get_title() == "2-D"
+
+
+def test_attention_plots_label_every_token_and_check_shapes():
+    rng = np.random.default_rng(0)
+    tokens = list("to be\n")
+    weights = rng.dirichlet(np.ones(len(tokens)), size=len(tokens))
+    fig = plotting.attention_heatmap(weights, query_labels=tokens)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["t", "o", "\u2423", "b", "e", "\\n"]
+    assert _has_title_and_axis_label(fig)
+    with pytest.raises(ValueError, match="do not match"):
+        plotting.attention_heatmap(weights[:3], query_labels=tokens)
+    heads = plotting.attention_heads(np.stack([weights] * 3), labels=tokens)
+    assert len([a for a in heads.axes if a.images]) == 3  # a 2x2 grid, one panel left empty
+    assert _has_title_and_axis_label(heads)
+    with pytest.raises(ValueError, match="heads"):
+        plotting.attention_heads(weights, labels=tokens)
+
+
+def test_text_panels_line_plot_and_class_histograms():
+    fig = plotting.text_panels({"a": "first line\nsecond", "b": "x" * 100}, title="Samples")
+    assert [ax.get_title() for ax in fig.axes] == ["a", "b"]
+    with pytest.raises(ValueError, match="at least one"):
+        plotting.text_panels({})
+    fig = plotting.line_plot([1, 2, 3], {"fd": [3, 2, 1]}, xlabel="epoch", ylabel="FD", title="t")
+    assert fig.axes[0].get_xlabel() == "epoch" and fig.axes[0].get_title() == "t"
+    fig = plotting.class_histograms({"GAN": [5, 0, 5], "real": [3, 3, 4]}, reference=1 / 3)
+    bars = [patch.get_height() for patch in fig.axes[0].patches]
+    assert bars[:3] == [0.5, 0.0, 0.5]  # fractions, not counts
+    assert _has_title_and_axis_label(fig)
+    with pytest.raises(ValueError, match="same number of classes"):
+        plotting.class_histograms({"a": [1, 2], "b": [1, 2, 3]})

@@ -20,20 +20,23 @@ def show_source(*objects):
 
 
 def markdown_table(rows: list[dict], *, floatfmt: str = ".4g"):
-    """A list of dicts (one per row, same keys) as a Markdown table.
+    """A list of dicts (one per row) as a Markdown table.
 
-    Returns an ``IPython.display.Markdown`` object in Jupyter (its plain-text
+    The columns are every key of any row, in order of first appearance; a row
+    without a key shows "–" there. Returns an ``IPython.display.Markdown`` object in Jupyter (its plain-text
     form is the Markdown source, readable anywhere), else the string.
     """
     if not rows:
         raise ValueError("markdown_table needs at least one row.")
-    keys = list(rows[0])
+    keys = list(dict.fromkeys(key for row in rows for key in row))
 
     def cell(value):
         return format(value, floatfmt) if isinstance(value, float) else str(value)
 
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(cell(row[k]) for k in keys) + " |" for row in rows]
+    lines += [
+        "| " + " | ".join(cell(row[k]) if k in row else "–" for k in keys) + " |" for row in rows
+    ]
     text = "\n".join(lines)
     try:
         from IPython.display import Markdown

@@ -251,3 +251,198 @@ def latent_scatter(
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------
+# Sequences: attention maps, text side by side, plain curves (notebook 04)
+# --------------------------------------------------------------------------
+
+
+def _token_label(token: str) -> str:
+    """A token as a readable tick label: newline as ``\\n``, a space as an open box."""
+    return {"\n": "\\n", " ": "\u2423", "\t": "\\t"}.get(token, token)
+
+
+def _attention_axes(ax, weights, query_labels, key_labels, fontsize):
+    image = ax.imshow(weights, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(len(key_labels)))
+    ax.set_xticklabels([_token_label(t) for t in key_labels], fontsize=fontsize)
+    ax.set_yticks(range(len(query_labels)))
+    ax.set_yticklabels([_token_label(t) for t in query_labels], fontsize=fontsize)
+    ax.tick_params(length=0)
+    return image
+
+
+def attention_heatmap(
+    weights,
+    *,
+    query_labels,
+    key_labels=None,
+    title: str = "Attention weights",
+    fontsize: int = 8,
+) -> Figure:
+    """One attention matrix (queries down, keys across) with a token on every row and column.
+
+    ``weights`` has shape (T_q, T_k), each row a query's weights over the keys
+    (summing to 1); ``key_labels`` default to ``query_labels`` (self-attention).
+    """
+    weights = np.asarray(weights, dtype=np.float32)
+    key_labels = query_labels if key_labels is None else key_labels
+    if weights.shape != (len(query_labels), len(key_labels)):
+        raise ValueError(
+            f"weights of shape {weights.shape} do not match {len(query_labels)} query and "
+            f"{len(key_labels)} key labels."
+        )
+    size = 0.22 * max(len(key_labels), 8)
+    fig = Figure(figsize=(size + 1.8, 0.22 * max(len(query_labels), 8) + 1.2))
+    ax = fig.subplots()
+    image = _attention_axes(ax, weights, query_labels, key_labels, fontsize)
+    fig.colorbar(image, ax=ax, label="attention weight", fraction=0.05)
+    ax.set_xlabel("key position (attended to)")
+    ax.set_ylabel("query position (attending)")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def attention_heads(
+    weights, *, labels, title: str = "Attention of every head", fontsize: int = 5, ncols: int = 2
+) -> Figure:
+    """Attention matrices, one per head, ``ncols`` to a row: ``weights`` (heads, T, T)
+    over ``labels``."""
+    weights = np.asarray(weights, dtype=np.float32)
+    if weights.ndim != 3 or weights.shape[1:] != (len(labels), len(labels)):
+        raise ValueError(
+            f"expected weights of shape (heads, {len(labels)}, {len(labels)}), got {weights.shape}."
+        )
+    heads = len(weights)
+    ncols = min(ncols, heads)
+    nrows = math.ceil(heads / ncols)
+    side = 0.09 * max(len(labels), 16) + 0.8
+    fig = Figure(figsize=(side * ncols + 1.0, side * nrows + 0.6))
+    axes = fig.subplots(nrows, ncols, squeeze=False).flat
+    for head, ax in enumerate(axes):
+        if head >= heads:
+            ax.axis("off")
+            continue
+        image = _attention_axes(ax, weights[head], labels, labels, fontsize)
+        ax.set_title(f"head {head}", fontsize=9)
+        ax.set_xlabel("key", fontsize=8)
+        ax.set_ylabel("query", fontsize=8)
+    fig.colorbar(image, ax=list(fig.axes), label="attention weight", fraction=0.03)
+    fig.suptitle(title)
+    return fig
+
+
+def text_panels(
+    panels: dict, *, title: str = "Samples", ncols: int | None = None, fontsize: int = 7
+) -> Figure:
+    """Texts side by side in monospace, one panel per entry (panel title -> text).
+
+    Long lines are wrapped at 42 characters; each panel shows at most 30 lines.
+    """
+    import textwrap
+
+    if not panels:
+        raise ValueError("text_panels needs at least one text.")
+    ncols = ncols or min(len(panels), 4)
+    nrows = math.ceil(len(panels) / ncols)
+    fig = Figure(figsize=(3.6 * ncols, 4.4 * nrows + 0.5))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax, (label, text) in zip(axes.flat, panels.items(), strict=False):
+        lines = []
+        for line in str(text).split("\n"):
+            lines.extend(textwrap.wrap(line, 42, replace_whitespace=False) or [""])
+        ax.text(
+            0.02,
+            0.98,
+            "\n".join(lines[:30]),
+            va="top",
+            ha="left",
+            family="monospace",
+            fontsize=fontsize,
+            transform=ax.transAxes,
+        )
+        ax.set_title(label, fontsize=9)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def line_plot(
+    x, series: dict, *, xlabel: str, ylabel: str, title: str, log_y: bool = False
+) -> Figure:
+    """Curves over a common x axis (label -> y values), with a legend."""
+    if not series:
+        raise ValueError("line_plot needs at least one series.")
+    fig = Figure(figsize=(6, 3.6))
+    ax = fig.subplots()
+    for label, y in series.items():
+        ax.plot(x, y, label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if log_y:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------
+# Class histograms of generated samples (notebook 03)
+# --------------------------------------------------------------------------
+
+
+def class_histograms(
+    counts: dict,
+    *,
+    class_names=None,
+    title: str = "Predicted classes of generated images",
+    reference: float | None = 0.1,
+) -> Figure:
+    """Side-by-side bars: for each model (label -> images per predicted class),
+    the fraction of its images the evaluation classifier puts in each class.
+
+    ``reference`` draws a dashed line at the fraction every class would get if
+    all were equally frequent (0.1 for ten classes); None leaves it out.
+    """
+    if not counts:
+        raise ValueError("class_histograms needs at least one histogram.")
+    rows = {label: np.asarray(c, dtype=np.float64) for label, c in counts.items()}
+    sizes = {len(c) for c in rows.values()}
+    if len(sizes) != 1:
+        raise ValueError(
+            f"All histograms must have the same number of classes; got {sorted(sizes)}."
+        )
+    num_classes = sizes.pop()
+    names = class_names if class_names is not None else [str(i) for i in range(num_classes)]
+    width = 0.8 / len(rows)
+    fig = Figure(figsize=(max(6.0, 0.55 * num_classes * max(1, len(rows) / 2)), 3.6))
+    ax = fig.subplots()
+    positions = np.arange(num_classes)
+    for i, (label, c) in enumerate(rows.items()):
+        total = c.sum()
+        ax.bar(
+            positions + (i - (len(rows) - 1) / 2) * width,
+            c / total if total else c,
+            width=width,
+            label=f"{label} (n={int(total):,})",
+        )
+    if reference is not None:
+        ax.axhline(reference, color="black", linestyle="--", linewidth=1, label="uniform")
+    ax.set_xticks(positions)
+    ax.set_xticklabels(names)
+    ax.set_xlabel("class predicted by the evaluation classifier")
+    ax.set_ylabel("fraction of images")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return fig
