@@ -6,6 +6,7 @@
     python -m tutorial_lib download
     python -m tutorial_lib train MODEL --dataset {mnist,fashion_mnist} --profile P --out DIR
     python -m tutorial_lib sample MODEL --run DIR --num N --out FILE.npy
+    python -m tutorial_lib sample transformer --run DIR --num-chars N --prompt TEXT [--out FILE.txt]
     python -m tutorial_lib bench [--profile P] [--models MODEL ...] [--out DIR]
     python -m tutorial_lib slides [--profile P] [--out DIR] [NOTEBOOK ...]
 
@@ -36,11 +37,21 @@ from tutorial_lib.profiles import UnknownProfileError, get_profile, profile_name
 MODEL_FAMILIES = {
     "autoencoder": "tutorial_lib.autoencoder",
     "vae": "tutorial_lib.vae",
+    "gan": "tutorial_lib.gan",
+    "wgan_gp": "tutorial_lib.gan",
+    "cgan": "tutorial_lib.gan",
+    "transformer": "tutorial_lib.transformer",
+    "diffusion": "tutorial_lib.diffusion",
 }
 
 
 def _family(name: str):
     return importlib.import_module(MODEL_FAMILIES[name])
+
+
+def _writes_text(family) -> bool:
+    """Whether a family samples text (``SAMPLES = "text"`` in its module) rather than images."""
+    return getattr(family, "SAMPLES", "images") == "text"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,8 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name in MODEL_FAMILIES:
         family = _family(name)
+        writes_text = _writes_text(family)
         p = train_models.add_parser(name, help=f"train {name}")
-        p.add_argument("--dataset", choices=IMAGE_DATASETS, default="mnist")
+        if writes_text:  # a text model trains on its own data set
+            p.set_defaults(dataset=family.DATASET)
+        else:
+            p.add_argument("--dataset", choices=IMAGE_DATASETS, default="mnist")
         p.add_argument(
             "--profile",
             choices=profile_names(),
@@ -102,8 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
 
         p = sample_models.add_parser(name, help=f"sample {name}")
         p.add_argument("--run", type=Path, required=True, help="run folder written by train")
-        p.add_argument("--num", type=int, default=64, help="how many images")
-        p.add_argument("--out", type=Path, required=True, help="where to write the .npy file")
+        if writes_text:
+            p.add_argument("--out", type=Path, default=None, help="write the text here (.txt)")
+        else:
+            p.add_argument("--num", type=int, default=64, help="how many images")
+            p.add_argument("--out", type=Path, required=True, help="where to write the .npy file")
         p.add_argument("--seed", type=int, default=0)
         if hasattr(family, "add_cli_arguments"):
             family.add_cli_arguments("sample", p)
@@ -195,6 +213,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"trained {args.model} ({profile.name} profile); run folder: {args.out}")
             for key, value in metrics.items():
                 print(f"  {key}: {value}")
+            return 0
+
+        if args.command == "sample" and _writes_text(_family(args.model)):
+            text = _family(args.model).sample_run(
+                args.model, run_dir=args.run, seed=args.seed, **_options(args)
+            )
+            if args.out is None:
+                print(text)
+            else:
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(text, encoding="utf-8")
+                print(f"wrote {len(text):,} characters to {args.out}")
             return 0
 
         if args.command == "sample":

@@ -309,8 +309,10 @@ def fit_vae(
 
 def decode(model: VAE, z) -> np.ndarray:
     """Pixel probabilities (the Bernoulli means) for codes ``z``, float32 in [0, 1]."""
+    from scipy.special import expit  # the logistic sigmoid, without overflow for large logits
+
     logits = model.decoder.predict(np.asarray(z, np.float32), verbose=0, batch_size=512)
-    return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+    return expit(logits).astype(np.float32)
 
 
 def encode(model: VAE, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

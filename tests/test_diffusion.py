@@ -1,0 +1,459 @@
+import dataclasses
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from tutorial_lib import diffusion, vae
+from tutorial_lib.profiles import PROFILES
+
+# A U-Net of a few thousand weights and a 20-step chain: every test runs in seconds.
+TINY = dataclasses.replace(
+    diffusion.CONFIGS["fast"],
+    timesteps=20,
+    channels=4,
+    channel_mults=(1, 2, 2),
+    blocks_per_level=1,
+    attention_heads=1,
+    groups=2,
+    batch_size=8,
+    epochs=1,
+    sample_steps=5,
+)
+TINY_LATENT = dataclasses.replace(TINY, space="latent", mlp_width=16, mlp_blocks=1)
+# Two levels (28, 14) for the models that train: half the layers to trace.
+TINY_TRAIN = dataclasses.replace(TINY, space="pixel", channel_mults=(1, 2))
+
+
+def _images(n=8, seed=0):
+    return np.random.default_rng(seed).random((n, 28, 28, 1)).astype(np.float32)
+
+
+def _latent_model(conditional=False, latent_dim=3, seed=0, config=TINY_LATENT):
+    decoder = keras.Sequential(
+        [keras.Input((latent_dim,)), keras.layers.Dense(784, activation="sigmoid")]
+        + [keras.layers.Reshape((28, 28, 1))]
+    )
+    return diffusion.build_model(
+        config,
+        conditional=conditional,
+        decoder=decoder,
+        shift=np.full(latent_dim, 0.5, np.float32),
+        scale=2.0,
+        seed=seed,
+    )
+
+
+# --------------------------------------------------------------------------
+# Schedules and the forward process
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", diffusion.SCHEDULES)
+def test_schedule_quantities_follow_their_definitions(kind):
+    s = diffusion.make_schedule(kind, 100)
+    assert s.timesteps == 100 and s.kind == kind
+    assert np.all((s.betas > 0) & (s.betas < 1))
+    np.testing.assert_allclose(s.alphas, 1 - s.betas)
+    np.testing.assert_allclose(s.alpha_bars, np.cumprod(s.alphas))
+    np.testing.assert_allclose(s.alpha_bars_prev[1:], s.alpha_bars[:-1])
+    assert s.alpha_bars_prev[0] == 1.0
+    assert np.all(np.diff(s.alpha_bars) < 0), "alpha-bar must fall at every step"
+    assert s.alpha_bars[-1] < 0.01, "the chain must end in (almost) pure noise"
+    assert s.alpha_bars[0] > 0.98, "the first step must add little noise"
+    # The posterior q(x_{t-1} | x_t, x_0) is exact at t = 0 and never noisier than beta_t.
+    assert s.posterior_variances[0] == 0.0
+    assert np.all(s.posterior_variances <= s.betas + 1e-12)
+    assert np.all(np.diff(s.snr()) < 0)
+
+
+def test_linear_schedule_is_ddpms_and_scales_with_the_length():
+    s = diffusion.make_schedule("linear", 1000)
+    assert s.betas[0] == pytest.approx(1e-4) and s.betas[-1] == pytest.approx(0.02)
+    short = diffusion.make_schedule("linear", 100)
+    assert short.betas[0] == pytest.approx(1e-3) and short.betas[-1] == pytest.approx(0.2)
+
+
+def test_cosine_alpha_bar_has_the_closed_form():
+    T, s = 1000, 0.008
+    schedule = diffusion.make_schedule("cosine", T)
+    t = np.arange(1, T + 1)
+    f = np.cos((t / T + s) / (1 + s) * np.pi / 2) ** 2 / np.cos(s / (1 + s) * np.pi / 2) ** 2
+    # The last few betas are capped at 0.999, so compare where no cap applies.
+    np.testing.assert_allclose(schedule.alpha_bars[:-5], f[:-5], rtol=1e-9)
+
+
+def test_cosine_keeps_more_signal_midway_than_linear():
+    linear, cosine = (diffusion.make_schedule(k, 1000) for k in ("linear", "cosine"))
+    assert cosine.alpha_bars[500] > 3 * linear.alpha_bars[500]
+
+
+def test_bad_schedule_arguments_are_explained():
+    with pytest.raises(ValueError, match="choose one of"):
+        diffusion.make_schedule("quadratic", 10)
+    with pytest.raises(ValueError, match="at least 2"):
+        diffusion.make_schedule("linear", 1)
+
+
+@pytest.mark.parametrize("kind", diffusion.SCHEDULES)
+def test_forward_samples_have_the_closed_form_mean_and_variance(kind):
+    """x_t ~ N(sqrt(abar_t) x_0, (1 - abar_t) I), checked on 200,000 draws per step."""
+    schedule = diffusion.make_schedule(kind, 100)
+    rng = np.random.default_rng(0)
+    n = 200_000
+    x0 = np.full((n, 2), [0.8, -0.5], np.float32)
+    for t in (0, 30, 70, 99):
+        noise = rng.standard_normal(x0.shape).astype(np.float32)
+        xt = np.asarray(diffusion.q_sample(schedule, x0, np.full(n, t), noise))
+        ab = schedule.alpha_bars[t]
+        np.testing.assert_allclose(xt.mean(axis=0), np.sqrt(ab) * x0[0], atol=5 / np.sqrt(n))
+        np.testing.assert_allclose(xt.var(axis=0), [1 - ab] * 2, rtol=0.02, atol=1e-6)
+
+
+def test_q_sample_uses_each_examples_own_step():
+    schedule = diffusion.make_schedule("linear", 50)
+    x0 = np.ones((3, 4), np.float32)
+    xt = np.asarray(diffusion.q_sample(schedule, x0, np.array([0, 10, 49]), np.zeros_like(x0)))
+    np.testing.assert_allclose(xt[:, 0], np.sqrt(schedule.alpha_bars[[0, 10, 49]]), rtol=1e-6)
+
+
+def test_predict_x0_inverts_the_forward_process():
+    schedule = diffusion.make_schedule("cosine", 50)
+    rng = np.random.default_rng(1)
+    x0, noise = rng.standard_normal((2, 5)), rng.standard_normal((2, 5))
+    xt = np.asarray(diffusion.q_sample(schedule, x0, np.array([17, 17]), noise))
+    np.testing.assert_allclose(diffusion.predict_x0(schedule, xt, noise, 17), x0, atol=1e-4)
+
+
+def test_posterior_mean_maps_the_noiseless_path_one_step_back():
+    """If x_t = sqrt(abar_t) x_0 exactly, the posterior mean is sqrt(abar_{t-1}) x_0."""
+    schedule = diffusion.make_schedule("linear", 100)
+    x0 = np.array([[0.3, -0.7]])
+    for t in (1, 50, 99):
+        xt = np.sqrt(schedule.alpha_bars[t]) * x0
+        mean, _ = diffusion.q_posterior(schedule, x0, xt, [t])
+        np.testing.assert_allclose(mean, np.sqrt(schedule.alpha_bars_prev[t]) * x0, rtol=1e-10)
+
+
+def test_posterior_matches_a_monte_carlo_regression():
+    """Sample x_{t-1} ~ q(. | x_0), then x_t ~ q(. | x_{t-1}): regressing x_{t-1} on x_t
+    gives the posterior mean's slope and its residual variance the posterior variance."""
+    schedule, t = diffusion.make_schedule("cosine", 100), 40
+    rng = np.random.default_rng(2)
+    n, x0 = 400_000, 0.6
+    prev = np.sqrt(schedule.alpha_bars[t - 1]) * x0 + np.sqrt(
+        1 - schedule.alpha_bars[t - 1]
+    ) * rng.standard_normal(n)
+    xt = np.sqrt(schedule.alphas[t]) * prev + np.sqrt(schedule.betas[t]) * rng.standard_normal(n)
+    slope, intercept = np.polyfit(xt, prev, 1)
+    residual = prev - (slope * xt + intercept)
+    assert slope == pytest.approx(schedule.posterior_mean_xt[t], rel=0.01)
+    assert intercept == pytest.approx(schedule.posterior_mean_x0[t] * x0, abs=0.01)
+    assert residual.var() == pytest.approx(schedule.posterior_variances[t], rel=0.01)
+    _, variance = diffusion.q_posterior(schedule, [x0], [0.0], [t])
+    assert float(variance[0]) == pytest.approx(schedule.posterior_variances[t])
+
+
+def test_model_space_round_trip():
+    x = _images(2)
+    y = diffusion.to_model_space(x)
+    assert y.min() >= -1 and y.max() <= 1 and y.dtype == np.float32
+    np.testing.assert_allclose(diffusion.to_unit_range(y), x, atol=1e-6)
+    assert diffusion.to_unit_range(np.array([-3.0, 3.0])).tolist() == [0.0, 1.0]
+
+
+# --------------------------------------------------------------------------
+# Networks
+# --------------------------------------------------------------------------
+
+
+def test_sinusoidal_embedding_is_float32_and_tells_steps_apart():
+    layer = diffusion.SinusoidalEmbedding(16)
+    emb = np.asarray(layer(np.array([0, 1, 999])))
+    assert emb.shape == (3, 16) and emb.dtype == np.float32
+    np.testing.assert_allclose(emb[0], [0.0] * 8 + [1.0] * 8, atol=1e-7)
+    assert np.abs(emb[1] - emb[2]).max() > 0.5
+    with pytest.raises(ValueError, match="even"):
+        diffusion.SinusoidalEmbedding(5)
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_unet_predicts_noise_of_the_images_shape(conditional):
+    net = diffusion.build_unet(TINY, conditional)
+    inputs = [_images(3), np.array([0, 5, 19], np.int32)]
+    if conditional:
+        inputs.append(np.array([0, 9, 10], np.int32))  # 10 is the null class
+    assert [i.name for i in net.inputs] == ["x_t", "t", "label"][: len(inputs)]
+    eps = np.asarray(net(inputs))
+    assert eps.shape == (3, 28, 28, 1) and eps.dtype == np.float32
+    assert np.all(eps == 0), "the last convolution starts at zero"
+    names = [layer.__class__.__name__ for layer in net.layers]
+    assert "MultiHeadAttention" in names and "GroupNormalization" in names
+    attention = next(
+        layer for layer in net.layers if layer.__class__.__name__ == "MultiHeadAttention"
+    )
+    assert attention.input[0].shape[1] == 7 * 7, "attention runs at the lowest resolution"
+
+
+def test_unet_width_follows_the_config():
+    small = diffusion.build_unet(TINY).count_params()
+    wider = diffusion.build_unet(dataclasses.replace(TINY, channels=8)).count_params()
+    assert wider > 3 * small
+
+
+def test_profiles_size_the_networks():
+    assert set(diffusion.CONFIGS) == set(PROFILES)
+    fast, gpu = diffusion.CONFIGS["fast"], diffusion.CONFIGS["gpu"]
+    assert fast.channels < gpu.channels and fast.timesteps < gpu.timesteps
+    assert gpu.space == "pixel"
+    assert diffusion.CONFIGS["cpu"].sample_steps <= 50
+
+
+def test_latent_denoiser_shape():
+    net = diffusion.build_latent_denoiser(TINY_LATENT, 6, conditional=True)
+    eps = np.asarray(net([np.ones((4, 6), np.float32), np.arange(4), np.full(4, 10)]))
+    assert eps.shape == (4, 6)
+
+
+# --------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------
+
+
+def _fit(model, x, y=None, steps=2):
+    profile = dataclasses.replace(PROFILES["fast"], steps_per_epoch=steps)
+    return diffusion.fit_diffusion(model, x, y, config=TINY_TRAIN, profile=profile, epochs=1)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A tiny class-conditional U-Net model after two training steps, with its history
+    and the weights it started from (trained once for all the tests that need it)."""
+    model = diffusion.build_model(TINY_TRAIN, conditional=True, seed=0)
+    before = [w.copy() for w in model.network.get_weights()]
+    history = _fit(model, diffusion.to_model_space(_images(16)), np.arange(16) % 10)
+    return model, history, before
+
+
+@pytest.fixture(scope="module")
+def random_model():
+    """An untrained unconditional model with random (non-zero) output weights, so that
+    its noise predictions depend on x_t and t: enough to test the samplers."""
+    model = diffusion.build_model(TINY_TRAIN, seed=0)
+    rng = np.random.default_rng(0)
+    weights = [w + 0.05 * rng.standard_normal(w.shape) for w in model.network.get_weights()]
+    model.network.set_weights(weights)
+    model.ema_network.set_weights(weights)
+    return model
+
+
+def test_one_train_step_updates_the_weights_and_their_average(trained):
+    model, history, before = trained
+    loss = history.history["loss"][-1]
+    assert np.isfinite(loss) and 0.1 < loss < 10, "an untrained model's loss is about 1"
+    after, averaged = model.network.get_weights(), model.ema_network.get_weights()
+    assert not np.allclose(before[-2], after[-2]), "the output layer must move"
+    # After two steps (decays 1/10 and 2/11) the EMA lies strictly between start and now.
+    assert not np.allclose(averaged[-2], after[-2]) and not np.allclose(averaged[-2], before[-2])
+    distance_start = np.abs(averaged[-2] - before[-2]).sum()
+    distance_now = np.abs(averaged[-2] - after[-2]).sum()
+    assert distance_start > distance_now, "with the warm-up the EMA follows the first steps closely"
+
+
+def test_the_loss_is_the_mse_between_noise_and_prediction():
+    model = diffusion.build_model(TINY_TRAIN, seed=0)
+    x0 = diffusion.to_model_space(_images(4))
+    inputs, noise = model.noisy_batch(x0)
+    xt, t = (np.asarray(v) for v in inputs)
+    assert xt.shape == x0.shape and t.shape == (4,) and t.min() >= 0 and t.max() < TINY.timesteps
+    expected = np.asarray(diffusion.q_sample(model.schedule, x0, t, noise))
+    np.testing.assert_allclose(xt, expected, rtol=1e-5, atol=1e-6)
+    # The untrained network predicts zero noise (its last layer starts at 0): loss E[eps^2] ~ 1.
+    result = model.evaluate(x0, verbose=0, batch_size=4)
+    assert 0.8 < result < 1.2
+
+
+def test_labels_are_dropped_to_the_null_class_at_the_set_rate():
+    config = dataclasses.replace(TINY_LATENT, label_dropout=0.3)
+    model = _latent_model(conditional=True, config=config)
+    labels = np.full(4000, 3)
+    inputs, _ = model.noisy_batch(np.zeros((4000, 3), np.float32), labels)
+    dropped = np.asarray(inputs[2]) == diffusion.NUM_CLASSES
+    assert 0.25 < dropped.mean() < 0.35
+    assert set(np.asarray(inputs[2])[~dropped].tolist()) == {3}
+
+
+def test_conditional_training_needs_labels():
+    model = _latent_model(conditional=True)
+    with pytest.raises(ValueError, match="needs the labels"):
+        _fit(model, np.zeros((8, 3), np.float32))
+
+
+def test_data_of_the_wrong_shape_is_refused():
+    with pytest.raises(ValueError, match="to_model_space"):
+        _fit(_latent_model(), np.zeros((8, 16), np.float32))
+
+
+def test_build_for_data_puts_images_in_the_models_space():
+    model, inputs = diffusion.build_for_data(TINY_TRAIN, _images(4))
+    assert (
+        type(model) is diffusion.Diffusion and inputs.min() >= -1 and inputs.shape == (4, 28, 28, 1)
+    )
+    with pytest.raises(ValueError, match="trained autoencoder"):
+        diffusion.build_for_data(TINY_LATENT, _images(4))
+    autoencoder = vae.build_vae(vae.VAEConfig(kind="dense", latent_dim=3, hidden_units=(8, 8)))
+    model, codes = diffusion.build_for_data(TINY_LATENT, _images(20), autoencoder=autoencoder)
+    assert isinstance(model, diffusion.LatentDiffusion) and codes.shape == (20, 3)
+    assert model.data_shape == (3,)
+
+
+# --------------------------------------------------------------------------
+# Sampling
+# --------------------------------------------------------------------------
+
+
+def test_sampling_steps_are_an_even_descending_subsequence():
+    steps = diffusion.sampling_steps(1000, 10)
+    assert steps[0] == 999 and steps[-1] == 0 and len(steps) == 10
+    assert np.all(np.diff(steps) < 0)
+    assert list(diffusion.sampling_steps(5, 5)) == [4, 3, 2, 1, 0]
+    with pytest.raises(ValueError, match="steps must lie in"):
+        diffusion.sampling_steps(20, 21)
+
+
+def test_ddim_with_eta_zero_is_deterministic(random_model):
+    schedule = diffusion.make_schedule("cosine", 20)
+    rng = np.random.default_rng(0)
+    xt, eps = rng.standard_normal((2, 4, 3))
+    first = diffusion.ddim_step(
+        schedule, xt, eps, 15, 10, eta=0.0, noise=rng.standard_normal((4, 3))
+    )
+    again = diffusion.ddim_step(
+        schedule, xt, eps, 15, 10, eta=0.0, noise=rng.standard_normal((4, 3))
+    )
+    np.testing.assert_array_equal(first, again)
+    a = diffusion.sample(random_model, 3, steps=5, eta=0.0, seed=4)
+    b = diffusion.sample(random_model, 3, steps=5, eta=0.0, seed=4)
+    np.testing.assert_array_equal(a, b)
+    noisy = diffusion.sample(random_model, 3, steps=5, eta=1.0, seed=4)
+    assert not np.allclose(a, noisy), "eta = 1 adds fresh noise at every step"
+
+
+def test_ddim_with_eta_one_and_every_step_is_ddpm(random_model):
+    ddpm = diffusion.sample(random_model, 2, sampler="ddpm", seed=3)
+    ddim = diffusion.sample(random_model, 2, sampler="ddim", steps=TINY.timesteps, eta=1.0, seed=3)
+    assert np.abs(ddpm).max() > 0.1
+    np.testing.assert_allclose(ddim, ddpm, atol=1e-4)
+
+
+def test_ddim_step_to_clean_data_returns_the_x0_estimate():
+    schedule = diffusion.make_schedule("linear", 20)
+    rng = np.random.default_rng(5)
+    xt, eps = rng.standard_normal((2, 3))
+    np.testing.assert_allclose(
+        diffusion.ddim_step(schedule, xt, eps, 7, -1),
+        diffusion.predict_x0(schedule, xt, eps, 7),
+        rtol=1e-5,
+    )
+
+
+def test_ddpm_refuses_fewer_steps_and_bad_names(random_model):
+    with pytest.raises(ValueError, match="sampler='ddim'"):
+        diffusion.sample(random_model, 1, sampler="ddpm", steps=5)
+    with pytest.raises(ValueError, match="choose one of"):
+        diffusion.sample(random_model, 1, sampler="euler")
+
+
+def test_guided_epsilon_formula():
+    cond, uncond = np.array([1.0, 2.0]), np.array([0.5, 0.0])
+    np.testing.assert_allclose(diffusion.guided_epsilon(cond, uncond, 0.0), cond)
+    np.testing.assert_allclose(diffusion.guided_epsilon(cond, uncond, 2.0), [2.0, 6.0])
+
+
+def test_guidance_zero_equals_the_conditional_model(trained):
+    model = trained[0]
+    labels = np.array([3, 7, 7])
+    plain = diffusion.sample(model, 3, steps=4, labels=labels, seed=2)
+    guided = diffusion.sample(model, 3, steps=4, labels=labels, guidance=0.0, seed=2)
+    np.testing.assert_allclose(guided, plain, atol=1e-5)
+    strong = diffusion.sample(model, 3, steps=4, labels=labels, guidance=50.0, seed=2)
+    assert not np.allclose(strong, plain, atol=1e-4)
+
+
+def test_labels_are_checked(random_model, trained):
+    with pytest.raises(ValueError, match="unconditional"):
+        diffusion.sample(random_model, 2, steps=2, labels=1)
+    with pytest.raises(ValueError, match="digits 0..9"):
+        diffusion.sample(trained[0], 2, steps=2, labels=10)
+
+
+def test_sample_images_and_the_trajectory(random_model):
+    images = diffusion.sample_images(random_model, 2, steps=5)
+    assert images.shape == (2, 28, 28, 1) and images.min() >= 0 and images.max() <= 1
+    samples, path = diffusion.sample(
+        random_model, 2, steps=5, trajectory_at=np.array([19, 5]), seed=0
+    )
+    assert set(path) == {19, 5} and path[19].shape == (2, 28, 28, 1)
+    start = np.random.default_rng(0).standard_normal((2, 28, 28, 1)).astype(np.float32)
+    np.testing.assert_array_equal(path[19], start)
+
+
+def test_latent_model_decodes_its_codes():
+    model = _latent_model(conditional=True)
+    assert isinstance(model, diffusion.LatentDiffusion) and model.clip_range is None
+    images = diffusion.sample_images(model, 4, steps=3, labels=2, guidance=1.0)
+    assert images.shape == (4, 28, 28, 1) and images.min() >= 0 and images.max() <= 1
+    codes = np.zeros((1, 3), np.float32)
+    expected = model.decoder.predict(codes * 2.0 + 0.5, verbose=0)
+    np.testing.assert_allclose(model.to_images(codes), expected, rtol=1e-6)
+
+
+def test_latent_codec_standardises_vae_codes():
+    model = vae.build_vae(vae.VAEConfig(kind="dense", latent_dim=3, hidden_units=(8, 8)), seed=0)
+    codes, shift, scale = diffusion.latent_codec(model, _images(50))
+    assert codes.shape == (50, 3) and shift.shape == (3,)
+    np.testing.assert_allclose(codes.mean(axis=0), 0, atol=1e-5)
+    assert codes.std() == pytest.approx(1.0, rel=1e-4)
+    decoder = diffusion.pixel_decoder(model)
+    assert decoder.output_shape == (None, 28, 28, 1)
+
+
+def test_latent_model_needs_a_decoder():
+    with pytest.raises(ValueError, match="decoder"):
+        diffusion.build_model(TINY_LATENT)
+
+
+@pytest.mark.parametrize("latent", [False, True])
+def test_save_and_load_round_trip(tmp_path, latent, trained):
+    model = _latent_model(conditional=True) if latent else trained[0]
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert type(loaded) is type(model) and loaded.conditional
+    assert loaded.timesteps == model.timesteps and loaded.clip_range == model.clip_range
+    for a, b in zip(model.ema_network.get_weights(), loaded.ema_network.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    kwargs = dict(steps=3, labels=[1, 2], guidance=1.0, seed=0)
+    np.testing.assert_allclose(
+        diffusion.sample_images(loaded, 2, **kwargs),
+        diffusion.sample_images(model, 2, **kwargs),
+        atol=1e-5,
+    )
+
+
+def test_train_and_sample_run(tmp_path):
+    run = tmp_path / "run"
+    metrics = diffusion.train_run(
+        "diffusion", dataset="mnist", profile=PROFILES["fast"], out_dir=run, conditional=True
+    )
+    assert {"model.keras", "metrics.json", "samples.png"} <= {p.name for p in run.iterdir()}
+    saved = json.loads((run / "metrics.json").read_text())
+    assert saved["conditional"] and saved["space"] == "latent"
+    assert saved["train_images_per_second"] > 0 and saved["sample_steps"] == 10
+    assert 0 <= metrics["confidence"] <= 1 and np.isfinite(metrics["frechet_distance"])
+    images = diffusion.sample_run("diffusion", run_dir=run, num=3, steps=2, label=4, guidance=2.0)
+    assert images.shape == (3, 28, 28, 1) and images.dtype == np.float32
+    assert diffusion.sample_run("diffusion", run_dir=run, num=2, sampler="ddpm").shape[0] == 2
+    with pytest.raises(ValueError, match="sampler='ddim'"):
+        diffusion.sample_run("diffusion", run_dir=run, num=1, sampler="ddpm", steps=3)

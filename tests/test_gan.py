@@ -1,0 +1,172 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tutorial_lib import cli, gan
+from tutorial_lib.training import set_seed
+
+TINY = gan.GANConfig(
+    latent_dim=8,
+    generator_filters=(4, 8),
+    discriminator_filters=(4, 8),
+    label_dim=3,
+    n_critic=2,
+    epochs=2,
+    batch_size=16,
+)
+
+
+def _images(n, seed=0):
+    return np.random.default_rng(seed).random((n, 28, 28, 1)).astype("float32")
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_network_shapes_and_output_range(conditional):
+    generator = gan.build_generator(TINY, conditional)
+    discriminator = gan.build_discriminator(TINY, conditional)
+    z = gan.latent_vectors(5, TINY.latent_dim)
+    labels = np.arange(5).reshape(-1, 1)
+    images = np.asarray(generator([z, labels] if conditional else z))
+    assert images.shape == (5, 28, 28, 1) and images.dtype == np.float32
+    assert images.min() >= -1.0 and images.max() <= 1.0  # tanh
+    logits = np.asarray(discriminator([images, labels] if conditional else images))
+    assert logits.shape == (5, 1) and logits.dtype == np.float32
+
+
+@pytest.mark.parametrize("name", gan.MODELS)
+def test_one_train_step_moves_both_networks(name):
+    set_seed(0)
+    model = gan.build_model(name, TINY)
+    before_g = [w.copy() for w in model.generator.get_weights()]
+    before_d = [w.copy() for w in model.discriminator.get_weights()]
+    x, y = _images(16), np.arange(16) % 10
+    logs = model.train_step((tf.constant(x), tf.constant(y)) if name == "cgan" else tf.constant(x))
+    for key in ("d_loss", "g_loss", "g_grad_norm"):
+        assert np.isfinite(float(logs[key])), key
+    moved_g = [
+        not np.allclose(a, b) for a, b in zip(before_g, model.generator.get_weights(), strict=True)
+    ]
+    moved_d = [
+        not np.allclose(a, b)
+        for a, b in zip(before_d, model.discriminator.get_weights(), strict=True)
+    ]
+    assert sum(moved_g) >= 4  # kernels and biases of several layers
+    # Every kernel of D moves. (The critic's output bias may not: it cancels in
+    # E f(fake) - E f(real), and the gradient penalty does not see it.)
+    kernels_d = [m for m, w in zip(moved_d, before_d, strict=True) if w.ndim >= 2]
+    assert len(kernels_d) >= 3 and all(kernels_d)
+
+
+def test_discriminator_and_generator_losses_on_known_logits():
+    # D unsure (logit 0 everywhere): log 2 per term.
+    zeros = tf.zeros((4, 1))
+    assert float(gan.discriminator_loss(zeros, zeros)) == pytest.approx(2 * np.log(2), rel=1e-6)
+    # D rejects the fakes (logit -10): the saturating loss is flat, the non-saturating is not.
+    logits = tf.Variable(tf.fill((4, 1), -10.0))
+    slopes = {}
+    for kind in gan.GENERATOR_LOSSES:
+        with tf.GradientTape() as tape:
+            loss = gan.generator_loss(logits, kind)
+        slopes[kind] = float(tf.reduce_sum(tape.gradient(loss, logits)))
+    assert slopes["non_saturating"] == pytest.approx(-1.0, abs=1e-3)
+    assert abs(slopes["saturating"]) < 1e-4
+    with pytest.raises(ValueError, match="non_saturating"):
+        gan.generator_loss(logits, "minimax")
+
+
+def test_gradient_penalty_equals_its_definition_on_a_toy_critic():
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(1, 28, 28, 1)).astype("float32")
+
+    def critic(x):  # f(x) = sum(w * x^2): gradient 2 w x, known in closed form
+        return tf.reduce_sum(w * tf.square(x), axis=[1, 2, 3])[:, None]
+
+    real, fake = _images(6, 1) * 2 - 1, _images(6, 2) * 2 - 1
+    epsilon = rng.uniform(size=(6, 1, 1, 1)).astype("float32")
+    x_hat = epsilon * real + (1 - epsilon) * fake
+    norms = np.sqrt(np.sum((2 * w * x_hat) ** 2, axis=(1, 2, 3)))
+    expected = np.mean((norms - 1.0) ** 2)
+    got = float(gan.gradient_penalty(critic, real, fake, epsilon=epsilon))
+    assert got == pytest.approx(expected, rel=1e-4)
+    # With epsilon drawn inside, the penalty lies between those at the two ends.
+    drawn = float(gan.gradient_penalty(critic, real, fake, seed=3))
+    assert np.isfinite(drawn) and drawn > 0
+
+
+def test_the_conditional_generator_follows_its_label():
+    set_seed(0)
+    model = gan.build_model("cgan", TINY)
+    z = gan.latent_vectors(4, TINY.latent_dim, seed=1)
+    threes = gan.generate(model, z=z, labels=3)
+    sevens = gan.generate(model, z=z, labels=7)
+    assert threes.shape == (4, 28, 28, 1)
+    assert np.abs(threes - sevens).max() > 1e-4  # same noise, other label, other image
+    np.testing.assert_array_equal(threes, gan.generate(model, z=z, labels=[3, 3, 3, 3]))
+    with pytest.raises(ValueError, match="0..9"):
+        gan.generate(model, 2, labels=10)
+    with pytest.raises(ValueError, match="unconditional"):
+        gan.generate(gan.build_model("gan", TINY), 2, labels=1)
+
+
+@pytest.mark.parametrize("name", ["gan", "wgan_gp"])
+def test_save_and_load_round_trip(name, tmp_path):
+    import keras
+
+    set_seed(0)
+    model = gan.build_model(name, TINY)
+    model.train_step(tf.constant(_images(16)))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert type(loaded) is type(model)
+    settings = {
+        k: v for k, v in model.get_config().items() if k not in ("generator", "discriminator")
+    }
+    assert {k: loaded.get_config()[k] for k in settings} == settings
+    for part in ("generator", "discriminator"):
+        assert getattr(loaded, part).count_params() == getattr(model, part).count_params()
+    np.testing.assert_allclose(
+        gan.generate(loaded, 8, seed=5), gan.generate(model, 8, seed=5), atol=1e-6
+    )
+    # The optimizers come back with their state: training goes on where it stopped.
+    assert int(loaded.g_optimizer.iterations) == int(model.g_optimizer.iterations) > 0
+    loaded.train_step(tf.constant(_images(16, seed=1)))
+
+
+def test_fit_with_a_quality_callback_and_a_sample_grid():
+    from tutorial_lib import metrics
+    from tutorial_lib.profiles import get_profile
+    from tutorial_lib.training import SampleGrid
+
+    if not metrics.weights_path("mnist").exists():
+        pytest.skip("the evaluation classifier's weights are not there")
+    set_seed(0)
+    model = gan.build_model("gan", TINY)
+    quality = gan.QualityHistory(num=60)
+    grid = SampleGrid(lambda n: gan.generate(model, n), num=4)
+    history = gan.fit_gan(
+        model, _images(64), config=TINY, profile=get_profile("fast"), callbacks=[quality, grid]
+    )
+    assert set(history.history) >= {"d_loss", "g_loss", "real_acc", "fake_acc", "g_grad_norm"}
+    assert quality.history["epoch"] == [1, 2] and len(quality.history["coverage"]) == 2
+    assert [epoch for epoch, _ in grid.grids] == [1, 2]
+
+
+def test_cli_trains_and_samples_a_conditional_gan(tmp_path, monkeypatch):
+    monkeypatch.setitem(gan.CONFIGS, "fast", TINY)
+    run = tmp_path / "run"
+    assert cli.main(["train", "cgan", "--profile", "fast", "--out", str(run)]) == 0
+    assert {"model.keras", "metrics.json", "samples.png"} <= {p.name for p in run.iterdir()}
+    out = tmp_path / "fives.npy"
+    assert (
+        cli.main(
+            ["sample", "cgan", "--run", str(run), "--num", "6", "--label", "5", "--out", str(out)]
+        )
+        == 0
+    )
+    images = np.load(out)
+    assert images.shape == (6, 28, 28, 1) and images.dtype == np.float32
+    assert images.min() >= 0.0 and images.max() <= 1.0
+    # --label belongs to the conditional model only.
+    with pytest.raises(SystemExit):
+        cli.main(["sample", "gan", "--run", str(run), "--label", "5", "--out", str(out)])
