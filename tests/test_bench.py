@@ -20,6 +20,10 @@ def test_bench_fast_covers_every_family_and_its_seed_recipe(tmp_path, capsys):
         assert row["train_seconds"] > 0
         if row["model"] in bench.IMAGE_GENERATORS:
             assert 0.0 <= row["coverage"] <= 1.0 and row["frechet_distance"] > 0
+    rows = {row["model"]: row for row in report["rows"]}
+    for family in SEED_RECIPES:  # a throughput for every family that has a recipe to beat
+        assert rows[family]["speed_ratio_vs_seed"] > 0, family
+    assert rows["transformer"]["dataset"] == "tinyshakespeare"
     markdown = (tmp_path / "bench.md").read_text()
     assert markdown.startswith("Benchmark, profile `fast`") and "Real-data floor" in markdown
     assert "| autoencoder | mnist |" in capsys.readouterr().out
