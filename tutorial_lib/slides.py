@@ -23,8 +23,10 @@ Two ways to present:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
@@ -71,27 +73,33 @@ def deck_slide_count(html: str) -> int:
     return count
 
 
-def execute(path: Path, profile: str, timeout: int = 1800):
-    """Run a notebook top to bottom under ``profile``; returns the executed notebook."""
-    from nbclient import NotebookClient
-
-    nb = nbformat.read(path, as_version=4)
-    # The kernel inherits these. The inline backend puts every plot into the
-    # cell's output (a non-interactive MPLBACKEND such as Agg, which the tests
-    # set, would leave the deck without its figures).
+@contextlib.contextmanager
+def kernel_environment(profile: str):
+    """Set what the notebook kernels inherit while they run: the profile, and the
+    inline Matplotlib backend, which puts every plot into the cell's output (a
+    non-interactive MPLBACKEND such as Agg, which the tests set, would leave the
+    deck without its figures)."""
     settings = {"TUTORIAL_PROFILE": profile, "MPLBACKEND": INLINE_BACKEND}
     previous = {name: os.environ.get(name) for name in settings}
     os.environ.update(settings)
     try:
-        NotebookClient(
-            nb, timeout=timeout, resources={"metadata": {"path": str(path.parent)}}
-        ).execute()
+        yield
     finally:
         for name, value in previous.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def _run(path: Path, timeout: int):
+    """Run a notebook top to bottom in a fresh kernel (which inherits the environment)."""
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(
+        nb, timeout=timeout, resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
     return nb
 
 
@@ -149,10 +157,16 @@ def build_deck(nb, name: str, out_dir: Path, *, offline: bool) -> Path:
 
 
 def build_all(
-    profile: str = "cpu", out_dir: str | Path = "slides", notebooks: list[Path] | None = None
+    profile: str = "cpu",
+    out_dir: str | Path = "slides",
+    notebooks: list[Path] | None = None,
+    *,
+    workers: int = 2,
 ) -> list[Path]:
     """Execute every lesson under ``profile`` and write one deck each to ``out_dir``.
 
+    ``workers`` notebooks run at once, each in its own kernel: much of a short
+    run is kernel start-up and Python, which a second kernel overlaps.
     Raises RuntimeError naming the notebook and the error if a notebook fails.
     """
     out_dir = Path(out_dir)
@@ -161,11 +175,13 @@ def build_all(
     if reveal is not None:
         shutil.copytree(reveal, out_dir / REVEAL_DIR, dirs_exist_ok=True)
         shutil.copy(SHIM, out_dir / REVEAL_DIR / SHIM.name)
+    paths = [Path(path) for path in notebooks or lesson_notebooks()]
+    with kernel_environment(profile), ThreadPoolExecutor(max_workers=workers) as pool:
+        executed = list(pool.map(lambda path: _run(path, 1800), paths))
     decks = []
-    for path in notebooks or lesson_notebooks():
-        nb = execute(Path(path), profile)
+    for path, nb in zip(paths, executed, strict=True):
         errors = error_outputs(nb)
         if errors:
-            raise RuntimeError(f"{Path(path).name} failed under the {profile} profile: {errors[0]}")
-        decks.append(build_deck(nb, Path(path).stem, out_dir, offline=reveal is not None))
+            raise RuntimeError(f"{path.name} failed under the {profile} profile: {errors[0]}")
+        decks.append(build_deck(nb, path.stem, out_dir, offline=reveal is not None))
     return decks
