@@ -162,6 +162,17 @@ class DeviceSetup:
         return getattr(self.strategy, "num_replicas_in_sync", 1)
 
 
+def replicas_in_sync() -> int:
+    """How many replicas the strategy in force splits each batch across (1 outside one).
+
+    Inside a ``train_step`` each replica's loss is divided by this: the replicas'
+    gradients are summed, so the division makes them an average.
+    """
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
 def setup(profile: str | Profile | None = None, precision: str | None = None) -> DeviceSetup:
     """One call at the top of every notebook: profile, GPU memory, precision, strategy.
 

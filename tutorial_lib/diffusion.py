@@ -452,12 +452,6 @@ def build_latent_denoiser(
 # --------------------------------------------------------------------------
 
 
-def _replicas() -> int:
-    import tensorflow as tf
-
-    return tf.distribute.get_strategy().num_replicas_in_sync
-
-
 @keras.saving.register_keras_serializable(package="tutorial_lib")
 class Diffusion(keras.Model):
     r"""A denoising diffusion model around a noise-predicting ``network``.
@@ -554,7 +548,7 @@ class Diffusion(keras.Model):
         with tf.GradientTape() as tape:
             predicted = ops.cast(self.network(inputs, training=True), "float32")
             loss = ops.mean(ops.square(noise - predicted))
-            scaled = self.optimizer.scale_loss(loss / _replicas())
+            scaled = self.optimizer.scale_loss(loss / device.replicas_in_sync())
         gradients = tape.gradient(scaled, self.network.trainable_weights)
         self.optimizer.apply(gradients, self.network.trainable_weights)
         self.update_ema()

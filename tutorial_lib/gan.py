@@ -311,12 +311,6 @@ def make_optimizer(learning_rate: float, beta_1: float, beta_2: float = 0.999):
     return optimizer
 
 
-def _replicas() -> int:
-    import tensorflow as tf
-
-    return tf.distribute.get_strategy().num_replicas_in_sync
-
-
 def _global_norm(grads, optimizer):
     """The L2 norm of all gradients together, with loss scaling undone."""
     norm = ops.sqrt(sum(ops.sum(ops.square(ops.cast(g, "float32"))) for g in grads))
@@ -453,7 +447,7 @@ class GAN(keras.Model):
     def _scaled(self, optimizer, loss):
         """The loss to differentiate: divided by the number of replicas (their
         gradients are summed), multiplied by the loss scale under float16."""
-        return optimizer.scale_loss(loss / _replicas())
+        return optimizer.scale_loss(loss / device.replicas_in_sync())
 
     def _log(self, values: dict) -> dict:
         for name, value in values.items():
@@ -504,7 +498,7 @@ class GAN(keras.Model):
         variables = self.generator.trainable_variables
         grads = tape.gradient(scaled, variables)
         self.g_optimizer.apply_gradients(zip(grads, variables, strict=True))
-        return g_loss, _global_norm(grads, self.g_optimizer) * _replicas()
+        return g_loss, _global_norm(grads, self.g_optimizer) * device.replicas_in_sync()
 
     def train_step(self, batch):
         """One discriminator step, then ``g_steps`` generator steps, on one batch."""

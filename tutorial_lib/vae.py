@@ -231,8 +231,7 @@ class VAE(keras.Model):
             loss = ops.mean(reconstruction + self.beta * kl)
             # Under a MirroredStrategy each replica sees part of the batch and
             # the gradients are summed across replicas: divide to average.
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled = self.optimizer.scale_loss(loss / replicas)
+            scaled = self.optimizer.scale_loss(loss / device.replicas_in_sync())
         gradients = tape.gradient(scaled, self.trainable_weights)
         self.optimizer.apply(gradients, self.trainable_weights)
         return self._update(reconstruction, kl, loss)
