@@ -10,6 +10,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Test processes (pytest-xdist). Each test file runs whole in one of them, so a
+# notebook's cells stay in order. Two fill CI's two cores: most of a fast-profile
+# test is single-threaded start-up (kernels, imports, graph tracing).
+TEST_WORKERS ?= 2
 
 # The tests read data offline. ../shared/data (the course's offline copy) is
 # used when it exists and TUTORIAL_DATA_DIR is unset; otherwise the tests read
@@ -37,7 +41,7 @@ lab: $(STAMP)
 
 test: $(STAMP)
 	@if [ -z "$$TUTORIAL_DATA_DIR" ]; then $(BIN)/python -m tutorial_lib download; fi
-	TUTORIAL_PROFILE=fast $(BIN)/python -m pytest --run-browser
+	TUTORIAL_PROFILE=fast $(BIN)/python -m pytest --run-browser -n $(TEST_WORKERS) --dist loadfile
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 

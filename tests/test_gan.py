@@ -57,6 +57,21 @@ def test_one_train_step_moves_both_networks(name):
     assert len(kernels_d) >= 3 and all(kernels_d)
 
 
+def test_several_steps_per_execution_still_train_on_every_batch():
+    """Keras runs ``steps_per_execution`` steps per graph call; an epoch that is not a
+    multiple of it (10 batches, 4 per call) must still take all 10 steps."""
+    import dataclasses
+
+    from tutorial_lib.profiles import get_profile
+
+    config = dataclasses.replace(TINY, steps_per_execution=4)
+    model = gan.build_model("gan", config)
+    assert model.steps_per_execution == 4
+    profile = dataclasses.replace(get_profile("fast"), steps_per_epoch=None)
+    gan.fit_gan(model, _images(10 * config.batch_size), config=config, profile=profile, epochs=1)
+    assert int(model.d_optimizer.iterations) == int(model.g_optimizer.iterations) == 10
+
+
 def test_discriminator_and_generator_losses_on_known_logits():
     # D unsure (logit 0 everywhere): log 2 per term.
     zeros = tf.zeros((4, 1))

@@ -107,6 +107,11 @@ def test_width_must_divide_by_heads():
         transformer.GPTConfig(width=10, heads=4)
 
 
+def test_an_epoch_must_hold_whole_executions():
+    with pytest.raises(ValueError, match="multiple of steps_per_execution"):
+        transformer.GPTConfig(steps_per_epoch=250, steps_per_execution=30)
+
+
 def test_cached_logits_equal_full_forward_logits():
     model = _tiny_gpt()
     tokens = _rng(3).integers(0, 11, (1, 10)).astype("int32")

@@ -95,11 +95,13 @@ def test_mixed_precision_keeps_losses_float32_and_finite():
 
 def test_save_and_load_round_trip(tmp_path):
     model = vae.build_vae(TINY, seed=0)
+    x = _binary_images(4)
+    model.fit(x, batch_size=4, epochs=1, verbose=0)  # a trained model, optimizer state included
     model.save(tmp_path / "vae.keras")
     loaded = keras.models.load_model(tmp_path / "vae.keras")
-    x = _binary_images(4)
     np.testing.assert_allclose(vae.encode(loaded, x)[0], vae.encode(model, x)[0], atol=1e-6)
     assert loaded.beta == model.beta
+    assert int(loaded.optimizer.iterations) == 1
 
 
 def test_interpolation_paths():
