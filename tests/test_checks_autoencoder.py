@@ -4,14 +4,11 @@ and typical wrong answers fail with the message meant for them."""
 import keras
 import numpy as np
 import pytest
+from check_helpers import expect_failure, stub
 
 from tutorial_lib import autoencoder
 from tutorial_lib.checks import FAILED, NOT_ATTEMPTED, PASSED, run_check
 from tutorial_lib.checks import autoencoder as checks
-
-
-def stub(*args, **kwargs):
-    raise NotImplementedError("Task: write this function.")
 
 
 def encoder(latent_dim, hidden=(256, 128), code_activation=None):
@@ -20,12 +17,6 @@ def encoder(latent_dim, hidden=(256, 128), code_activation=None):
     for units in hidden:
         h = keras.layers.Dense(units, activation="relu")(h)
     return keras.Model(inputs, keras.layers.Dense(latent_dim, activation=code_activation)(h))
-
-
-def _failure(result, *fragments):
-    assert result.status == FAILED, result
-    for fragment in fragments:
-        assert fragment in result.message, result.message
 
 
 ALL_CHECKS = [
@@ -57,7 +48,7 @@ def test_a_stub_is_not_attempted_yet(check):
 
 
 def test_encoder_with_the_wrong_bottleneck_size():
-    _failure(
+    expect_failure(
         checks.check_encoder(lambda d: encoder(64), quiet=True),
         "expected output shape (None, 32), got (None, 64): is your bottleneck layer the right size?",
     )
@@ -67,25 +58,29 @@ def test_encoder_ignoring_latent_dim():
     def fixed(latent_dim):
         return encoder(32)
 
-    _failure(checks.check_encoder(fixed, quiet=True), "build_encoder(8)", "latent_dim argument")
+    expect_failure(
+        checks.check_encoder(fixed, quiet=True), "build_encoder(8)", "latent_dim argument"
+    )
 
 
 def test_encoder_with_a_relu_bottleneck():
-    _failure(
+    expect_failure(
         checks.check_encoder(lambda d: encoder(d, code_activation="relu"), quiet=True),
         "ReLU on the bottleneck",
     )
 
 
 def test_encoder_with_wrong_hidden_sizes():
-    _failure(
+    expect_failure(
         checks.check_encoder(lambda d: encoder(d, hidden=(128, 64)), quiet=True),
         "parameters for Dense layers 784 -> 256 -> 128 -> 32",
     )
 
 
 def test_encoder_that_returns_layers_not_a_model():
-    _failure(checks.check_encoder(lambda d: [keras.layers.Dense(d)], quiet=True), "keras.Model")
+    expect_failure(
+        checks.check_encoder(lambda d: [keras.layers.Dense(d)], quiet=True), "keras.Model"
+    )
 
 
 def test_noise_without_clipping():
@@ -93,7 +88,7 @@ def test_noise_without_clipping():
         rng = np.random.default_rng(seed)
         return (x + noise_factor * rng.standard_normal(x.shape)).astype(np.float32)
 
-    _failure(checks.check_add_noise(unclipped, quiet=True), "must stay in [0, 1]", "np.clip")
+    expect_failure(checks.check_add_noise(unclipped, quiet=True), "must stay in [0, 1]", "np.clip")
 
 
 def test_noise_ignoring_the_seed():
@@ -101,7 +96,7 @@ def test_noise_ignoring_the_seed():
         noisy = x + noise_factor * np.random.standard_normal(x.shape)
         return np.clip(noisy, 0, 1).astype(np.float32)
 
-    _failure(checks.check_add_noise(unseeded, quiet=True), "seed=7 gave different images")
+    expect_failure(checks.check_add_noise(unseeded, quiet=True), "seed=7 gave different images")
 
 
 def test_uniform_noise_has_the_wrong_size():
@@ -110,7 +105,9 @@ def test_uniform_noise_has_the_wrong_size():
         noisy = x + noise_factor * rng.uniform(-1, 1, x.shape)
         return np.clip(noisy, 0, 1).astype(np.float32)
 
-    _failure(checks.check_add_noise(uniform, quiet=True), "standard deviation", "standard normal")
+    expect_failure(
+        checks.check_add_noise(uniform, quiet=True), "standard deviation", "standard normal"
+    )
 
 
 def test_noise_added_in_place():
@@ -119,14 +116,14 @@ def test_noise_added_in_place():
         np.clip(x, 0, 1, out=x)
         return x
 
-    _failure(checks.check_add_noise(in_place, quiet=True), "changed the images it was given")
+    expect_failure(checks.check_add_noise(in_place, quiet=True), "changed the images it was given")
 
 
 def test_errors_averaged_over_the_whole_batch():
     def one_number(model, x):
         return float(np.mean(np.square(x - model.predict(x, verbose=0))))
 
-    _failure(
+    expect_failure(
         checks.check_reconstruction_errors(one_number, quiet=True),
         "expected one error per image, shape (10,), got ()",
         "also average over the images",
@@ -137,18 +134,20 @@ def test_errors_summed_over_pixels():
     def summed(model, x):
         return np.sum(np.square(x - model.predict(x, verbose=0)), axis=(1, 2, 3))
 
-    _failure(checks.check_reconstruction_errors(summed, quiet=True), "784 times")
+    expect_failure(checks.check_reconstruction_errors(summed, quiet=True), "784 times")
 
 
 def test_errors_not_squared():
     def absolute(model, x):
         return np.mean(np.abs(x - model.predict(x, verbose=0)), axis=(1, 2, 3))
 
-    _failure(checks.check_reconstruction_errors(absolute, quiet=True), "square before averaging")
+    expect_failure(
+        checks.check_reconstruction_errors(absolute, quiet=True), "square before averaging"
+    )
 
 
 def test_threshold_at_the_mean():
-    _failure(
+    expect_failure(
         checks.check_threshold(lambda e, rate: float(np.mean(e)), quiet=True),
         "flags 37.1% of the normal validation images",
         "expected about 5%",
@@ -156,7 +155,7 @@ def test_threshold_at_the_mean():
 
 
 def test_threshold_at_the_low_quantile():
-    _failure(
+    expect_failure(
         checks.check_threshold(lambda e, rate: float(np.quantile(e, rate)), quiet=True),
         "did you take the low quantile?",
     )
@@ -167,7 +166,7 @@ def test_a_crash_in_learner_code_is_reported_with_its_type():
         return x + undefined_name  # noqa: F821
 
     result = checks.check_add_noise(broken, quiet=True)
-    _failure(result, "broken raised NameError")
+    expect_failure(result, "broken raised NameError")
 
 
 def test_run_check_rejects_a_non_function():

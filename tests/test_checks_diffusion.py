@@ -3,19 +3,10 @@ and the usual wrong answers fail with a message that names the mistake."""
 
 import numpy as np
 import pytest
+from check_helpers import expect_failure, stub
 
-from tutorial_lib.checks import FAILED, NOT_ATTEMPTED, PASSED
+from tutorial_lib.checks import NOT_ATTEMPTED, PASSED
 from tutorial_lib.checks import diffusion as checks
-
-
-def stub(*args, **kwargs):
-    raise NotImplementedError("Task: write this function.")
-
-
-def _failure(result, *fragments):
-    assert result.status == FAILED, result
-    for fragment in fragments:
-        assert fragment in result.message, result.message
 
 
 def _ab(alpha_bars, t):
@@ -84,7 +75,9 @@ def test_forward_without_the_square_root_on_alpha_bar():
         ab = _ab(alpha_bars, t)
         return ab * x0 + np.sqrt(1 - ab) * noise
 
-    _failure(checks.check_forward_noise(wrong, quiet=True), "square root is missing on alpha-bar")
+    expect_failure(
+        checks.check_forward_noise(wrong, quiet=True), "square root is missing on alpha-bar"
+    )
 
 
 def test_forward_with_noise_scaled_by_the_variance():
@@ -92,14 +85,18 @@ def test_forward_with_noise_scaled_by_the_variance():
         ab = _ab(alpha_bars, t)
         return np.sqrt(ab) * x0 + (1 - ab) * noise
 
-    _failure(checks.check_forward_noise(wrong, quiet=True), "noise has the wrong scale", "variance")
+    expect_failure(
+        checks.check_forward_noise(wrong, quiet=True), "noise has the wrong scale", "variance"
+    )
 
 
 def test_forward_with_unscaled_noise():
     def wrong(x0, t, noise, alpha_bars):
         return np.sqrt(_ab(alpha_bars, t)) * x0 + noise
 
-    _failure(checks.check_forward_noise(wrong, quiet=True), "noise has the wrong scale", "unscaled")
+    expect_failure(
+        checks.check_forward_noise(wrong, quiet=True), "noise has the wrong scale", "unscaled"
+    )
 
 
 @pytest.mark.parametrize("shift, text", [(-1, "alpha_bars[t - 1]"), (1, "alpha_bars[t + 1]")])
@@ -108,7 +105,7 @@ def test_forward_with_the_timestep_off_by_one(shift, text):
         ab = _ab(alpha_bars, t + shift)
         return np.sqrt(ab) * x0 + np.sqrt(1 - ab) * noise
 
-    _failure(checks.check_forward_noise(wrong, quiet=True), "timestep is off by one", text)
+    expect_failure(checks.check_forward_noise(wrong, quiet=True), "timestep is off by one", text)
 
 
 def test_forward_without_the_per_image_reshape():
@@ -116,7 +113,7 @@ def test_forward_without_the_per_image_reshape():
         ab = np.asarray(alpha_bars)[t]
         return np.sqrt(ab) * x0 + np.sqrt(1 - ab) * noise
 
-    _failure(checks.check_forward_noise(wrong, quiet=True), "reshape it to (N, 1, 1, 1)")
+    expect_failure(checks.check_forward_noise(wrong, quiet=True), "reshape it to (N, 1, 1, 1)")
 
 
 def test_forward_with_one_step_for_every_image():
@@ -124,7 +121,7 @@ def test_forward_with_one_step_for_every_image():
         ab = alpha_bars[t[0]]
         return np.sqrt(ab) * x0 + np.sqrt(1 - ab) * noise
 
-    _failure(checks.check_forward_noise(wrong, quiet=True))
+    expect_failure(checks.check_forward_noise(wrong, quiet=True))
 
 
 # --- Task 2: the loss -----------------------------------------------------
@@ -134,21 +131,23 @@ def test_loss_against_the_clean_image():
     def wrong(network, x0, t, noise, alpha_bars):
         return np.mean((x0 - network(forward_noise(x0, t, noise, alpha_bars), t)) ** 2)
 
-    _failure(checks.check_diffusion_loss(wrong, quiet=True), "target is the noise", "not the clean")
+    expect_failure(
+        checks.check_diffusion_loss(wrong, quiet=True), "target is the noise", "not the clean"
+    )
 
 
 def test_loss_with_the_network_told_the_wrong_step():
     def wrong(network, x0, t, noise, alpha_bars):
         return np.mean((noise - network(forward_noise(x0, t, noise, alpha_bars), t + 1)) ** 2)
 
-    _failure(checks.check_diffusion_loss(wrong, quiet=True), "timestep is off by one")
+    expect_failure(checks.check_diffusion_loss(wrong, quiet=True), "timestep is off by one")
 
 
 def test_loss_on_clean_images():
     def wrong(network, x0, t, noise, alpha_bars):
         return np.mean((noise - network(x0, t)) ** 2)
 
-    _failure(checks.check_diffusion_loss(wrong, quiet=True), "network got the clean images")
+    expect_failure(checks.check_diffusion_loss(wrong, quiet=True), "network got the clean images")
 
 
 def test_loss_with_a_wrongly_noised_input():
@@ -157,7 +156,7 @@ def test_loss_with_a_wrongly_noised_input():
         x_t = ab * x0 + np.sqrt(1 - ab) * noise
         return np.mean((noise - network(x_t, t)) ** 2)
 
-    _failure(
+    expect_failure(
         checks.check_diffusion_loss(wrong, quiet=True), "wrong input", "square root is missing"
     )
 
@@ -166,7 +165,7 @@ def test_loss_summed():
     def wrong(network, x0, t, noise, alpha_bars):
         return np.sum((noise - network(forward_noise(x0, t, noise, alpha_bars), t)) ** 2)
 
-    _failure(checks.check_diffusion_loss(wrong, quiet=True), "summed")
+    expect_failure(checks.check_diffusion_loss(wrong, quiet=True), "summed")
 
 
 def test_loss_per_image():
@@ -174,7 +173,7 @@ def test_loss_per_image():
         pred = network(forward_noise(x0, t, noise, alpha_bars), t)
         return np.mean((noise - pred) ** 2, axis=(1, 2, 3))
 
-    _failure(checks.check_diffusion_loss(wrong, quiet=True), "expected one number")
+    expect_failure(checks.check_diffusion_loss(wrong, quiet=True), "expected one number")
 
 
 # --- Task 3: DDIM ---------------------------------------------------------
@@ -187,7 +186,9 @@ def test_ddim_without_the_square_root_in_the_x0_estimate():
         x0 = (x_t - np.sqrt(1 - ab) * eps) / ab
         return np.sqrt(ab_prev) * x0 + np.sqrt(1 - ab_prev) * eps
 
-    _failure(checks.check_ddim_update(wrong, quiet=True), "square root is missing on alpha-bar")
+    expect_failure(
+        checks.check_ddim_update(wrong, quiet=True), "square root is missing on alpha-bar"
+    )
 
 
 def test_ddim_with_noise_at_the_old_scale():
@@ -197,14 +198,14 @@ def test_ddim_with_noise_at_the_old_scale():
         x0 = (x_t - np.sqrt(1 - ab) * eps) / np.sqrt(ab)
         return np.sqrt(ab_prev) * x0 + np.sqrt(1 - ab) * eps
 
-    _failure(checks.check_ddim_update(wrong, quiet=True), "noise has the wrong scale")
+    expect_failure(checks.check_ddim_update(wrong, quiet=True), "noise has the wrong scale")
 
 
 def test_ddim_with_the_timestep_off_by_one():
     def wrong(x_t, eps, t, t_prev, alpha_bars):
         return ddim_update(x_t, eps, t - 1, t_prev, alpha_bars)
 
-    _failure(
+    expect_failure(
         checks.check_ddim_update(wrong, quiet=True), "timestep is off by one", "alpha_bars[t - 1]"
     )
 
@@ -215,7 +216,7 @@ def test_ddim_reading_alpha_bars_minus_one_as_the_last_step():
         x0 = (x_t - np.sqrt(1 - ab) * eps) / np.sqrt(ab)
         return np.sqrt(ab_prev) * x0 + np.sqrt(1 - ab_prev) * eps
 
-    _failure(checks.check_ddim_update(wrong, quiet=True), "alpha_bars[-1]", "LAST step")
+    expect_failure(checks.check_ddim_update(wrong, quiet=True), "alpha_bars[-1]", "LAST step")
 
 
 def test_ddim_returning_the_x0_estimate():
@@ -223,4 +224,4 @@ def test_ddim_returning_the_x0_estimate():
         ab = alpha_bars[t]
         return (x_t - np.sqrt(1 - ab) * eps) / np.sqrt(ab)
 
-    _failure(checks.check_ddim_update(wrong, quiet=True), "returned the x0 estimate")
+    expect_failure(checks.check_ddim_update(wrong, quiet=True), "returned the x0 estimate")

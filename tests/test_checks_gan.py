@@ -5,21 +5,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from check_helpers import expect_failure, stub
 from keras import ops
 
 from tutorial_lib import gan
-from tutorial_lib.checks import FAILED, NOT_ATTEMPTED, PASSED
+from tutorial_lib.checks import NOT_ATTEMPTED, PASSED
 from tutorial_lib.checks import gan as checks
-
-
-def stub(*args, **kwargs):
-    raise NotImplementedError("Task: write this function.")
-
-
-def _failure(result, *fragments):
-    assert result.status == FAILED, result
-    for fragment in fragments:
-        assert fragment in result.message, result.message
 
 
 def bce(labels, logits):
@@ -64,7 +55,7 @@ def test_a_learner_solution_with_tf_nn_passes():
 
 
 def test_discriminator_loss_with_swapped_labels():
-    _failure(
+    expect_failure(
         checks.check_discriminator_loss(lambda r, f: bce(0.0, r) + bce(1.0, f), quiet=True),
         "the labels are swapped",
         "real images must get label 1",
@@ -78,7 +69,7 @@ def test_discriminator_loss_on_probabilities():
             ops.zeros_like(fake_logits), fake_logits
         )
 
-    _failure(
+    expect_failure(
         checks.check_discriminator_loss(probabilities, quiet=True),
         "treated the logits as probabilities",
         "from_logits=True",
@@ -86,14 +77,14 @@ def test_discriminator_loss_on_probabilities():
 
 
 def test_discriminator_loss_averaging_the_two_terms():
-    _failure(
+    expect_failure(
         checks.check_discriminator_loss(lambda r, f: (bce(1.0, r) + bce(0.0, f)) / 2, quiet=True),
         "you averaged the two terms",
     )
 
 
 def test_discriminator_loss_forgetting_the_fakes():
-    _failure(
+    expect_failure(
         checks.check_discriminator_loss(lambda r, f: bce(1.0, r), quiet=True),
         "only the real images count",
     )
@@ -105,7 +96,7 @@ def test_discriminator_loss_per_image():
             ops.ones_like(real_logits), real_logits, from_logits=True
         ) + ops.binary_crossentropy(ops.zeros_like(fake_logits), fake_logits, from_logits=True)
 
-    _failure(
+    expect_failure(
         checks.check_discriminator_loss(per_image, quiet=True),
         "should return a single number",
         "shape (32, 1)",
@@ -118,7 +109,7 @@ def test_discriminator_loss_via_log_sigmoid_overflows():
             ops.log(1.0 - ops.sigmoid(fake_logits))
         )
 
-    _failure(checks.check_discriminator_loss(naive, quiet=True), "overflows", "from_logits")
+    expect_failure(checks.check_discriminator_loss(naive, quiet=True), "overflows", "from_logits")
 
 
 def test_discriminator_loss_in_numpy_fails_in_a_train_step():
@@ -126,7 +117,7 @@ def test_discriminator_loss_in_numpy_fails_in_a_train_step():
         r, f = np.asarray(real_logits, np.float64), np.asarray(fake_logits, np.float64)
         return np.mean(np.logaddexp(0, -r)) + np.mean(np.logaddexp(0, f))
 
-    _failure(
+    expect_failure(
         checks.check_discriminator_loss(with_numpy, quiet=True), "inside a tf.function", "NumPy"
     )
 
@@ -135,7 +126,7 @@ def test_discriminator_loss_in_numpy_fails_in_a_train_step():
 
 
 def test_the_saturating_generator_loss():
-    _failure(
+    expect_failure(
         checks.check_generator_loss(lambda f: -bce(0.0, f), quiet=True),
         "this is the saturating loss",
         "non-saturating",
@@ -143,7 +134,7 @@ def test_the_saturating_generator_loss():
 
 
 def test_generator_loss_with_label_zero():
-    _failure(
+    expect_failure(
         checks.check_generator_loss(lambda f: bce(0.0, f), quiet=True),
         "you gave the fakes label 0",
         "use label 1",
@@ -151,7 +142,7 @@ def test_generator_loss_with_label_zero():
 
 
 def test_generator_loss_summed_over_the_batch():
-    _failure(
+    expect_failure(
         checks.check_generator_loss(lambda f: ops.sum(bce(1.0, f)) * 32, quiet=True),
         "you summed over the batch",
     )
@@ -159,7 +150,7 @@ def test_generator_loss_summed_over_the_batch():
 
 def test_generator_loss_via_log_sigmoid_underflows():
     # Right value for moderate logits, but log(sigmoid(-200)) = log(0).
-    _failure(
+    expect_failure(
         checks.check_generator_loss(lambda f: -ops.mean(ops.log(ops.sigmoid(f))), quiet=True),
         "underflows",
     )
@@ -195,7 +186,7 @@ def test_penalty_with_mirrored_interpolates_passes():
 
 
 def test_penalty_at_the_real_images():
-    _failure(
+    expect_failure(
         checks.check_gradient_penalty(
             lambda c, r, f, e: penalty(c, r, f, e, points="real"), quiet=True
         ),
@@ -205,7 +196,7 @@ def test_penalty_at_the_real_images():
 
 
 def test_penalty_at_the_fakes():
-    _failure(
+    expect_failure(
         checks.check_gradient_penalty(
             lambda c, r, f, e: penalty(c, r, f, e, points="fake"), quiet=True
         ),
@@ -214,7 +205,7 @@ def test_penalty_at_the_fakes():
 
 
 def test_penalty_pulling_the_norm_to_zero():
-    _failure(
+    expect_failure(
         checks.check_gradient_penalty(
             lambda c, r, f, e: penalty(c, r, f, e, minus=0.0), quiet=True
         ),
@@ -223,7 +214,7 @@ def test_penalty_pulling_the_norm_to_zero():
 
 
 def test_penalty_with_one_norm_for_the_batch():
-    _failure(
+    expect_failure(
         checks.check_gradient_penalty(
             lambda c, r, f, e: penalty(c, r, f, e, per_image=False), quiet=True
         ),
@@ -235,7 +226,9 @@ def test_penalty_with_its_own_epsilon():
     def own_random(critic, real, fake, epsilon):
         return penalty(critic, real, fake, tf.random.uniform(tf.shape(epsilon)))
 
-    _failure(checks.check_gradient_penalty(own_random, quiet=True), "use the epsilon argument")
+    expect_failure(
+        checks.check_gradient_penalty(own_random, quiet=True), "use the epsilon argument"
+    )
 
 
 def test_penalty_without_tape_watch():
@@ -246,11 +239,13 @@ def test_penalty_without_tape_watch():
         grads = tape.gradient(scores, x_hat)  # None: x_hat is not a variable
         return tf.reduce_mean(tf.square(tf.norm(grads, axis=[1, 2]) - 1.0))
 
-    _failure(checks.check_gradient_penalty(unwatched, quiet=True), "tape.watch(x_hat)")
+    expect_failure(checks.check_gradient_penalty(unwatched, quiet=True), "tape.watch(x_hat)")
 
 
 def test_penalty_computed_in_numpy_cannot_train_the_critic():
     def detached(critic, real, fake, epsilon):
         return tf.stop_gradient(penalty(critic, real, fake, epsilon))
 
-    _failure(checks.check_gradient_penalty(detached, quiet=True), "no gradient w.r.t. the critic")
+    expect_failure(
+        checks.check_gradient_penalty(detached, quiet=True), "no gradient w.r.t. the critic"
+    )

@@ -3,20 +3,11 @@ and typical wrong answers fail with the message meant for them."""
 
 import numpy as np
 import pytest
+from check_helpers import expect_failure, stub
 
 from tutorial_lib import transformer
-from tutorial_lib.checks import FAILED, NOT_ATTEMPTED, PASSED
+from tutorial_lib.checks import NOT_ATTEMPTED, PASSED
 from tutorial_lib.checks import transformer as checks
-
-
-def stub(*args, **kwargs):
-    raise NotImplementedError("Task: write this function.")
-
-
-def _failure(result, *fragments):
-    assert result.status == FAILED, result
-    for fragment in fragments:
-        assert fragment in result.message, result.message
 
 
 def _softmax(x, axis=-1):
@@ -70,18 +61,18 @@ def test_a_stub_is_not_attempted_yet(check):
 
 
 def test_mask_that_lets_the_future_in():
-    _failure(
+    expect_failure(
         checks.check_causal_mask(lambda n: np.triu(np.ones((n, n), bool)), quiet=True),
         "lets the future in: query 0 may look at key 1",
     )
-    _failure(
+    expect_failure(
         checks.check_causal_mask(lambda n: np.ones((n, n), bool), quiet=True),
         "lets the future in",
     )
 
 
 def test_mask_without_the_diagonal():
-    _failure(
+    expect_failure(
         checks.check_causal_mask(lambda n: np.tril(np.ones((n, n), bool), k=-1), quiet=True),
         "the diagonal is False",
         "j <= i, not j < i",
@@ -92,11 +83,11 @@ def test_additive_float_mask_is_not_what_is_asked():
     def additive(n):
         return np.where(np.tril(np.ones((n, n), bool)), 0.0, -np.inf)
 
-    _failure(checks.check_causal_mask(additive, quiet=True), "expected a boolean array")
+    expect_failure(checks.check_causal_mask(additive, quiet=True), "expected a boolean array")
 
 
 def test_mask_of_a_fixed_size():
-    _failure(
+    expect_failure(
         checks.check_causal_mask(lambda n: np.tril(np.ones((4, 4), bool)), quiet=True),
         "causal_mask(1) is wrong",
         "from the argument n",
@@ -107,7 +98,7 @@ def test_mask_of_a_fixed_size():
 
 
 def test_attention_without_scaling():
-    _failure(
+    expect_failure(
         checks.check_attention(
             lambda q, k, v, m=None: attention(q, k, v, m, scale="none"), quiet=True
         ),
@@ -116,7 +107,7 @@ def test_attention_without_scaling():
 
 
 def test_attention_scaled_by_d():
-    _failure(
+    expect_failure(
         checks.check_attention(
             lambda q, k, v, m=None: attention(q, k, v, m, scale="d"), quiet=True
         ),
@@ -125,7 +116,7 @@ def test_attention_scaled_by_d():
 
 
 def test_softmax_over_the_wrong_axis():
-    _failure(
+    expect_failure(
         checks.check_attention(lambda q, k, v, m=None: attention(q, k, v, m, axis=-2), quiet=True),
         "the softmax runs over the wrong axis",
         "axis=-1",
@@ -133,7 +124,7 @@ def test_softmax_over_the_wrong_axis():
 
 
 def test_attention_that_ignores_the_mask():
-    _failure(
+    expect_failure(
         checks.check_attention(lambda q, k, v, m=None: attention(q, k, v, None), quiet=True),
         "the mask lets the future in",
         "before the softmax",
@@ -141,7 +132,7 @@ def test_attention_that_ignores_the_mask():
 
 
 def test_mask_applied_after_the_softmax():
-    _failure(
+    expect_failure(
         checks.check_attention(
             lambda q, k, v, m=None: attention(q, k, v, m, mask_after=True), quiet=True
         ),
@@ -151,7 +142,7 @@ def test_mask_applied_after_the_softmax():
 
 
 def test_softmax_without_the_max_shift_overflows():
-    _failure(
+    expect_failure(
         checks.check_attention(
             lambda q, k, v, m=None: attention(q, k, v, m, stable=False), quiet=True
         ),
@@ -164,11 +155,11 @@ def test_attention_with_keys_and_queries_swapped():
         weights = _softmax(k @ np.swapaxes(q, -1, -2) / np.sqrt(q.shape[-1]))
         return weights @ v[..., : weights.shape[-1], :], weights
 
-    _failure(checks.check_attention(swapped, quiet=True), "should have shape (2, 3, 5)")
+    expect_failure(checks.check_attention(swapped, quiet=True), "should have shape (2, 3, 5)")
 
 
 def test_attention_returning_only_the_output():
-    _failure(
+    expect_failure(
         checks.check_attention(lambda q, k, v, m=None: attention(q, k, v, m)[0], quiet=True),
         "should return a pair (output, weights)",
     )
@@ -195,15 +186,17 @@ def _top_k_with(fill=-np.inf, smallest=False, extra=0, in_place=False, axis=-1, 
 
 
 def test_top_k_with_zeros_instead_of_minus_infinity():
-    _failure(checks.check_top_k(_top_k_with(fill=0.0), quiet=True), "the removed logits are 0")
+    expect_failure(
+        checks.check_top_k(_top_k_with(fill=0.0), quiet=True), "the removed logits are 0"
+    )
 
 
 def test_top_k_with_a_large_negative_fill():
-    _failure(checks.check_top_k(_top_k_with(fill=-1e9), quiet=True), "set them to -np.inf")
+    expect_failure(checks.check_top_k(_top_k_with(fill=-1e9), quiet=True), "set them to -np.inf")
 
 
 def test_top_k_off_by_one():
-    _failure(
+    expect_failure(
         checks.check_top_k(_top_k_with(extra=1), quiet=True),
         "with k=1 your filter keeps 2 logits, expected 1",
         "off by one",
@@ -211,15 +204,15 @@ def test_top_k_off_by_one():
 
 
 def test_top_k_keeping_the_smallest():
-    _failure(checks.check_top_k(_top_k_with(smallest=True), quiet=True), "3 smallest logits")
+    expect_failure(checks.check_top_k(_top_k_with(smallest=True), quiet=True), "3 smallest logits")
 
 
 def test_top_k_returning_probabilities():
-    _failure(checks.check_top_k(_top_k_with(probs=True), quiet=True), "return logits")
+    expect_failure(checks.check_top_k(_top_k_with(probs=True), quiet=True), "return logits")
 
 
 def test_top_k_in_place():
-    _failure(checks.check_top_k(_top_k_with(in_place=True), quiet=True), "changed the array")
+    expect_failure(checks.check_top_k(_top_k_with(in_place=True), quiet=True), "changed the array")
 
 
 def test_top_k_with_one_threshold_for_the_whole_batch():
@@ -227,4 +220,4 @@ def test_top_k_with_one_threshold_for_the_whole_batch():
         threshold = np.sort(logits, axis=None)[-k]
         return np.where(logits >= threshold, logits, -np.inf)
 
-    _failure(checks.check_top_k(global_threshold, quiet=True), "each row should keep its own")
+    expect_failure(checks.check_top_k(global_threshold, quiet=True), "each row should keep its own")

@@ -39,11 +39,11 @@ import keras
 import numpy as np
 
 from tutorial_lib import data, device
+from tutorial_lib.data import IMAGE_SHAPE
 from tutorial_lib.profiles import Profile
 from tutorial_lib.training import Timer, fit_for_profile, images_seen, save_run, set_seed
 
 KINDS = ("dense", "conv")
-IMAGE_SHAPE = (28, 28, 1)
 
 
 @dataclasses.dataclass(frozen=True)

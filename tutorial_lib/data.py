@@ -31,6 +31,9 @@ import numpy as np
 DATA_DIR_ENV = "TUTORIAL_DATA_DIR"
 
 IMAGE_DATASETS = ("mnist", "fashion_mnist")
+# Every image data set here: 28x28 grey pixels, one channel, ten classes.
+IMAGE_SHAPE = (28, 28, 1)
+NUM_CLASSES = 10
 
 # Folder names inside TUTORIAL_DATA_DIR.
 _FOLDERS = {"mnist": "mnist", "fashion_mnist": "fashion-mnist"}

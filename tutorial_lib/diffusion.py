@@ -57,6 +57,7 @@ import numpy as np
 from keras import ops
 
 from tutorial_lib import data, device, vae
+from tutorial_lib.data import IMAGE_SHAPE, NUM_CLASSES
 from tutorial_lib.profiles import Profile
 from tutorial_lib.training import (
     Timer,
@@ -70,8 +71,6 @@ from tutorial_lib.training import (
 SCHEDULES = ("linear", "cosine")
 SAMPLERS = ("ddpm", "ddim")
 SPACES = ("pixel", "latent")
-IMAGE_SHAPE = (28, 28, 1)
-NUM_CLASSES = 10
 
 
 # --------------------------------------------------------------------------

@@ -45,13 +45,12 @@ import numpy as np
 from keras import ops
 
 from tutorial_lib import data, device
+from tutorial_lib.data import IMAGE_SHAPE, NUM_CLASSES
 from tutorial_lib.profiles import Profile
-from tutorial_lib.training import Timer, fit_resumable, progress_verbosity, save_run, set_seed
+from tutorial_lib.training import Timer, fit_for_profile, save_run, set_seed
 
 MODELS = ("gan", "wgan_gp", "cgan")
 GENERATOR_LOSSES = ("non_saturating", "saturating")
-IMAGE_SHAPE = (28, 28, 1)
-NUM_CLASSES = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -715,17 +714,13 @@ def fit_gan(
 
     Batch size and epochs come from ``config`` (``epochs`` overrides; a WGAN-GP
     step takes ``n_critic`` batches); ``steps_per_epoch`` makes short "epochs"
-    over a repeated data set (to measure often), capped by the profile's;
-    the profile caps the steps per epoch. Batches are full (the last partial
+    over a repeated data set (to measure often), capped by the profile's
+    (:func:`tutorial_lib.training.fit_for_profile`). Batches are full (the last partial
     one is dropped). With ``run_dir`` the run resumes after an interruption
     (:func:`tutorial_lib.training.fit_resumable`).
     """
     if model.conditional and y is None:
         raise ValueError("A conditional GAN needs the labels: fit_gan(model, x, y, ...).")
-    if steps_per_epoch is None:
-        steps_per_epoch = profile.steps_per_epoch
-    elif profile.steps_per_epoch is not None:  # the fast profile's cap wins
-        steps_per_epoch = min(steps_per_epoch, profile.steps_per_epoch)
     # WGAN-GP takes the real images of its n_critic critic steps in one batch.
     batch_size = config.batch_size * getattr(model, "n_critic", 1)
     if len(x) < batch_size:
@@ -737,17 +732,17 @@ def fit_gan(
         seed=seed,
         targets="labels" if model.conditional else "none",
         drop_remainder=True,
-        repeat=steps_per_epoch is not None,
+        repeat=steps_per_epoch is not None or profile.steps_per_epoch is not None,
     )
-    fit_kwargs = dict(
+    return fit_for_profile(
+        model,
+        dataset,
+        profile=profile,
         epochs=epochs or config.epochs,
         steps_per_epoch=steps_per_epoch,
         callbacks=callbacks,
-        verbose=progress_verbosity(profile),
+        run_dir=run_dir,
     )
-    if run_dir is not None:
-        return fit_resumable(model, dataset, run_dir=run_dir, **fit_kwargs)
-    return model.fit(dataset, shuffle=False, **fit_kwargs)
 
 
 # --------------------------------------------------------------------------

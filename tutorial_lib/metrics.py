@@ -59,10 +59,9 @@ import numpy as np
 import scipy.linalg
 
 from tutorial_lib import data
+from tutorial_lib.data import IMAGE_SHAPE, NUM_CLASSES
 from tutorial_lib.training import Timer, progress_verbosity, set_seed
 
-IMAGE_SHAPE = (28, 28, 1)
-NUM_CLASSES = 10
 FEATURES_LAYER = "features"
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 REGENERATE_COMMAND = "python -m tutorial_lib.metrics train-classifiers"

@@ -128,20 +128,27 @@ def fit_for_profile(
     *,
     profile: Profile,
     epochs: int | None = None,
+    steps_per_epoch: int | None = None,
     validation_data=None,
     callbacks: list | None = None,
     run_dir: str | Path | None = None,
 ) -> keras.callbacks.History:
     """``model.fit`` on a ``tf.data`` pipeline with the profile's settings.
 
-    Epochs (unless given), steps per epoch and verbosity come from ``profile``;
-    with ``run_dir`` the run is resumable (:func:`fit_resumable`). The pipeline
-    must shuffle itself (see :func:`tutorial_lib.data.image_dataset`) and repeat
-    when the profile caps the steps per epoch.
+    Epochs and steps per epoch (unless given) and verbosity come from
+    ``profile``; a profile that caps the steps per epoch (``fast``) caps a
+    given ``steps_per_epoch`` too. With ``run_dir`` the run is resumable
+    (:func:`fit_resumable`). The pipeline must shuffle itself (see
+    :func:`tutorial_lib.data.image_dataset`) and repeat when the steps per
+    epoch are capped.
     """
+    if steps_per_epoch is None:
+        steps_per_epoch = profile.steps_per_epoch
+    elif profile.steps_per_epoch is not None:
+        steps_per_epoch = min(steps_per_epoch, profile.steps_per_epoch)
     kwargs = dict(
         epochs=profile.epochs if epochs is None else epochs,
-        steps_per_epoch=profile.steps_per_epoch,
+        steps_per_epoch=steps_per_epoch,
         validation_data=validation_data,
         callbacks=callbacks,
         shuffle=False,  # the tf.data pipeline reshuffles every epoch itself

@@ -37,6 +37,7 @@ import numpy as np
 from keras import ops
 
 from tutorial_lib import data, device
+from tutorial_lib.data import IMAGE_SHAPE
 from tutorial_lib.profiles import Profile
 from tutorial_lib.training import (
     Timer,
@@ -47,7 +48,6 @@ from tutorial_lib.training import (
     set_seed,
 )
 
-IMAGE_SHAPE = (28, 28, 1)
 KINDS = ("dense", "conv")
 
 

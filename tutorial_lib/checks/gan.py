@@ -48,6 +48,14 @@ def _close(a: float, b: float) -> bool:
     return bool(np.isclose(a, b, rtol=RTOL, atol=ATOL))
 
 
+def _expect_value(got: float, expected: float, mistakes: dict, advice: str) -> None:
+    """Fail naming the first of ``mistakes`` (message -> the value that mistake gives)
+    that ``got`` matches; otherwise fail with ``advice`` unless ``got`` is ``expected``."""
+    for mistake, wrong in mistakes.items():
+        expect(not _close(got, wrong), f"got {got:.4f}, expected {expected:.4f}: {mistake}.")
+    expect(_close(got, expected), advice)
+
+
 def _softplus(x: np.ndarray) -> np.ndarray:
     """log(1 + exp(x)), exactly, in float64."""
     x = np.asarray(x, dtype=np.float64)
@@ -124,10 +132,10 @@ def check_discriminator_loss(discriminator_loss, *, quiet: bool = False) -> Chec
             "you summed over the batch: take the mean over the images instead": len(real)
             * expected,
         }
-        for mistake, wrong in mistakes.items():
-            expect(not _close(got, wrong), f"got {got:.4f}, expected {expected:.4f}: {mistake}.")
-        expect(
-            _close(got, expected),
+        _expect_value(
+            got,
+            expected,
+            mistakes,
             f"got {got:.4f} for 32 real and 32 fake logits, expected {expected:.4f}: compute "
             "BCE(1, real_logits) + BCE(0, fake_logits), each a mean over the batch, from logits.",
         )
@@ -194,10 +202,10 @@ def check_generator_loss(generator_loss, *, quiet: bool = False) -> CheckResult:
             "you summed over the batch: take the mean over the images instead": len(fake)
             * expected,
         }
-        for mistake, wrong in mistakes.items():
-            expect(not _close(got, wrong), f"got {got:.4f}, expected {expected:.4f}: {mistake}.")
-        expect(
-            _close(got, expected),
+        _expect_value(
+            got,
+            expected,
+            mistakes,
             f"got {got:.4f}, expected {expected:.4f}: compute the mean binary cross-entropy of "
             "the fake logits with label 1, from logits.",
         )
