@@ -1,4 +1,6 @@
+import dataclasses
 import json
+import math
 
 import keras
 import numpy as np
@@ -107,6 +109,27 @@ def test_width_must_divide_by_heads():
         transformer.GPTConfig(width=10, heads=4)
 
 
+@pytest.mark.parametrize(
+    "activation, reference",
+    [
+        ("relu", lambda h: np.maximum(h, 0.0)),
+        ("gelu", lambda h: 0.5 * h * (1.0 + np.vectorize(math.erf)(h / math.sqrt(2.0)))),
+    ],
+)
+def test_the_mlp_applies_the_configured_activation(activation, reference):
+    model = _tiny_gpt(config=dataclasses.replace(TINY, activation=activation))
+    layer = model.blocks[0].mlp_in
+    x = _rng(3).standard_normal((2, 16)).astype("float32")
+    kernel, bias = (np.asarray(w, dtype=np.float64) for w in layer.weights)
+    expected = reference(x.astype(np.float64) @ kernel + bias)
+    np.testing.assert_allclose(np.asarray(layer(x)), expected, atol=1e-5)
+
+
+def test_an_unknown_activation_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match="choose one of \\('gelu', 'relu'\\)"):
+        transformer.GPTConfig(activation="swish")
+
+
 def test_an_epoch_must_hold_whole_executions():
     with pytest.raises(ValueError, match="multiple of steps_per_execution"):
         transformer.GPTConfig(steps_per_epoch=250, steps_per_execution=30)
@@ -213,12 +236,15 @@ def test_random_windows_shift_the_targets_and_follow_the_seed():
     assert len(set(x[:, 0])) > 1  # random starts, not one fixed offset
 
 
-def test_save_and_load_round_trip(tmp_path):
-    model = _tiny_gpt()
+@pytest.mark.parametrize("activation", transformer.MLP_ACTIVATIONS)
+def test_save_and_load_round_trip(tmp_path, activation):
+    config = dataclasses.replace(TINY, activation=activation)
+    model = _tiny_gpt(config=config)
     tokens = _rng(6).integers(0, 11, (2, 16)).astype("int32")
     model.save(tmp_path / "gpt.keras")
     loaded = keras.models.load_model(tmp_path / "gpt.keras")
     assert isinstance(loaded, transformer.GPT) and loaded.context == 16
+    assert [block.activation for block in loaded.blocks] == [activation] * 2
     np.testing.assert_allclose(np.asarray(loaded(tokens)), np.asarray(model(tokens)), atol=1e-6)
 
 
