@@ -459,7 +459,7 @@ class GPT(keras.Model):
         heads: int,
         mlp_ratio: int = 4,
         dropout: float = 0.0,
-        activation: str = "gelu",
+        activation: str = "gelu",  # models saved before this setting existed are GELU
         **kwargs,
     ):
         super().__init__(**kwargs)
