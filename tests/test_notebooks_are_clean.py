@@ -38,3 +38,10 @@ def test_strip_keeps_checked_outputs_only():
     assert plain.outputs == [] and plain.execution_count is None
     assert checked.outputs and checked.execution_count == 2
     assert notebook_tools.dirty_cells(nb) == []
+
+
+def test_strip_drops_the_saved_widget_state():
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    notebook_tools.strip(nb)
+    assert "widgets" not in nb.metadata

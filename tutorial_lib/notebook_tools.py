@@ -49,7 +49,10 @@ def is_checked(cell) -> bool:
 
 
 def strip(nb) -> None:
-    """Remove outputs and execution counts from every code cell that is not checked."""
+    """Remove outputs and execution counts from every code cell that is not checked,
+    and the notebook's saved widget state (only the removed outputs showed widgets;
+    its ids change on every run)."""
+    nb.metadata.pop("widgets", None)
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
         if cell.cell_type == "code" and not is_checked(cell):
