@@ -155,7 +155,32 @@ def test_lesson_renders_in_jupyterlab(browser, lab, lesson):
     assert _not_blank(shot) > 10, f"{shot} looks blank"
 
 
+def _pick(question_box, question):
+    """Select the marked answer of ``question`` in its widget box (not yet checked)."""
+    if question.kind == "choice":
+        question_box.locator("input[type=radio]").nth(question.answer).check()
+    elif question.kind == "multiple":
+        boxes = question_box.locator("input[type=checkbox]")
+        for index in range(len(question.options)):
+            if index in question.answer:
+                boxes.nth(index).check()
+            else:
+                boxes.nth(index).uncheck()
+    else:
+        question_box.locator("input[type=text]").fill(f"{question.answer:g}")
+        question_box.locator("input[type=text]").press("Tab")
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
 def test_quiz_widget_gives_feedback_in_the_browser(browser, lab):
+    """A wrong pick gets its own feedback and a hint (not the answer), the right pick the
+    explanation, and once every question is answered the summary line appears."""
+    from tutorial_lib import quiz
+
+    knowledge_check = quiz.load_quiz("01_autoencoder")
     scratch = lab[2] / "quiz_check.ipynb"
     nb = nbformat.v4.new_notebook()
     nb.cells = [
@@ -174,17 +199,43 @@ def test_quiz_widget_gives_feedback_in_the_browser(browser, lab):
     page.wait_for_selector("text=Python 3 (ipykernel) | Idle", timeout=180_000)
     page.click(".jp-CodeCell .cm-content")
     page.keyboard.press("Shift+Enter")
-    question = page.locator(".quiz-question").first
-    question.wait_for(timeout=180_000)
+    boxes = page.locator(".quiz-question")
+    boxes.first.wait_for(timeout=180_000)
+    assert boxes.count() == len(knowledge_check.questions)
 
-    question.locator("input[type=radio]").nth(0).check()  # a wrong answer
+    first = knowledge_check.questions[0]
+    assert first.kind == "choice"
+    wrong = next(i for i in range(len(first.options)) if i != first.answer)
+    question = boxes.first
+    question.locator("input[type=radio]").nth(wrong).check()
     question.get_by_role("button", name="Check").click()
     question.get_by_text("Not quite.").wait_for(timeout=30_000)
-    question.locator("input[type=radio]").nth(1).check()  # the right one
-    question.get_by_role("button", name="Check").click()
-    question.get_by_text("Correct!").wait_for(timeout=30_000)
+    shown = _words(question.locator(".quiz-feedback").inner_text())
+    assert _words(first.feedback[wrong]) in shown  # feedback for this very option
+    assert _words(first.hint) in shown
+    assert _words(first.options[first.answer]) not in shown
+    assert _words(first.explanation) not in shown and "Explanation" not in shown
     shot = SHOTS / "lab_quiz_feedback.png"
     question.screenshot(path=str(shot))
+
+    _pick(question, first)
+    question.get_by_role("button", name="Check").click()
+    question.get_by_text("Correct!").wait_for(timeout=30_000)
+    assert _words(first.explanation) in _words(question.locator(".quiz-feedback").inner_text())
+
+    for number, other in enumerate(knowledge_check.questions[1:], start=1):
+        box = boxes.nth(number)
+        _pick(box, other)
+        box.get_by_role("button", name="Check").click()
+        box.get_by_text("Correct!").wait_for(timeout=30_000)
+    total = len(knowledge_check.questions)
+    summary = page.locator(".quiz-summary")
+    summary.get_by_text(f"Summary: {total - 1} of {total} right at the first attempt.").wait_for(
+        timeout=30_000
+    )
+    assert "Worth another look: Q1." in summary.inner_text()
+    summary.scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "lab_quiz_summary.png"))
     page.close()
     assert _not_blank(shot) > 10
 
