@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tutorial_lib import bench, cli
+from tutorial_lib import bench, cli, families
 from tutorial_lib.baselines import SEED_RECIPES
 
 
@@ -12,17 +12,19 @@ def test_bench_fast_covers_every_family_and_its_seed_recipe(tmp_path, capsys):
     assert cli.main(["bench", "--profile", "fast", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "bench.json").read_text())
     names = [row["model"] for row in report["rows"]]
-    for family in cli.MODEL_FAMILIES:
-        assert family in names
-        if family in SEED_RECIPES:
-            assert SEED_RECIPES[family][0] in names
+    for name, family in families.FAMILIES.items():
+        assert name in names
+        if family.seed_recipe is not None:
+            assert SEED_RECIPES[family.seed_recipe][0] in names
     for row in report["rows"]:
         assert row["train_seconds"] > 0
-        if row["model"] in bench.IMAGE_GENERATORS:
+        if row["model"] in families.image_families():
             assert 0.0 <= row["coverage"] <= 1.0 and row["frechet_distance"] > 0
+            assert row["sample_images_per_second"] > 0
     rows = {row["model"]: row for row in report["rows"]}
-    for family in SEED_RECIPES:  # a throughput for every family that has a recipe to beat
-        assert rows[family]["speed_ratio_vs_seed"] > 0, family
+    for name, family in families.FAMILIES.items():  # a throughput ratio where there is a recipe
+        if family.seed_recipe is not None:
+            assert rows[name]["speed_ratio_vs_seed"] > 0, name
     assert rows["transformer"]["dataset"] == "tinyshakespeare"
     markdown = (tmp_path / "bench.md").read_text()
     assert markdown.startswith("Benchmark, profile `fast`") and "Real-data floor" in markdown

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import subprocess
@@ -71,38 +72,87 @@ def test_train_writes_the_documented_files_and_sampling_an_autoencoder_says_why_
     assert "sampling is not defined for a plain autoencoder" in result.stderr
 
 
+@dataclasses.dataclass(frozen=True)
+class FakeConfig:
+    train_examples: int = 8
+    grey: float = 0.5
+
+
+def _fake_module():
+    """A family module with the six names of the contract: grey images from a tiny model."""
+    import keras
+
+    from tutorial_lib.training import Trained
+
+    module = types.ModuleType("fake_family")
+    module.CONFIGS = {name: FakeConfig() for name in ("fast", "cpu", "gpu")}
+    module.config_for = lambda name, profile, **options: dataclasses.replace(
+        module.CONFIGS[profile], **options
+    )
+
+    def build_model(config, *, seed=None):
+        model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)], name="fake")
+        model.compile("sgd", "mse")
+        return model
+
+    def train_model(config, *, dataset, profile, seed=0, run_dir=None, callbacks=None):
+        model = build_model(config)
+        history = model.fit(
+            np.zeros((8, 1)), np.zeros((8, 1)), epochs=1, verbose=0, callbacks=callbacks
+        )
+        return Trained(model, history.history, config.train_examples)
+
+    module.build_model, module.train_model = build_model, train_model
+    module.sample = lambda model, num, *, seed=0, grey=None: np.full((num, 28, 28, 1), grey or 0.5)
+    module.evaluate = lambda model, config, *, dataset, profile: {}
+    return module
+
+
 @pytest.fixture
 def fake_family(monkeypatch):
-    """A stand-in model family that samples grey images from a trained run folder."""
-    from tutorial_lib.training import MODEL_FILE, load_run_model
+    """A new family: its module and one registry entry, nothing else."""
+    from tutorial_lib import families
 
-    def sample_run(name, *, run_dir, num, seed):
-        if not (run_dir / MODEL_FILE).exists():
-            load_run_model(run_dir)  # raises the library's missing-run error
-        return np.full((num, 28, 28, 1), 0.5)
-
-    family = types.ModuleType("fake_family")
-    family.train_run = lambda name, **kwargs: {}
-    family.sample_run = sample_run
-    monkeypatch.setitem(sys.modules, "fake_family", family)
-    monkeypatch.setitem(cli.MODEL_FAMILIES, "fake", "fake_family")
+    monkeypatch.setitem(sys.modules, "fake_family", _fake_module())
+    entry = families.Family(
+        name="fake",
+        module="fake_family",
+        title="grey images",
+        lesson="00_setup",
+        samples="images",
+        options=(families.Option("--grey", "sample", "how grey", type=float),),
+    )
+    monkeypatch.setitem(families.FAMILIES, "fake", entry)
     return "fake"
 
 
-def test_sample_writes_float32_images_in_the_unit_range(tmp_path, fake_family):
-    (tmp_path / "model.keras").write_text("stand-in")
+def test_a_new_family_trains_and_samples_from_its_registry_entry(tmp_path, fake_family):
+    run = tmp_path / "run"
+    assert cli.main(["train", fake_family, "--profile", "fast", "--out", str(run)]) == 0
+    record = json.loads((run / "metrics.json").read_text())
+    assert record["model"] == "fake" and record["config"] == {"train_examples": 8, "grey": 0.5}
     out = tmp_path / "deep" / "samples.npy"
-    argv = ["sample", fake_family, "--run", str(tmp_path), "--num", "5", "--out", str(out)]
-    assert cli.main(argv) == 0
+    argv = ["sample", fake_family, "--run", str(run), "--num", "5", "--out", str(out)]
+    assert cli.main([*argv, "--grey", "0.25"]) == 0
     images = np.load(out)
     assert images.shape == (5, 28, 28, 1) and images.dtype == np.float32
-    assert images.min() >= 0.0 and images.max() <= 1.0
+    assert np.all(images == 0.25)
 
 
 def test_sampling_a_missing_run_exits_1_with_advice(tmp_path, fake_family, capsys):
     argv = ["sample", fake_family, "--run", str(tmp_path), "--out", str(tmp_path / "s.npy")]
     assert cli.main(argv) == 1
-    assert "Train one first" in capsys.readouterr().err
+    assert "never finished" in capsys.readouterr().err
+
+
+def test_sampling_a_damaged_run_exits_1_in_one_line(tmp_path, fake_family, capsys):
+    run = tmp_path / "run"
+    assert cli.main(["train", fake_family, "--profile", "fast", "--out", str(run)]) == 0
+    (run / "model.keras").write_bytes(b"PK\x03\x04 truncated")
+    argv = ["sample", fake_family, "--run", str(run), "--out", str(tmp_path / "s.npy")]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert "is damaged" in err and err.count("\n") == 1 and "Traceback" not in err
 
 
 def test_check_samples_rejects_what_the_cli_must_not_write():

@@ -5,12 +5,13 @@ import keras
 import numpy as np
 import pytest
 
-from tutorial_lib import diffusion, vae
+from tutorial_lib import denoisers, diffusion, runs, vae
 from tutorial_lib.profiles import PROFILES
 
 # A U-Net of a few thousand weights and a 20-step chain: every test runs in seconds.
 TINY = dataclasses.replace(
     diffusion.CONFIGS["fast"],
+    space="pixel",
     timesteps=20,
     channels=4,
     channel_mults=(1, 2, 2),
@@ -35,14 +36,12 @@ def _latent_model(conditional=False, latent_dim=3, seed=0, config=TINY_LATENT):
         [keras.Input((latent_dim,)), keras.layers.Dense(784, activation="sigmoid")]
         + [keras.layers.Reshape((28, 28, 1))]
     )
-    return diffusion.build_model(
-        config,
-        conditional=conditional,
-        decoder=decoder,
-        shift=np.full(latent_dim, 0.5, np.float32),
-        scale=2.0,
-        seed=seed,
-    )
+    config = dataclasses.replace(config, conditional=conditional)
+    return diffusion.build_model(config, decoder=decoder, seed=seed)
+
+
+def _conditional(config):
+    return dataclasses.replace(config, conditional=True)
 
 
 # --------------------------------------------------------------------------
@@ -168,23 +167,28 @@ def test_model_space_round_trip():
 # --------------------------------------------------------------------------
 
 
-def test_sinusoidal_embedding_is_float32_and_tells_steps_apart():
-    layer = diffusion.SinusoidalEmbedding(16)
-    emb = np.asarray(layer(np.array([0, 1, 999])))
+def test_time_embedding_is_float32_and_tells_times_apart():
+    layer = denoisers.TimeEmbedding(16)
+    emb = np.asarray(layer(np.array([0.0, 0.001, 0.999], np.float32)))
     assert emb.shape == (3, 16) and emb.dtype == np.float32
     np.testing.assert_allclose(emb[0], [0.0] * 8 + [1.0] * 8, atol=1e-7)
     assert np.abs(emb[1] - emb[2]).max() > 0.5
     with pytest.raises(ValueError, match="even"):
-        diffusion.SinusoidalEmbedding(5)
+        denoisers.TimeEmbedding(5)
+
+
+def test_the_network_sees_the_step_as_a_time_in_the_unit_interval():
+    times = np.asarray(diffusion.time_of(np.array([0, 499, 999]), 1000))
+    np.testing.assert_allclose(times, [0.001, 0.5, 1.0], rtol=1e-6)
 
 
 @pytest.mark.parametrize("conditional", [False, True])
 def test_unet_predicts_noise_of_the_images_shape(conditional):
-    net = diffusion.build_unet(TINY, conditional)
-    inputs = [_images(3), np.array([0, 5, 19], np.int32)]
+    net = diffusion.build_network(dataclasses.replace(TINY, conditional=conditional))
+    inputs = [_images(3), np.array([0.05, 0.3, 1.0], np.float32)]
     if conditional:
         inputs.append(np.array([0, 9, 10], np.int32))  # 10 is the null class
-    assert [i.name for i in net.inputs] == ["x_t", "t", "label"][: len(inputs)]
+    assert [i.name for i in net.inputs] == ["x_t", "time", "label"][: len(inputs)]
     eps = np.asarray(net(inputs))
     assert eps.shape == (3, 28, 28, 1) and eps.dtype == np.float32
     assert np.all(eps == 0), "the last convolution starts at zero"
@@ -197,8 +201,8 @@ def test_unet_predicts_noise_of_the_images_shape(conditional):
 
 
 def test_unet_width_follows_the_config():
-    small = diffusion.build_unet(TINY).count_params()
-    wider = diffusion.build_unet(dataclasses.replace(TINY, channels=8)).count_params()
+    small = diffusion.build_network(TINY).count_params()
+    wider = diffusion.build_network(dataclasses.replace(TINY, channels=8)).count_params()
     assert wider > 3 * small
 
 
@@ -211,8 +215,9 @@ def test_profiles_size_the_networks():
 
 
 def test_latent_denoiser_shape():
-    net = diffusion.build_latent_denoiser(TINY_LATENT, 6, conditional=True)
-    eps = np.asarray(net([np.ones((4, 6), np.float32), np.arange(4), np.full(4, 10)]))
+    net = diffusion.build_network(_conditional(TINY_LATENT), 6)
+    times = np.linspace(0.1, 1.0, 4).astype(np.float32)
+    eps = np.asarray(net([np.ones((4, 6), np.float32), times, np.full(4, 10)]))
     assert eps.shape == (4, 6)
 
 
@@ -223,14 +228,14 @@ def test_latent_denoiser_shape():
 
 def _fit(model, x, y=None, steps=2):
     profile = dataclasses.replace(PROFILES["fast"], steps_per_epoch=steps)
-    return diffusion.fit_diffusion(model, x, y, config=TINY_TRAIN, profile=profile, epochs=1)
+    return diffusion.fit_model(model, x, y, config=TINY_TRAIN, profile=profile, epochs=1)
 
 
 @pytest.fixture(scope="module")
 def trained():
     """A tiny class-conditional U-Net model after two training steps, with its history
     and the weights it started from (trained once for all the tests that need it)."""
-    model = diffusion.build_model(TINY_TRAIN, conditional=True, seed=0)
+    model = diffusion.build_model(_conditional(TINY_TRAIN), seed=0)
     before = [w.copy() for w in model.network.get_weights()]
     history = _fit(model, diffusion.to_model_space(_images(16)), np.arange(16) % 10)
     return model, history, before
@@ -265,8 +270,9 @@ def test_the_loss_is_the_mse_between_noise_and_prediction():
     model = diffusion.build_model(TINY_TRAIN, seed=0)
     x0 = diffusion.to_model_space(_images(4))
     inputs, noise = model.noisy_batch(x0)
-    xt, t = (np.asarray(v) for v in inputs)
-    assert xt.shape == x0.shape and t.shape == (4,) and t.min() >= 0 and t.max() < TINY.timesteps
+    xt, time = (np.asarray(v) for v in inputs)
+    assert xt.shape == x0.shape and time.shape == (4,) and time.min() > 0 and time.max() <= 1
+    t = np.round(time * TINY.timesteps - 1).astype(int)  # time = (t + 1) / T
     expected = np.asarray(diffusion.q_sample(model.schedule, x0, t, noise))
     np.testing.assert_allclose(xt, expected, rtol=1e-5, atol=1e-6)
     # The untrained network predicts zero noise (its last layer starts at 0): loss E[eps^2] ~ 1.
@@ -295,15 +301,14 @@ def test_data_of_the_wrong_shape_is_refused():
         _fit(_latent_model(), np.zeros((8, 16), np.float32))
 
 
-def test_build_for_data_puts_images_in_the_models_space():
-    model, inputs = diffusion.build_for_data(TINY_TRAIN, _images(4))
-    assert (
-        type(model) is diffusion.Diffusion and inputs.min() >= -1 and inputs.shape == (4, 28, 28, 1)
-    )
+def test_training_data_is_in_the_models_space():
+    inputs, decoder = diffusion.training_data(TINY_TRAIN, _images(4))
+    assert decoder is None and inputs.min() >= -1 and inputs.shape == (4, 28, 28, 1)
     with pytest.raises(ValueError, match="trained autoencoder"):
-        diffusion.build_for_data(TINY_LATENT, _images(4))
-    autoencoder = vae.build_vae(vae.VAEConfig(kind="dense", latent_dim=3, hidden_units=(8, 8)))
-    model, codes = diffusion.build_for_data(TINY_LATENT, _images(20), autoencoder=autoencoder)
+        diffusion.training_data(TINY_LATENT, _images(4))
+    autoencoder = vae.build_model(vae.VAEConfig(kind="dense", latent_dim=3, hidden_units=(8, 8)))
+    codes, decoder = diffusion.training_data(TINY_LATENT, _images(20), autoencoder)
+    model = diffusion.build_model(TINY_LATENT, decoder=decoder)
     assert isinstance(model, diffusion.LatentDiffusion) and codes.shape == (20, 3)
     assert model.data_shape == (3,)
 
@@ -333,16 +338,18 @@ def test_ddim_with_eta_zero_is_deterministic(random_model):
         schedule, xt, eps, 15, 10, eta=0.0, noise=rng.standard_normal((4, 3))
     )
     np.testing.assert_array_equal(first, again)
-    a = diffusion.sample(random_model, 3, steps=5, eta=0.0, seed=4)
-    b = diffusion.sample(random_model, 3, steps=5, eta=0.0, seed=4)
+    a = diffusion.sample_codes(random_model, 3, steps=5, eta=0.0, seed=4)
+    b = diffusion.sample_codes(random_model, 3, steps=5, eta=0.0, seed=4)
     np.testing.assert_array_equal(a, b)
-    noisy = diffusion.sample(random_model, 3, steps=5, eta=1.0, seed=4)
+    noisy = diffusion.sample_codes(random_model, 3, steps=5, eta=1.0, seed=4)
     assert not np.allclose(a, noisy), "eta = 1 adds fresh noise at every step"
 
 
 def test_ddim_with_eta_one_and_every_step_is_ddpm(random_model):
-    ddpm = diffusion.sample(random_model, 2, sampler="ddpm", seed=3)
-    ddim = diffusion.sample(random_model, 2, sampler="ddim", steps=TINY.timesteps, eta=1.0, seed=3)
+    ddpm = diffusion.sample_codes(random_model, 2, sampler="ddpm", seed=3)
+    ddim = diffusion.sample_codes(
+        random_model, 2, sampler="ddim", steps=TINY.timesteps, eta=1.0, seed=3
+    )
     assert np.abs(ddpm).max() > 0.1
     np.testing.assert_allclose(ddim, ddpm, atol=1e-4)
 
@@ -360,38 +367,60 @@ def test_ddim_step_to_clean_data_returns_the_x0_estimate():
 
 def test_ddpm_refuses_fewer_steps_and_bad_names(random_model):
     with pytest.raises(ValueError, match="sampler='ddim'"):
-        diffusion.sample(random_model, 1, sampler="ddpm", steps=5)
+        diffusion.sample_codes(random_model, 1, sampler="ddpm", steps=5)
     with pytest.raises(ValueError, match="choose one of"):
-        diffusion.sample(random_model, 1, sampler="euler")
+        diffusion.sample_codes(random_model, 1, sampler="euler")
 
 
-def test_guided_epsilon_formula():
+def test_guidance_formula():
     cond, uncond = np.array([1.0, 2.0]), np.array([0.5, 0.0])
-    np.testing.assert_allclose(diffusion.guided_epsilon(cond, uncond, 0.0), cond)
-    np.testing.assert_allclose(diffusion.guided_epsilon(cond, uncond, 2.0), [2.0, 6.0])
+    np.testing.assert_allclose(denoisers.guided(cond, uncond, 0.0), cond)
+    np.testing.assert_allclose(denoisers.guided(cond, uncond, 2.0), [2.0, 6.0])
+
+
+def test_a_sampler_is_a_step_object_driven_by_one_loop(random_model):
+    """The loop calls `step` once per (t, t_next) pair; DDIM's pairs walk its subsequence."""
+    sampler = diffusion.DDIMSampler(random_model.schedule, steps=4)
+    assert [t for t, _ in sampler.times()] == list(sampler.path)
+    assert sampler.times()[-1][1] == -1
+    seen = []
+
+    def predict(x, t):
+        seen.append(t)
+        return np.zeros_like(x)
+
+    start = np.ones((2, 3), np.float32)
+    out, kept = denoisers.run_sampler(sampler, predict, start, np.random.default_rng(0), keep=[19])
+    assert seen == list(sampler.path) and kept[19] is start
+    # With zero predicted noise DDIM keeps x_0 = x_t / sqrt(abar_t) from the first step on.
+    np.testing.assert_allclose(
+        out, start / np.sqrt(random_model.schedule.alpha_bars[19]), rtol=1e-5
+    )
+    ddpm = diffusion.DDPMSampler(random_model.schedule)
+    assert len(ddpm.times()) == TINY.timesteps and ddpm.times()[0] == (19, 18)
 
 
 def test_guidance_zero_equals_the_conditional_model(trained):
     model = trained[0]
     labels = np.array([3, 7, 7])
-    plain = diffusion.sample(model, 3, steps=4, labels=labels, seed=2)
-    guided = diffusion.sample(model, 3, steps=4, labels=labels, guidance=0.0, seed=2)
+    plain = diffusion.sample_codes(model, 3, steps=4, labels=labels, seed=2)
+    guided = diffusion.sample_codes(model, 3, steps=4, labels=labels, guidance=0.0, seed=2)
     np.testing.assert_allclose(guided, plain, atol=1e-5)
-    strong = diffusion.sample(model, 3, steps=4, labels=labels, guidance=50.0, seed=2)
+    strong = diffusion.sample_codes(model, 3, steps=4, labels=labels, guidance=50.0, seed=2)
     assert not np.allclose(strong, plain, atol=1e-4)
 
 
 def test_labels_are_checked(random_model, trained):
     with pytest.raises(ValueError, match="unconditional"):
-        diffusion.sample(random_model, 2, steps=2, labels=1)
+        diffusion.sample_codes(random_model, 2, steps=2, labels=1)
     with pytest.raises(ValueError, match="digits 0..9"):
-        diffusion.sample(trained[0], 2, steps=2, labels=10)
+        diffusion.sample_codes(trained[0], 2, steps=2, labels=10)
 
 
 def test_sample_images_and_the_trajectory(random_model):
-    images = diffusion.sample_images(random_model, 2, steps=5)
+    images = diffusion.sample(random_model, 2, steps=5)
     assert images.shape == (2, 28, 28, 1) and images.min() >= 0 and images.max() <= 1
-    samples, path = diffusion.sample(
+    samples, path = diffusion.sample_codes(
         random_model, 2, steps=5, trajectory_at=np.array([19, 5]), seed=0
     )
     assert set(path) == {19, 5} and path[19].shape == (2, 28, 28, 1)
@@ -402,21 +431,26 @@ def test_sample_images_and_the_trajectory(random_model):
 def test_latent_model_decodes_its_codes():
     model = _latent_model(conditional=True)
     assert isinstance(model, diffusion.LatentDiffusion) and model.clip_range is None
-    images = diffusion.sample_images(model, 4, steps=3, labels=2, guidance=1.0)
+    images = diffusion.sample(model, 4, steps=3, labels=2, guidance=1.0)
     assert images.shape == (4, 28, 28, 1) and images.min() >= 0 and images.max() <= 1
     codes = np.zeros((1, 3), np.float32)
-    expected = model.decoder.predict(codes * 2.0 + 0.5, verbose=0)
-    np.testing.assert_allclose(model.to_images(codes), expected, rtol=1e-6)
+    np.testing.assert_allclose(
+        model.to_images(codes), model.decoder.predict(codes, verbose=0), rtol=1e-6
+    )
 
 
-def test_latent_codec_standardises_vae_codes():
-    model = vae.build_vae(vae.VAEConfig(kind="dense", latent_dim=3, hidden_units=(8, 8)), seed=0)
-    codes, shift, scale = diffusion.latent_codec(model, _images(50))
-    assert codes.shape == (50, 3) and shift.shape == (3,)
+def test_latent_codec_standardises_vae_codes_and_decodes_them_back():
+    model = vae.build_model(vae.VAEConfig(kind="dense", latent_dim=3, hidden_units=(8, 8)), seed=0)
+    images = (_images(50) > 0.5).astype(np.float32)
+    codes, decoder = vae.latent_codec(model, images)
+    assert codes.shape == (50, 3) and decoder.output_shape == (None, 28, 28, 1)
     np.testing.assert_allclose(codes.mean(axis=0), 0, atol=1e-5)
     assert codes.std() == pytest.approx(1.0, rel=1e-4)
-    decoder = diffusion.pixel_decoder(model)
-    assert decoder.output_shape == (None, 28, 28, 1)
+    # Decoding a standardised code gives the VAE's decoding of the original code.
+    z_mean, _ = vae.encode(model, images[:4])
+    np.testing.assert_allclose(
+        decoder.predict(codes[:4], verbose=0), vae.decode(model, z_mean), atol=1e-5
+    )
 
 
 def test_latent_model_needs_a_decoder():
@@ -436,24 +470,23 @@ def test_save_and_load_round_trip(tmp_path, latent, trained):
         np.testing.assert_array_equal(a, b)
     kwargs = dict(steps=3, labels=[1, 2], guidance=1.0, seed=0)
     np.testing.assert_allclose(
-        diffusion.sample_images(loaded, 2, **kwargs),
-        diffusion.sample_images(model, 2, **kwargs),
-        atol=1e-5,
+        diffusion.sample(loaded, 2, **kwargs), diffusion.sample(model, 2, **kwargs), atol=1e-5
     )
 
 
-def test_train_and_sample_run(tmp_path):
-    run = tmp_path / "run"
-    metrics = diffusion.train_run(
-        "diffusion", dataset="mnist", profile=PROFILES["fast"], out_dir=run, conditional=True
-    )
-    assert {"model.keras", "metrics.json", "samples.png"} <= {p.name for p in run.iterdir()}
-    saved = json.loads((run / "metrics.json").read_text())
-    assert saved["conditional"] and saved["space"] == "latent"
-    assert saved["train_images_per_second"] > 0 and saved["sample_steps"] == 10
-    assert 0 <= metrics["confidence"] <= 1 and np.isfinite(metrics["frechet_distance"])
-    images = diffusion.sample_run("diffusion", run_dir=run, num=3, steps=2, label=4, guidance=2.0)
+def test_train_load_and_sample_a_run(tmp_path):
+    out = tmp_path / "run"
+    run = runs.train("diffusion", "fast", out_dir=out, conditional=True)
+    assert {"model.keras", "metrics.json", "samples.png"} <= {p.name for p in out.iterdir()}
+    assert (out / "autoencoder" / "model.keras").is_file(), "a latent run keeps its VAE"
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["config"]["conditional"] and saved["config"]["space"] == "latent"
+    assert saved["train_images_per_second"] > 0 and saved["config"]["sample_steps"] == 10
+    assert 0 <= saved["confidence"] <= 1 and np.isfinite(saved["frechet_distance"])
+    loaded = runs.load(out)
+    assert set(loaded.stages) == {"autoencoder"} and loaded.config == run.config
+    images = loaded.sample(3, steps=2, labels=4, guidance=2.0)
     assert images.shape == (3, 28, 28, 1) and images.dtype == np.float32
-    assert diffusion.sample_run("diffusion", run_dir=run, num=2, sampler="ddpm").shape[0] == 2
+    assert loaded.sample(2, sampler="ddpm").shape[0] == 2
     with pytest.raises(ValueError, match="sampler='ddim'"):
-        diffusion.sample_run("diffusion", run_dir=run, num=1, sampler="ddpm", steps=3)
+        loaded.sample(1, sampler="ddpm", steps=3)

@@ -1,8 +1,10 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tutorial_lib import cli, gan
+from tutorial_lib import cli, gan, metrics
 from tutorial_lib.training import set_seed
 
 TINY = gan.GANConfig(
@@ -14,6 +16,10 @@ TINY = gan.GANConfig(
     epochs=2,
     batch_size=16,
 )
+
+
+def _config(kind):
+    return dataclasses.replace(TINY, kind=kind)
 
 
 def _images(n, seed=0):
@@ -36,7 +42,7 @@ def test_network_shapes_and_output_range(conditional):
 @pytest.mark.parametrize("name", gan.MODELS)
 def test_one_train_step_moves_both_networks(name):
     set_seed(0)
-    model = gan.build_model(name, TINY)
+    model = gan.build_model(_config(name))
     before_g = [w.copy() for w in model.generator.get_weights()]
     before_d = [w.copy() for w in model.discriminator.get_weights()]
     x, y = _images(16), np.arange(16) % 10
@@ -60,15 +66,13 @@ def test_one_train_step_moves_both_networks(name):
 def test_several_steps_per_execution_still_train_on_every_batch():
     """Keras runs ``steps_per_execution`` steps per graph call; an epoch that is not a
     multiple of it (10 batches, 4 per call) must still take all 10 steps."""
-    import dataclasses
-
     from tutorial_lib.profiles import get_profile
 
     config = dataclasses.replace(TINY, steps_per_execution=4)
-    model = gan.build_model("gan", config)
+    model = gan.build_model(config)
     assert model.steps_per_execution == 4
     profile = dataclasses.replace(get_profile("fast"), steps_per_epoch=None)
-    gan.fit_gan(model, _images(10 * config.batch_size), config=config, profile=profile, epochs=1)
+    gan.fit_model(model, _images(10 * config.batch_size), config=config, profile=profile, epochs=1)
     assert int(model.d_optimizer.iterations) == int(model.g_optimizer.iterations) == 10
 
 
@@ -110,17 +114,17 @@ def test_gradient_penalty_equals_its_definition_on_a_toy_critic():
 
 def test_the_conditional_generator_follows_its_label():
     set_seed(0)
-    model = gan.build_model("cgan", TINY)
+    model = gan.build_model(_config("cgan"))
     z = gan.latent_vectors(4, TINY.latent_dim, seed=1)
-    threes = gan.generate(model, z=z, labels=3)
-    sevens = gan.generate(model, z=z, labels=7)
+    threes = gan.sample(model, z=z, labels=3)
+    sevens = gan.sample(model, z=z, labels=7)
     assert threes.shape == (4, 28, 28, 1)
     assert np.abs(threes - sevens).max() > 1e-4  # same noise, other label, other image
-    np.testing.assert_array_equal(threes, gan.generate(model, z=z, labels=[3, 3, 3, 3]))
+    np.testing.assert_array_equal(threes, gan.sample(model, z=z, labels=[3, 3, 3, 3]))
     with pytest.raises(ValueError, match="0..9"):
-        gan.generate(model, 2, labels=10)
+        gan.sample(model, 2, labels=10)
     with pytest.raises(ValueError, match="unconditional"):
-        gan.generate(gan.build_model("gan", TINY), 2, labels=1)
+        gan.sample(gan.build_model(TINY), 2, labels=1)
 
 
 @pytest.mark.parametrize("name", ["gan", "wgan_gp"])
@@ -128,7 +132,7 @@ def test_save_and_load_round_trip(name, tmp_path):
     import keras
 
     set_seed(0)
-    model = gan.build_model(name, TINY)
+    model = gan.build_model(_config(name))
     model.train_step(tf.constant(_images(16)))
     path = tmp_path / "model.keras"
     model.save(path)
@@ -141,7 +145,7 @@ def test_save_and_load_round_trip(name, tmp_path):
     for part in ("generator", "discriminator"):
         assert getattr(loaded, part).count_params() == getattr(model, part).count_params()
     np.testing.assert_allclose(
-        gan.generate(loaded, 8, seed=5), gan.generate(model, 8, seed=5), atol=1e-6
+        gan.sample(loaded, 8, seed=5), gan.sample(model, 8, seed=5), atol=1e-6
     )
     # The optimizers come back with their state: training goes on where it stopped.
     assert int(loaded.g_optimizer.iterations) == int(model.g_optimizer.iterations) > 0
@@ -149,17 +153,16 @@ def test_save_and_load_round_trip(name, tmp_path):
 
 
 def test_fit_with_a_quality_callback_and_a_sample_grid():
-    from tutorial_lib import metrics
     from tutorial_lib.profiles import get_profile
     from tutorial_lib.training import SampleGrid
 
     if not metrics.weights_path("mnist").exists():
         pytest.skip("the evaluation classifier's weights are not there")
     set_seed(0)
-    model = gan.build_model("gan", TINY)
-    quality = gan.QualityHistory(num=60)
-    grid = SampleGrid(lambda n: gan.generate(model, n), num=4)
-    history = gan.fit_gan(
+    model = gan.build_model(TINY)
+    quality = metrics.QualityHistory(gan.sample, num=60)
+    grid = SampleGrid(gan.sample, num=4)
+    history = gan.fit_model(
         model, _images(64), config=TINY, profile=get_profile("fast"), callbacks=[quality, grid]
     )
     assert set(history.history) >= {"d_loss", "g_loss", "real_acc", "fake_acc", "g_grad_norm"}
@@ -168,7 +171,7 @@ def test_fit_with_a_quality_callback_and_a_sample_grid():
 
 
 def test_cli_trains_and_samples_a_conditional_gan(tmp_path, monkeypatch):
-    monkeypatch.setitem(gan.CONFIGS, "fast", TINY)
+    monkeypatch.setitem(gan.CONFIGS["cgan"], "fast", dataclasses.replace(TINY, kind="cgan"))
     run = tmp_path / "run"
     assert cli.main(["train", "cgan", "--profile", "fast", "--out", str(run)]) == 0
     assert {"model.keras", "metrics.json", "samples.png"} <= {p.name for p in run.iterdir()}

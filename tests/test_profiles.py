@@ -17,9 +17,9 @@ def test_argument_wins_over_environment(monkeypatch):
 
 def test_default_without_gpu_is_cpu(monkeypatch):
     monkeypatch.delenv("TUTORIAL_PROFILE", raising=False)
-    monkeypatch.setattr("tutorial_lib.device.gpu_names", lambda: [])
+    monkeypatch.setattr(profiles, "sees_a_gpu", lambda: False)
     assert profiles.get_profile().name == "cpu"
-    monkeypatch.setattr("tutorial_lib.device.gpu_names", lambda: ["/physical_device:GPU:0"])
+    monkeypatch.setattr(profiles, "sees_a_gpu", lambda: True)
     assert profiles.get_profile().name == "gpu"
 
 
@@ -32,13 +32,11 @@ def test_unknown_profile_lists_the_choices(monkeypatch):
 
 def test_profiles_grow_from_fast_to_gpu():
     fast, cpu, gpu = (profiles.PROFILES[n] for n in ("fast", "cpu", "gpu"))
-    assert fast.train_examples < cpu.train_examples and gpu.train_examples is None
-    assert fast.epochs <= cpu.epochs <= gpu.epochs
-    assert fast.width <= cpu.width <= gpu.width
+    assert fast.test_examples < cpu.test_examples and gpu.test_examples is None
+    assert fast.eval_samples < cpu.eval_samples < gpu.eval_samples
     assert fast.steps_per_epoch is not None  # the fast profile is capped in steps
+    assert cpu.steps_per_epoch is None and gpu.steps_per_epoch is None
 
 
-def test_scaled_width_has_a_floor():
-    fast = profiles.PROFILES["fast"]
-    assert fast.scaled(256) == 64
-    assert fast.scaled(8, minimum=4) == 4
+def test_a_profile_object_passes_through():
+    assert profiles.get_profile(profiles.PROFILES["cpu"]) is profiles.PROFILES["cpu"]

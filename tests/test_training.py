@@ -80,7 +80,8 @@ def test_sample_grid_runs_every_n_epochs():
     x, y = _regression_data()
     calls = []
 
-    def sample(num):
+    def sample(model, num):
+        assert isinstance(model, keras.Model)
         calls.append(num)
         return np.random.default_rng(0).random((num, 28, 28, 1))
 
@@ -106,11 +107,33 @@ def test_timer_measures_a_block():
 
 
 def test_loading_a_missing_run_says_how_to_make_one(tmp_path):
-    with pytest.raises(FileNotFoundError, match="python -m tutorial_lib train"):
+    with pytest.raises(training.RunError, match="python -m tutorial_lib train"):
         training.load_run_model(tmp_path)
 
 
-def test_fit_for_profile_takes_epochs_and_steps_from_the_profile():
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (b"", "damaged"),  # an empty file, e.g. a copy that never finished
+        (b"PK\x03\x04 not really a zip", "damaged"),
+    ],
+)
+def test_loading_a_damaged_model_says_what_to_do(tmp_path, damage, message):
+    (tmp_path / training.MODEL_FILE).write_bytes(damage)
+    with pytest.raises(training.RunError, match=message) as info:
+        training.load_run_model(tmp_path)
+    assert "train" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_damaged_record_says_what_to_do(tmp_path):
+    with pytest.raises(training.RunError, match="never finished"):
+        training.load_run_metrics(tmp_path)
+    (tmp_path / training.METRICS_FILE).write_text('{"model": "vae", "nll": 8')
+    with pytest.raises(training.RunError, match="damaged"):
+        training.load_run_metrics(tmp_path)
+
+
+def test_fit_for_profile_caps_the_steps_in_the_fast_profile():
     import tensorflow as tf
 
     from tutorial_lib.profiles import PROFILES
@@ -118,7 +141,35 @@ def test_fit_for_profile_takes_epochs_and_steps_from_the_profile():
     fast = PROFILES["fast"]
     x, y = _regression_data()
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(8).repeat()
-    history = training.fit_for_profile(_small_model(), dataset, profile=fast)
-    assert len(history.history["loss"]) == fast.epochs
-    history = training.fit_for_profile(_small_model(), dataset, profile=fast, epochs=1)
-    assert len(history.history["loss"]) == 1
+    model = _small_model()
+    history = training.fit_for_profile(model, dataset, profile=fast, epochs=2)
+    assert len(history.history["loss"]) == 2
+    assert int(model.optimizer.iterations) == 2 * fast.steps_per_epoch
+    assert training.capped_steps(100, fast) == fast.steps_per_epoch
+    assert training.capped_steps(None, PROFILES["cpu"]) is None
+
+
+def test_examples_seen_follows_the_cap():
+    from tutorial_lib.profiles import PROFILES
+
+    assert training.examples_seen(1000, 3, 100, PROFILES["cpu"]) == 3000
+    assert training.examples_seen(1000, 3, 100, PROFILES["fast"]) == 3 * 4 * 100
+
+
+def test_a_resumed_run_adds_up_the_seconds_of_every_leg(tmp_path):
+    x, y = _regression_data()
+    kwargs = dict(epochs=4, batch_size=16, shuffle=False, verbose=0)
+    first = training.TrainingClock(tmp_path)
+    assert not first.resumed
+    with pytest.raises(KeyboardInterrupt):
+        training.fit_resumable(
+            _small_model(), x, y=y, run_dir=tmp_path, callbacks=[first, _Interrupt(2)], **kwargs
+        )
+    assert training.is_resuming(tmp_path)
+    earlier = first.legs()[0]
+    second = training.TrainingClock(tmp_path)
+    assert second.resumed and second.earlier == [pytest.approx(earlier, abs=0.5)]
+    training.fit_resumable(_small_model(), x, y=y, run_dir=tmp_path, callbacks=[second], **kwargs)
+    legs = second.finish()
+    assert len(legs) == 2 and sum(legs) > legs[1]
+    assert not training.is_resuming(tmp_path)  # the run is complete

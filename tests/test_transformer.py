@@ -258,35 +258,34 @@ def test_learning_rate_warms_up_then_decays():
 
 @pytest.fixture(scope="module")
 def fast_run(tmp_path_factory):
-    from tutorial_lib.profiles import get_profile
+    from tutorial_lib import runs
 
     out = tmp_path_factory.mktemp("run")
-    metrics = transformer.train_run("transformer", profile=get_profile("fast"), out_dir=out)
-    return out, metrics
+    return out, runs.train("transformer", "fast", out_dir=out)
 
 
-def test_train_run_writes_model_metrics_and_text_samples(fast_run):
-    out, metrics = fast_run
+def test_training_writes_model_record_and_text_samples(fast_run):
+    out, run = fast_run
     assert {"model.keras", "metrics.json", "samples.txt", "history.csv"} <= {
         p.name for p in out.iterdir()
     }
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["dataset"] == "tinyshakespeare" and saved["profile"] == "fast"
-    assert saved["val_bits_per_character"] == pytest.approx(saved["val_loss"] / np.log(2))
-    assert saved["val_loss"] < np.log(65)  # better than a uniform guess
-    assert "temperature 0.8" in (out / "samples.txt").read_text()
+    assert saved["likelihood"] == "exact" and saved["nll_unit"] == "nats per character"
+    assert saved["bits_per_dim"] == pytest.approx(saved["nll"] / np.log(2))
+    assert saved["nll"] < np.log(65)  # better than a uniform guess
+    assert saved["train_tokens_per_second"] > 0 and saved["train_images_per_second"] is None
+    assert len((out / "samples.txt").read_text(encoding="utf-8")) == 400
 
 
-def test_sample_run_continues_the_prompt(fast_run):
+def test_sampling_a_loaded_run_continues_the_prompt(fast_run):
+    from tutorial_lib import runs
+
     out, _ = fast_run
-    text = transformer.sample_run(
-        "transformer", run_dir=out, num_chars=30, prompt="ROMEO:", top_k=5, seed=1
-    )
-    assert text.startswith("ROMEO:") and len(text) == 36
-    again = transformer.sample_run(
-        "transformer", run_dir=out, num_chars=30, prompt="ROMEO:", top_k=5, seed=1
-    )
-    assert again == text
+    run = runs.load(out)
+    text = run.sample(30, prompt="ROMEO:", top_k=5, seed=1)
+    assert len(text) == 30
+    assert run.sample(30, prompt="ROMEO:", top_k=5, seed=1) == text
 
 
 def test_cli_samples_text_to_the_screen_or_a_file(fast_run, tmp_path, capsys):
@@ -301,26 +300,26 @@ def test_cli_samples_text_to_the_screen_or_a_file(fast_run, tmp_path, capsys):
     assert cli.main([*command, "--out", str(target)]) == 0
     assert target.read_text(encoding="utf-8").startswith("KING:")
     assert f"to {target}" in capsys.readouterr().out
-    # An image data set makes no sense for the text model: --dataset is not an option.
+    # An image data set makes no sense for the text model.
     with pytest.raises(SystemExit):
         cli.main(["train", "transformer", "--dataset", "mnist", "--out", str(tmp_path / "r")])
 
 
 def test_sample_options_parse():
-    import argparse
+    from tutorial_lib import cli
 
-    parser = argparse.ArgumentParser()
-    transformer.add_cli_arguments("sample", parser)
-    args = parser.parse_args(
-        ["--num-chars", "80", "--prompt", "JULIET:", "--temperature", "0.8", "--top-k", "10"]
+    args = cli.build_parser().parse_args(
+        ["sample", "transformer", "--run", "r", "--num-chars", "80", "--prompt", "JULIET:"]
+        + ["--temperature", "0.8", "--top-k", "10"]
     )
-    assert (args.num_chars, args.prompt, args.temperature, args.top_k, args.top_p) == (
+    assert (args.num, args.prompt, args.temperature, args.top_k, args.top_p) == (
         80,
         "JULIET:",
         0.8,
         10,
         None,
     )
+    assert cli.family_options(args) == {"prompt": "JULIET:", "temperature": 0.8, "top_k": 10}
 
 
 def test_forward_with_the_library_pieces_reproduces_the_model():

@@ -58,22 +58,22 @@ def test_sampling_layer_draws_from_the_right_gaussian():
 @pytest.mark.parametrize("kind", vae.KINDS)
 def test_shapes_and_output_range(kind):
     config = vae.VAEConfig(kind=kind, latent_dim=4, hidden_units=(16, 8), filters=(4, 8))
-    model = vae.build_vae(config, seed=0)
+    model = vae.build_model(config, seed=0)
     x = _binary_images(3)
     z_mean, z_log_var = vae.encode(model, x)
     assert z_mean.shape == z_log_var.shape == (3, 4)
-    images = vae.sample_prior(model, 5)
+    images = vae.sample(model, 5)
     assert images.shape == (5, 28, 28, 1) and images.dtype == np.float32
     assert images.min() >= 0.0 and images.max() <= 1.0
 
 
 def test_training_lowers_the_negative_elbo():
     keras.utils.set_random_seed(0)
-    model = vae.build_vae(TINY, seed=0)
+    model = vae.build_model(TINY, seed=0)
     x = _binary_images(256)
     before = vae.negative_elbo(model, x)["negative_elbo"]
     config = vae.VAEConfig(**{**TINY.__dict__, "epochs": 3})
-    history = vae.fit_vae(model, x, config=config, profile=PROFILES["fast"])
+    history = vae.fit_model(model, x, config=config, profile=PROFILES["fast"])
     assert set(history.history) == {"loss", "reconstruction", "kl"}
     after = vae.negative_elbo(model, x)
     assert after["negative_elbo"] < before
@@ -83,9 +83,9 @@ def test_training_lowers_the_negative_elbo():
 def test_mixed_precision_keeps_losses_float32_and_finite():
     try:
         device.set_precision("mixed_float16")
-        model = vae.build_vae(TINY, seed=0)
+        model = vae.build_model(TINY, seed=0)
         assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
-        history = vae.fit_vae(model, _binary_images(64), config=TINY, profile=PROFILES["fast"])
+        history = vae.fit_model(model, _binary_images(64), config=TINY, profile=PROFILES["fast"])
         assert all(np.isfinite(v) for v in history.history["loss"])
         reconstruction, kl = model.losses_per_example(_binary_images(2))
         assert reconstruction.dtype == "float32" and kl.dtype == "float32"
@@ -94,7 +94,7 @@ def test_mixed_precision_keeps_losses_float32_and_finite():
 
 
 def test_save_and_load_round_trip(tmp_path):
-    model = vae.build_vae(TINY, seed=0)
+    model = vae.build_model(TINY, seed=0)
     x = _binary_images(4)
     model.fit(x, batch_size=4, epochs=1, verbose=0)  # a trained model, optimizer state included
     model.save(tmp_path / "vae.keras")
@@ -116,13 +116,13 @@ def test_interpolation_paths():
 
 def test_latent_grid_needs_two_dimensions():
     with pytest.raises(ValueError, match="latent_dim=2"):
-        vae.latent_grid(vae.build_vae(TINY))
-    model = vae.build_vae(vae.VAEConfig(kind="dense", latent_dim=2, hidden_units=(8, 8)))
+        vae.latent_grid(vae.build_model(TINY))
+    model = vae.build_model(vae.VAEConfig(kind="dense", latent_dim=2, hidden_units=(8, 8)))
     assert vae.latent_grid(model, n=4).shape == (16, 28, 28, 1)
 
 
 def test_attribute_vector_names_a_missing_class():
-    model = vae.build_vae(TINY)
+    model = vae.build_model(TINY)
     x, labels = _binary_images(6), np.array([1, 1, 7, 7, 7, 1])
     assert vae.attribute_vector(model, x, labels, source=1, target=7).shape == (3,)
     with pytest.raises(ValueError, match="target class 3"):
@@ -132,9 +132,9 @@ def test_attribute_vector_names_a_missing_class():
 def test_importance_weighted_nll_is_tighter_than_the_elbo():
     """log p(x) >= IWAE_k >= ELBO, so the IWAE NLL lies below the negative ELBO."""
     keras.utils.set_random_seed(0)
-    model = vae.build_vae(TINY, seed=0)
+    model = vae.build_model(TINY, seed=0)
     x = _binary_images(64)
-    vae.fit_vae(model, x, config=TINY, profile=PROFILES["fast"])
+    vae.fit_model(model, x, config=TINY, profile=PROFILES["fast"])
     elbo = np.mean([vae.negative_elbo(model, x)["negative_elbo"] for _ in range(20)])
     nll = vae.importance_weighted_nll(model, x, k=50)
     assert nll <= elbo + 0.05
@@ -148,7 +148,8 @@ def test_cli_trains_and_samples_a_vae(tmp_path):
     argv = ["train", "vae", "--dataset", "mnist", "--profile", "fast", "--out", str(run)]
     assert cli.main(argv) == 0
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["test_negative_elbo"] > 0 and (run / "samples.png").exists()
+    assert metrics["nll"] > 0 and metrics["likelihood"] == "bound"
+    assert metrics["nll_unit"] == "nats per image" and (run / "samples.png").exists()
     out = tmp_path / "samples.npy"
     assert cli.main(["sample", "vae", "--run", str(run), "--num", "6", "--out", str(out)]) == 0
     images = np.load(out)

@@ -38,35 +38,59 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tutorial_lib import data, device
+from tutorial_lib import data
 from tutorial_lib.data import IMAGE_SHAPE
 from tutorial_lib.profiles import Profile
-from tutorial_lib.training import Timer, fit_for_profile, images_seen, save_run, set_seed
+from tutorial_lib.training import Trained, examples_seen, fit_for_profile
 
 KINDS = ("dense", "conv")
 
 
 @dataclasses.dataclass(frozen=True)
 class AutoencoderConfig:
-    """Sizes of an autoencoder.
+    """Sizes and training settings of an autoencoder.
 
     Attributes:
+        kind: ``"dense"`` or ``"conv"`` networks.
         latent_dim: numbers in the bottleneck code ``z``.
         hidden_units: widths of the dense encoder's hidden layers (the decoder mirrors them).
         filters: channels of the two convolutions of the conv encoder (mirrored likewise).
+        train_examples: how many training images (``None``: all 60,000).
+        epochs: passes over the training images.
+        batch_size: images per gradient step.
+        learning_rate: Adam's step size.
     """
 
+    kind: str = "dense"
     latent_dim: int = 32
     hidden_units: tuple[int, int] = (256, 128)
     filters: tuple[int, int] = (32, 64)
+    train_examples: int | None = 20_000
+    epochs: int = 5
+    batch_size: int = 128
+    learning_rate: float = 1e-3
 
 
-# Sizes per profile: the fast profile shrinks the networks for tests.
+# Sizes per profile: the fast profile shrinks the networks and the data for tests;
+# the cpu and gpu networks are the same (they train in seconds either way), the gpu
+# profile trains on every image for longer.
 CONFIGS = {
-    "fast": AutoencoderConfig(latent_dim=32, hidden_units=(64, 32), filters=(8, 16)),
+    "fast": AutoencoderConfig(
+        latent_dim=32,
+        hidden_units=(64, 32),
+        filters=(8, 16),
+        train_examples=512,
+        epochs=2,
+        batch_size=64,
+    ),
     "cpu": AutoencoderConfig(),
-    "gpu": AutoencoderConfig(),
+    "gpu": AutoencoderConfig(train_examples=None, epochs=30, batch_size=256),
 }
+
+
+def config_for(name: str, profile: str, **options) -> AutoencoderConfig:
+    """The config of ``profile`` with options applied (``kind="conv"``)."""
+    return dataclasses.replace(CONFIGS[profile], **options)
 
 
 def build_dense_encoder(config: AutoencoderConfig) -> keras.Model:
@@ -117,39 +141,37 @@ def build_conv_decoder(config: AutoencoderConfig) -> keras.Model:
     return keras.Model(inputs, outputs, name="decoder")
 
 
-def build_autoencoder(kind: str = "dense", config: AutoencoderConfig | None = None) -> keras.Model:
-    """Encoder and decoder joined into one model, ``x -> g(f(x))``.
+def build_model(config: AutoencoderConfig | None = None, *, seed: int | None = None) -> keras.Model:
+    """Encoder and decoder of ``config.kind`` joined into one compiled model, ``x -> g(f(x))``:
+    Adam on the mean squared reconstruction error, with MAE as a second metric.
 
     The parts stay reachable as ``model.get_layer("encoder")`` and
-    ``model.get_layer("decoder")``.
+    ``model.get_layer("decoder")``. (``seed`` is unused: the weights are drawn
+    from the global seed, :func:`tutorial_lib.training.set_seed`.)
     """
-    if kind not in KINDS:
-        raise ValueError(f"Unknown autoencoder kind {kind!r}; choose one of {KINDS}.")
     config = config or AutoencoderConfig()
-    if kind == "dense":
+    if config.kind not in KINDS:
+        raise ValueError(f"Unknown autoencoder kind {config.kind!r}; choose one of {KINDS}.")
+    if config.kind == "dense":
         encoder, decoder = build_dense_encoder(config), build_dense_decoder(config)
     else:
         encoder, decoder = build_conv_encoder(config), build_conv_decoder(config)
     inputs = keras.Input(IMAGE_SHAPE, name="image")
-    outputs = decoder(encoder(inputs))
-    return keras.Model(inputs, outputs, name=f"{kind}_autoencoder")
-
-
-def compile_autoencoder(model: keras.Model, learning_rate: float = 1e-3) -> keras.Model:
-    """Adam on the mean squared reconstruction error, with MAE as a second metric."""
+    model = keras.Model(inputs, decoder(encoder(inputs)), name=f"{config.kind}_autoencoder")
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
+        optimizer=keras.optimizers.Adam(config.learning_rate),
         loss="mse",
         metrics=[keras.metrics.MeanAbsoluteError(name="mae")],
     )
     return model
 
 
-def fit_autoencoder(
+def fit_model(
     model: keras.Model,
     inputs: np.ndarray,
     targets: np.ndarray | None = None,
     *,
+    config: AutoencoderConfig,
     profile: Profile,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
     seed: int = 0,
@@ -158,16 +180,16 @@ def fit_autoencoder(
 ) -> keras.callbacks.History:
     """Train ``model`` to map ``inputs`` to ``targets`` (default: the inputs themselves).
 
-    Batch size, epochs and steps per epoch come from ``profile``. Pass noisy
-    inputs and clean targets for a denoising autoencoder. With ``run_dir`` the
-    run backs itself up every epoch and resumes after an interruption
-    (:func:`tutorial_lib.training.fit_resumable`).
+    Epochs and batch size come from ``config``, the cap on steps per epoch from
+    ``profile``. Pass noisy inputs and clean targets for a denoising
+    autoencoder. With ``run_dir`` the run backs itself up every epoch and
+    resumes after an interruption (:func:`tutorial_lib.training.fit_resumable`).
     """
     targets = inputs if targets is None else targets
     train_ds = data.image_dataset(
         inputs,
         targets,
-        batch_size=profile.batch_size,
+        batch_size=config.batch_size,
         seed=seed,
         repeat=profile.steps_per_epoch is not None,
     )
@@ -175,6 +197,7 @@ def fit_autoencoder(
         model,
         train_ds,
         profile=profile,
+        epochs=config.epochs,
         validation_data=validation,
         callbacks=callbacks,
         run_dir=run_dir,
@@ -236,69 +259,40 @@ def decode_random_codes(decoder: keras.Model, codes: np.ndarray, num: int, seed:
 
 
 # --------------------------------------------------------------------------
-# Command line: `python -m tutorial_lib train|sample autoencoder`
+# The family contract (tutorial_lib.families): train, sample, evaluate
 # --------------------------------------------------------------------------
 
 
-def add_cli_arguments(command: str, parser) -> None:
-    """Options of ``train autoencoder`` beyond the common ones."""
-    if command == "train":
-        parser.add_argument("--kind", choices=KINDS, default="dense", help="network type")
-
-
-def train_run(
-    name: str,
+def train_model(
+    config: AutoencoderConfig,
     *,
-    dataset: str,
+    dataset: str = "mnist",
     profile: Profile,
-    out_dir: Path,
     seed: int = 0,
-    kind: str = "dense",
-) -> dict:
-    """Train an autoencoder under ``profile`` and write a run folder to ``out_dir``.
-
-    The PNG grid shows test images (odd rows) above their reconstructions.
-    """
-    setup = device.setup(profile)
-    set_seed(seed)
-    x_train, _ = data.load_images(dataset, "train", limit=profile.train_examples)
+    run_dir: str | Path | None = None,
+    callbacks: list | None = None,
+) -> Trained:
+    """Load ``config.train_examples`` training images, build the autoencoder, train it,
+    with the profile's test images as validation data (``val_loss``, to watch for
+    overfitting). Returns a :class:`~tutorial_lib.training.Trained`."""
+    x_train, _ = data.load_images(dataset, "train", limit=config.train_examples)
     x_test, _ = data.load_images(dataset, "test", limit=profile.test_examples)
-    with setup.strategy.scope():
-        model = compile_autoencoder(build_autoencoder(kind, CONFIGS[profile.name]))
-    with Timer() as timer:
-        history = fit_autoencoder(model, x_train, profile=profile, seed=seed, run_dir=out_dir)
-    test_mse, test_mae = model.evaluate(x_test, x_test, batch_size=256, verbose=0)
-    originals = x_test[:32]
-    reconstructions = model.predict(originals, verbose=0)
-    pairs = np.concatenate(
-        [originals.reshape(4, 8, 28, 28, 1), reconstructions.reshape(4, 8, 28, 28, 1)], axis=1
-    )
-    metrics = {
-        "model": name,
-        "kind": kind,
-        "dataset": dataset,
-        "profile": profile.name,
-        "epochs": profile.epochs,
-        "train_seconds": round(timer.seconds, 2),
-        "train_images_per_second": round(
-            images_seen(len(x_train), profile.epochs, profile) / timer.seconds, 1
-        ),
-        "parameters": model.count_params(),
-        "final_train_loss": history.history["loss"][-1],
-        "test_mse": float(test_mse),
-        "test_mae": float(test_mae),
-    }
-    save_run(
-        out_dir,
+    model = build_model(config)
+    history = fit_model(
         model,
-        metrics,
-        pairs.reshape(-1, 28, 28, 1),
-        title=f"{kind} autoencoder: test images (rows 1, 3, ...) and reconstructions",
+        x_train,
+        config=config,
+        profile=profile,
+        validation=(x_test, x_test),
+        seed=seed,
+        callbacks=callbacks,
+        run_dir=run_dir,
     )
-    return metrics
+    seen = examples_seen(len(x_train), config.epochs, config.batch_size, profile)
+    return Trained(model, history.history, seen)
 
 
-def sample_run(name: str, *, run_dir: Path, num: int, seed: int = 0) -> np.ndarray:
+def sample(model, num: int, *, seed: int = 0, **options) -> np.ndarray:
     """Refuse, with the reason: a plain autoencoder defines no distribution to sample."""
     raise NotImplementedError(
         "sampling is not defined for a plain autoencoder: its training never shapes the code "
@@ -306,3 +300,21 @@ def sample_run(name: str, *, run_dir: Path, num: int, seed: int = 0) -> np.ndarr
         "to smudges; notebook 01 shows it). Train a generative model instead, such as the VAE "
         "of notebook 02."
     )
+
+
+def evaluate(model, config: AutoencoderConfig, *, dataset: str, profile: Profile) -> dict:
+    """The test reconstruction error (MSE per pixel) on the profile's test images."""
+    x_test, _ = data.load_images(dataset, "test", limit=profile.test_examples)
+    test_mse, _ = model.evaluate(x_test, x_test, batch_size=256, verbose=0)
+    return {"test_mse": float(test_mse)}
+
+
+def preview(model, config: AutoencoderConfig, *, dataset: str, profile: Profile, seed: int = 0):
+    """32 test images and their reconstructions, row by row, for the run folder's picture."""
+    originals, _ = data.load_images(dataset, "test", limit=32)
+    reconstructions = model.predict(originals, verbose=0)
+    pairs = np.concatenate(
+        [originals.reshape(4, 8, 28, 28, 1), reconstructions.reshape(4, 8, 28, 28, 1)], axis=1
+    )
+    title = f"{config.kind} autoencoder: test images (rows 1, 3, ...) and reconstructions"
+    return pairs.reshape(-1, 28, 28, 1), title

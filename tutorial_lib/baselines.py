@@ -17,8 +17,11 @@ because those are what a learner following the seeds would get:
   784-128-64-1 (sigmoid), binary cross-entropy on probabilities, two Adam
   optimizers with Keras's defaults (the seed leaves them unset), batch 128.
 
-Every recipe returns the same kind of numbers as the project's models, so the
-benchmark table can put them side by side.
+Every recipe trains on the same images as the model it is measured against
+(``train_examples``) and returns its numbers under the keys of a run's record
+(:data:`tutorial_lib.runs.RECORD_KEYS`), so the benchmark table can put them
+side by side. :data:`SEED_RECIPES` is keyed by the ``seed_recipe`` of
+:mod:`tutorial_lib.families`.
 """
 
 from __future__ import annotations
@@ -101,9 +104,11 @@ def seed002_autoencoder() -> keras.Model:
     return model
 
 
-def train_seed002_autoencoder(dataset: str, profile: Profile, seconds: float) -> dict:
+def train_seed002_autoencoder(
+    dataset: str, profile: Profile, seconds: float, train_examples: int | None
+) -> dict:
     """Train seed 002's autoencoder for ``seconds``; report the test MSE."""
-    x_train, _ = data.load_images(dataset, "train", limit=profile.train_examples)
+    x_train, _ = data.load_images(dataset, "train", limit=train_examples)
     x_test, _ = data.load_images(dataset, "test", limit=profile.test_examples)
     x_train, x_test = x_train.reshape(-1, 784), x_test.reshape(-1, 784)
     model = seed002_autoencoder()
@@ -127,24 +132,22 @@ def seed000_vae(latent_dim: int = 16, hidden_dim: int = 512) -> vae.VAE:
         beta=1.0 / latent_dim,
         learning_rate=1e-3,
     )
-    return vae.build_vae(config, seed=0)
+    return vae.build_model(config, seed=0)
 
 
-def train_seed000_vae(dataset: str, profile: Profile, seconds: float) -> dict:
+def train_seed000_vae(
+    dataset: str, profile: Profile, seconds: float, train_examples: int | None
+) -> dict:
     """Train seed 000's VAE for ``seconds`` on binarised images; report the honest
     (beta = 1) test negative ELBO and its prior samples."""
-    x_train, _ = data.load_images(
-        dataset, "train", binarize=True, limit=vae.CONFIGS[profile.name].train_examples
-    )
+    x_train, _ = data.load_images(dataset, "train", binarize=True, limit=train_examples)
     x_test, _ = data.load_images(dataset, "test", limit=profile.test_examples, binarize=True)
     model = seed000_vae()
     result = _fit_for_seconds(model, x_train, None, seconds=seconds, batch_size=128)
-    result["test_negative_elbo"] = vae.negative_elbo(model, x_test)["negative_elbo"]
+    result["nll"] = vae.negative_elbo(model, x_test)["negative_elbo"]
     start = time.perf_counter()
-    result["samples"] = vae.sample_prior(model, profile.eval_samples, seed=0)
-    result["sample_images_per_second"] = round(
-        profile.eval_samples / (time.perf_counter() - start), 1
-    )
+    result["samples"] = vae.sample(model, profile.eval_samples, seed=0)
+    result["sample_seconds_per_item"] = (time.perf_counter() - start) / profile.eval_samples
     return result
 
 
@@ -176,12 +179,14 @@ def seed002_gan() -> tuple[keras.Model, keras.Model]:
     return generator, discriminator
 
 
-def train_seed002_gan(dataset: str, profile: Profile, seconds: float, seed: int = 0) -> dict:
+def train_seed002_gan(
+    dataset: str, profile: Profile, seconds: float, train_examples: int | None, seed: int = 0
+) -> dict:
     """Seed 002's GAN training step, repeated for ``seconds``; returns its samples."""
     import tensorflow as tf
 
     keras.utils.set_random_seed(seed)
-    x_train, _ = data.load_images(dataset, "train", limit=profile.train_examples)
+    x_train, _ = data.load_images(dataset, "train", limit=train_examples)
     x_train = x_train.reshape(-1, 784)
     generator, discriminator = seed002_gan()
     g_opt, d_opt = keras.optimizers.Adam(), keras.optimizers.Adam()
@@ -218,18 +223,18 @@ def train_seed002_gan(dataset: str, profile: Profile, seconds: float, seed: int 
     start = time.perf_counter()
     noise = np.random.default_rng(seed).standard_normal((profile.eval_samples, 100))
     samples = generator.predict(noise.astype(np.float32), verbose=0, batch_size=500)
-    sample_rate = profile.eval_samples / (time.perf_counter() - start)
+    sample_seconds = (time.perf_counter() - start) / profile.eval_samples
     return {
         "train_seconds": round(elapsed, 2),
         "train_images_per_second": round(steps * batch_size / elapsed, 1),
         "samples": samples.reshape(-1, 28, 28, 1).astype(np.float32),
-        "sample_images_per_second": round(sample_rate, 1),
+        "sample_seconds_per_item": sample_seconds,
     }
 
 
-# Model family (CLI name) -> the seed recipe it is compared with.
+# Recipe key (a family's `seed_recipe`) -> the recipe's label and its training function.
 SEED_RECIPES = {
-    "autoencoder": ("seed 002 dense autoencoder", train_seed002_autoencoder),
-    "vae": ("seed 000 dense VAE", train_seed000_vae),
-    "gan": ("seed 002 dense GAN", train_seed002_gan),
+    "seed002_autoencoder": ("seed 002 dense autoencoder", train_seed002_autoencoder),
+    "seed000_vae": ("seed 000 dense VAE", train_seed000_vae),
+    "seed002_gan": ("seed 002 dense GAN", train_seed002_gan),
 }

@@ -2,13 +2,15 @@
 
 For each family (or those named with ``--models``) the benchmark
 
-1. trains it under the profile with its own ``train_run`` (the CLI's), which
-   reports training seconds and its likelihood or reconstruction numbers;
-2. for image generators, draws ``profile.eval_samples`` images, timing them,
-   and scores them with :func:`tutorial_lib.metrics.image_quality`;
-3. trains the matching seed recipe (:mod:`tutorial_lib.baselines`) for the
-   same number of seconds on the same machine, and scores it the same way;
-4. writes ``bench.md`` (a Markdown table) and ``bench.json`` to ``--out``.
+1. trains it under the profile through the life cycle the CLI and the
+   notebooks use (:func:`tutorial_lib.runs.train`), which records training
+   seconds, throughput, the family's likelihood or reconstruction numbers, and
+   for image models the timed samples' quality
+   (:func:`tutorial_lib.metrics.image_quality`);
+2. trains the family's seed recipe (:mod:`tutorial_lib.baselines`, named by the
+   registry, :mod:`tutorial_lib.families`) for the same number of seconds on the
+   same machine, and scores it the same way;
+3. writes ``bench.md`` (a Markdown table) and ``bench.json`` to ``--out``.
 
 Timings are only comparable within one run on one machine: the table gives
 each family's training throughput as a ratio to its seed recipe's.
@@ -18,64 +20,60 @@ from __future__ import annotations
 
 import datetime
 import json
-import platform
-import time
 from pathlib import Path
 
-import numpy as np
-
-from tutorial_lib import metrics
+from tutorial_lib import device, families, metrics, runs
 from tutorial_lib.baselines import SEED_RECIPES
 from tutorial_lib.profiles import Profile
-
-# Families whose sample_run returns images (the others are scored by train_run alone).
-IMAGE_GENERATORS = ("vae", "gan", "wgan_gp", "cgan", "diffusion")
-
-# Numbers of train_run's metrics that the table shows, when a family reports them.
-HEADLINE_KEYS = {
-    "test_mse": "test MSE",
-    "test_negative_elbo": "test -ELBO (nats)",
-    "val_loss": "val loss (nats/char)",
-    "val_bits_per_character": "val bits/char",
-}
-THROUGHPUT_KEYS = ("train_images_per_second", "train_tokens_per_second")
-
 
 QUALITY_KEYS = ("confidence", "coverage", "inception_score", "frechet_distance")
 
 
-def _quality(samples: np.ndarray, dataset: str) -> dict:
+def _quality(samples, dataset: str) -> dict:
     quality = metrics.image_quality(samples, dataset)
     return {k: quality[k] for k in QUALITY_KEYS}
 
 
-def bench_family(name: str, family, *, dataset: str, profile: Profile, out_dir: Path) -> dict:
-    """Train, sample and evaluate one family; one result row."""
-    run = family.train_run(name, dataset=dataset, profile=profile, out_dir=out_dir / name, seed=0)
-    # A family that trains on data of its own (the transformer: text) says which.
-    row = {
-        "model": name,
-        "dataset": run.get("dataset", dataset),
-        "train_seconds": run["train_seconds"],
-    }
-    row.update({k: run[k] for k in (*THROUGHPUT_KEYS, *HEADLINE_KEYS) if k in run})
-    if name in IMAGE_GENERATORS:
-        start = time.perf_counter()
-        samples = family.sample_run(name, run_dir=out_dir / name, num=profile.eval_samples, seed=1)
-        row["sample_images_per_second"] = round(len(samples) / (time.perf_counter() - start), 1)
-        row.update(_quality(samples, dataset))
-    return row
+def table_row(record: dict, *, images: bool = True) -> dict:
+    """One row of the table from a run's record (or a seed recipe's numbers);
+    ``images``: whether its samples are images (their rate is a column)."""
+    row = {k: record.get(k) for k in ("model", "dataset", "train_seconds", *QUALITY_KEYS)}
+    for key in ("train_images_per_second", "train_tokens_per_second", "test_mse"):
+        row[key] = record.get(key)
+    if images and record.get("sample_seconds_per_item"):
+        row["sample_images_per_second"] = round(1.0 / record["sample_seconds_per_item"], 1)
+    unit = record.get("nll_unit")
+    if unit == "nats per image":
+        row["test_negative_elbo"] = record["nll"]
+    elif unit == "nats per character":
+        row["val_loss"], row["val_bits_per_character"] = record["nll"], record["bits_per_dim"]
+    return {k: v for k, v in row.items() if v is not None}
 
 
-def bench_seed_recipe(name: str, ours: dict, *, dataset: str, profile: Profile) -> dict:
-    """Train the seed recipe matching ``name`` for as long as ours trained; one row."""
-    label, train = SEED_RECIPES[name]
-    result = train(dataset, profile, ours["train_seconds"])
+def bench_family(name: str, *, dataset: str, profile: Profile, out_dir: Path) -> dict:
+    """Train, sample and evaluate one family through the life cycle; its table row."""
+    family = families.get(name)
+    run = runs.train(
+        name,
+        profile,
+        dataset=dataset if dataset in family.datasets else None,
+        out_dir=out_dir / name,
+    )
+    row = table_row(run.record, images=family.samples == "images")
+    return {**row, "train_examples": getattr(run.config, "train_examples", None)}
+
+
+def bench_seed_recipe(
+    family: families.Family, ours: dict, *, dataset: str, profile: Profile
+) -> dict:
+    """Train the family's seed recipe for as long as ours trained, on the same images; one row."""
+    label, train = SEED_RECIPES[family.seed_recipe]
+    result = train(dataset, profile, ours["train_seconds"], ours.get("train_examples"))
     samples = result.pop("samples", None)
-    row = {"model": label, "dataset": dataset, **result}
+    row = table_row({"model": label, "dataset": dataset, **result})
     if samples is not None:
         row.update(_quality(samples, dataset))
-    row["baseline_for"] = name
+    row["baseline_for"] = family.name
     if "train_images_per_second" in ours:  # a ratio only where both throughputs were measured
         ratio = ours["train_images_per_second"] / max(row["train_images_per_second"], 1e-9)
         ours["speed_ratio_vs_seed"] = round(ratio, 2)
@@ -89,28 +87,24 @@ def run_bench(
     dataset: str = "mnist",
     out_dir: str | Path = "bench",
 ) -> list[dict]:
-    """Benchmark ``models`` (default: every family of the CLI); write bench.md and bench.json."""
-    from tutorial_lib import device
-    from tutorial_lib.cli import MODEL_FAMILIES, _family
-
+    """Benchmark ``models`` (default: every family); write bench.md and bench.json."""
     out_dir = Path(out_dir)
-    models = models or list(MODEL_FAMILIES)
-    unknown = [m for m in models if m not in MODEL_FAMILIES]
-    if unknown:
-        raise ValueError(f"Unknown models {unknown}; choose from {', '.join(MODEL_FAMILIES)}.")
+    models = models or families.names()
+    for name in models:
+        families.get(name)  # an unknown name fails before anything trains
     device.setup(profile)
     rows = []
     for name in models:
-        ours = bench_family(
-            name, _family(name), dataset=dataset, profile=profile, out_dir=out_dir / "runs"
-        )
+        ours = bench_family(name, dataset=dataset, profile=profile, out_dir=out_dir / "runs")
         rows.append(ours)
-        if name in SEED_RECIPES:
-            rows.append(bench_seed_recipe(name, ours, dataset=dataset, profile=profile))
+        family = families.get(name)
+        if family.seed_recipe is not None:
+            rows.append(bench_seed_recipe(family, ours, dataset=dataset, profile=profile))
+        ours.pop("train_examples", None)
     report = {
         "date": datetime.date.today().isoformat(),
         "profile": profile.name,
-        "machine": machine_description(),
+        "machine": device.machine_description(),
         "floor": _quality_floor(dataset, profile),
         "rows": rows,
     }
@@ -127,25 +121,6 @@ def _quality_floor(dataset: str, profile: Profile) -> dict:
     return {"num_images": n, **{k: floor[k] for k in QUALITY_KEYS}}
 
 
-def machine_description() -> str:
-    """CPU model, core count and GPUs, in one line."""
-    import os
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as handle:
-            names = [
-                line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")
-            ]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    from tutorial_lib.device import gpu_names
-
-    gpus = gpu_names()
-    return f"{cpu}, {os.cpu_count()} cores" + (f", GPUs: {', '.join(gpus)}" if gpus else ", no GPU")
-
-
 COLUMNS = [
     ("model", "model"),
     ("dataset", "data"),
@@ -154,7 +129,10 @@ COLUMNS = [
     ("train_tokens_per_second", "train tokens/s"),
     ("speed_ratio_vs_seed", "speed vs seed"),
     ("sample_images_per_second", "sample img/s"),
-    *HEADLINE_KEYS.items(),
+    ("test_mse", "test MSE"),
+    ("test_negative_elbo", "test -ELBO (nats)"),
+    ("val_loss", "val loss (nats/char)"),
+    ("val_bits_per_character", "val bits/char"),
     ("confidence", "confidence"),
     ("coverage", "coverage"),
     ("inception_score", "IS"),

@@ -4,54 +4,35 @@
 
     python -m tutorial_lib info
     python -m tutorial_lib download
-    python -m tutorial_lib train MODEL --dataset {mnist,fashion_mnist} --profile P --out DIR
-    python -m tutorial_lib sample MODEL --run DIR --num N --out FILE.npy
-    python -m tutorial_lib sample transformer --run DIR --num-chars N --prompt TEXT [--out FILE.txt]
+    python -m tutorial_lib train MODEL [--dataset D] [--profile P] --out DIR [options]
+    python -m tutorial_lib sample MODEL --run DIR [--num N] [--out FILE] [options]
     python -m tutorial_lib bench [--profile P] [--models MODEL ...] [--out DIR]
     python -m tutorial_lib slides [--profile P] [--out DIR] [NOTEBOOK ...]
 
-``train`` writes ``model.keras``, ``metrics.json`` and ``samples.png`` to DIR
-(and resumes an interrupted run in the same DIR). ``sample`` writes float32
-images in [0, 1] of shape (N, 28, 28, 1).
+``train`` writes a run folder (:func:`tutorial_lib.runs.train`): ``model.keras``,
+``metrics.json``, ``history.csv`` and ``samples.png`` (``samples.txt`` for a
+text model), and resumes an interrupted run in the same folder. ``sample``
+writes float32 images in [0, 1] of shape (N, 28, 28, 1) as ``.npy`` (a text
+model prints its text, or writes it to ``--out``).
 
-Adding a model family is one line in :data:`MODEL_FAMILIES`: the module must
-define ``train_run(name, *, dataset, profile, out_dir, seed, **options)`` and
-``sample_run(name, *, run_dir, num, seed, **options)`` (raising
-``NotImplementedError`` with the reason if the model cannot sample), and may
-define ``add_cli_arguments(command, parser)`` for options of its own.
+The models and their own options come from :mod:`tutorial_lib.families`: a
+new family appears here without any change to this file.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from tutorial_lib import families
 from tutorial_lib.data import IMAGE_DATASETS, DataError
 from tutorial_lib.profiles import UnknownProfileError, get_profile, profile_names
+from tutorial_lib.training import RunError
 
-# CLI model name -> module that trains and samples it.
-MODEL_FAMILIES = {
-    "autoencoder": "tutorial_lib.autoencoder",
-    "vae": "tutorial_lib.vae",
-    "gan": "tutorial_lib.gan",
-    "wgan_gp": "tutorial_lib.gan",
-    "cgan": "tutorial_lib.gan",
-    "transformer": "tutorial_lib.transformer",
-    "diffusion": "tutorial_lib.diffusion",
-}
-
-
-def _family(name: str):
-    return importlib.import_module(MODEL_FAMILIES[name])
-
-
-def _writes_text(family) -> bool:
-    """Whether a family samples text (``SAMPLES = "text"`` in its module) rather than images."""
-    return getattr(family, "SAMPLES", "images") == "text"
+COMMON_TEXT_CHARS = 500  # characters a text model writes by default
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=None,
         metavar="MODEL",
-        help=f"default: all ({', '.join(MODEL_FAMILIES)})",
+        help=f"default: all ({', '.join(families.names())})",
     )
     bench.add_argument("--dataset", choices=IMAGE_DATASETS, default="mnist")
     bench.add_argument("--out", type=Path, default=Path("bench"), help="folder for bench.md/json")
@@ -93,17 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model, write a run folder")
     train_models = train.add_subparsers(dest="model", required=True, metavar="MODEL")
-    sample = commands.add_parser("sample", help="sample images from a trained run")
+    sample = commands.add_parser("sample", help="sample from a trained run")
     sample_models = sample.add_subparsers(dest="model", required=True, metavar="MODEL")
 
-    for name in MODEL_FAMILIES:
-        family = _family(name)
-        writes_text = _writes_text(family)
-        p = train_models.add_parser(name, help=f"train {name}")
-        if writes_text:  # a text model trains on its own data set
-            p.set_defaults(dataset=family.DATASET)
-        else:
-            p.add_argument("--dataset", choices=IMAGE_DATASETS, default="mnist")
+    for name, family in families.FAMILIES.items():
+        p = train_models.add_parser(name, help=f"train the {family.title}")
+        p.add_argument("--dataset", choices=family.datasets, default=family.datasets[0])
         p.add_argument(
             "--profile",
             choices=profile_names(),
@@ -112,39 +88,34 @@ def build_parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--out", type=Path, required=True, help="run folder to write")
         p.add_argument("--seed", type=int, default=0)
-        if hasattr(family, "add_cli_arguments"):
-            family.add_cli_arguments("train", p)
+        for option in family.options_for("train"):
+            option.add_to(p)
 
-        p = sample_models.add_parser(name, help=f"sample {name}")
+        p = sample_models.add_parser(name, help=f"sample the {family.title}")
         p.add_argument("--run", type=Path, required=True, help="run folder written by train")
-        if writes_text:
+        if family.samples == "text":
+            p.add_argument(
+                "--num-chars",
+                dest="num",
+                type=int,
+                default=COMMON_TEXT_CHARS,
+                help="characters to write",
+            )
             p.add_argument("--out", type=Path, default=None, help="write the text here (.txt)")
         else:
             p.add_argument("--num", type=int, default=64, help="how many images")
             p.add_argument("--out", type=Path, required=True, help="where to write the .npy file")
         p.add_argument("--seed", type=int, default=0)
-        if hasattr(family, "add_cli_arguments"):
-            family.add_cli_arguments("sample", p)
+        for option in family.options_for("sample"):
+            option.add_to(p)
     return parser
 
 
-_COMMON = {
-    "command",
-    "model",
-    "dataset",
-    "profile",
-    "out",
-    "seed",
-    "run",
-    "num",
-    "models",
-    "notebooks",
-}
-
-
-def _options(args: argparse.Namespace) -> dict:
-    """The family-specific options of a parsed command line."""
-    return {k: v for k, v in vars(args).items() if k not in _COMMON}
+def family_options(args: argparse.Namespace) -> dict:
+    """The options of the family's own that the command line was given."""
+    family = families.get(args.model)
+    options = {o.dest: getattr(args, o.dest) for o in family.options_for(args.command)}
+    return {key: value for key, value in options.items() if value is not None}
 
 
 def check_samples(images: np.ndarray, num: int) -> np.ndarray:
@@ -157,6 +128,52 @@ def check_samples(images: np.ndarray, num: int) -> np.ndarray:
             f"samples must be finite and in [0, 1]; found [{images.min()}, {images.max()}]"
         )
     return images.astype(np.float32)
+
+
+def _train(args) -> int:
+    from tutorial_lib import runs
+
+    profile = get_profile(args.profile)
+    run = runs.train(
+        args.model,
+        profile,
+        dataset=args.dataset,
+        seed=args.seed,
+        out_dir=args.out,
+        **family_options(args),
+    )
+    print(f"trained {args.model} ({profile.name} profile); run folder: {args.out}")
+    for key, value in run.record.items():
+        if value is not None and key not in ("config", "class_histogram", "final_logs"):
+            print(f"  {key}: {value}")
+    return 0
+
+
+def _sample(args, parser) -> int:
+    from tutorial_lib import runs
+
+    family = families.get(args.model)
+    if args.num < 1:
+        parser.error("--num must be at least 1")
+    run = runs.load(args.run)
+    if run.name != args.model and families.get(run.name).module != family.module:
+        raise RunError(f"{args.run} holds a {run.name} run, not {args.model}: sample it as such.")
+    options = family_options(args)
+    samples = family.load().sample(run.model, args.num, seed=args.seed, **options)
+    if family.samples == "text":
+        text = options.get("prompt", "\n") + samples
+        if args.out is None:
+            print(text)
+        else:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(text, encoding="utf-8")
+            print(f"wrote {len(text):,} characters to {args.out}")
+        return 0
+    images = check_samples(samples, args.num)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(args.out, images)
+    print(f"wrote {args.num} samples of shape {images.shape[1:]} to {args.out}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -181,9 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "bench":
             from tutorial_lib.bench import run_bench
 
-            unknown = [m for m in args.models or [] if m not in MODEL_FAMILIES]
+            unknown = [m for m in args.models or [] if m not in families.FAMILIES]
             if unknown:
-                parser.error(f"unknown models {unknown}; choose from {', '.join(MODEL_FAMILIES)}")
+                parser.error(f"unknown models {unknown}; choose from {', '.join(families.names())}")
             run_bench(
                 get_profile(args.profile),
                 models=args.models,
@@ -201,50 +218,21 @@ def main(argv: list[str] | None = None) -> int:
             return 0
 
         if args.command == "train":
-            profile = get_profile(args.profile)
-            metrics = _family(args.model).train_run(
-                args.model,
-                dataset=args.dataset,
-                profile=profile,
-                out_dir=args.out,
-                seed=args.seed,
-                **_options(args),
-            )
-            print(f"trained {args.model} ({profile.name} profile); run folder: {args.out}")
-            for key, value in metrics.items():
-                print(f"  {key}: {value}")
-            return 0
-
-        if args.command == "sample" and _writes_text(_family(args.model)):
-            text = _family(args.model).sample_run(
-                args.model, run_dir=args.run, seed=args.seed, **_options(args)
-            )
-            if args.out is None:
-                print(text)
-            else:
-                args.out.parent.mkdir(parents=True, exist_ok=True)
-                args.out.write_text(text, encoding="utf-8")
-                print(f"wrote {len(text):,} characters to {args.out}")
-            return 0
-
+            return _train(args)
         if args.command == "sample":
-            if args.num < 1:
-                parser.error("--num must be at least 1")
-            images = _family(args.model).sample_run(
-                args.model, run_dir=args.run, num=args.num, seed=args.seed, **_options(args)
-            )
-            images = check_samples(images, args.num)
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            np.save(args.out, images)
-            print(f"wrote {args.num} samples of shape {images.shape[1:]} to {args.out}")
-            return 0
+            return _sample(args, parser)
     except UnknownProfileError as error:
         parser.error(str(error))  # exits with code 2
     except NotImplementedError as error:  # e.g. sampling a model that defines no sampling
         print(f"error: {args.command} {args.model}: {error}", file=sys.stderr)
         return 2
-    except (DataError, FileNotFoundError) as error:
+    except (DataError, RunError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except ValueError as error:  # an option that does not fit the run, e.g. a label for
+        if args.command not in ("train", "sample"):  # an unconditional model
+            raise
+        print(f"error: {args.command} {args.model}: {error}", file=sys.stderr)
         return 1
     parser.error(f"unknown command {args.command!r}")
     return 2

@@ -265,6 +265,21 @@ def format_report(info: dict | None = None) -> str:
     return "\n".join(lines)
 
 
+def machine_description() -> str:
+    """CPU model, core count and GPUs, in one line (records say where a figure was measured)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            names = [
+                line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")
+            ]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    gpus = gpu_names()
+    return f"{cpu}, {os.cpu_count()} cores" + (f", GPUs: {', '.join(gpus)}" if gpus else ", no GPU")
+
+
 def print_report() -> None:
     """Print :func:`format_report`."""
     print(format_report())

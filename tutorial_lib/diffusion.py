@@ -40,37 +40,44 @@ the same process on the codes of an autoencoder, decoded to pixels at the end
 (:class:`LatentDiffusion`): far fewer numbers to denoise, so far cheaper. The
 ``cpu`` profile uses it; the ``gpu`` profile diffuses pixels with a U-Net.
 
+**Samplers** are small step objects (:class:`DDPMSampler`, :class:`DDIMSampler`)
+driven by one loop, :func:`tutorial_lib.denoisers.run_sampler`: a lesson shows
+one ``step``, and a new sampler is a new class.
+
 Indices: the code counts steps ``t = 0 .. T-1`` (array positions); step ``t``
 here is step :math:`t + 1` of the papers, so ``alpha_bars[0]`` is
-:math:`\bar\alpha_1 = 1 - \beta_1`.
+:math:`\bar\alpha_1 = 1 - \beta_1`. The network sees the step as a time in
+[0, 1], :math:`(t + 1) / T` (:func:`time_of`), so the networks of
+:mod:`tutorial_lib.denoisers` serve diffusion and flow matching alike.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from pathlib import Path
 
 import keras
 import numpy as np
 from keras import ops
 
-from tutorial_lib import data, device, vae
-from tutorial_lib.data import IMAGE_SHAPE, NUM_CLASSES
+from tutorial_lib import data, denoisers, device, vae
+from tutorial_lib.data import NUM_CLASSES
 from tutorial_lib.profiles import Profile
 from tutorial_lib.training import (
-    Timer,
+    Trained,
+    averaged_copy,
+    examples_seen,
     fit_for_profile,
-    images_seen,
+    is_resuming,
     load_run_model,
-    save_run,
-    set_seed,
+    update_average,
 )
 
 SCHEDULES = ("linear", "cosine")
 SAMPLERS = ("ddpm", "ddim")
 SPACES = ("pixel", "latent")
+AUTOENCODER_DIR = "autoencoder"  # where a latent run keeps its VAE
 
 
 # --------------------------------------------------------------------------
@@ -85,6 +92,8 @@ class DiffusionConfig:
     Attributes:
         space: ``"pixel"`` (a U-Net denoises 28x28 images) or ``"latent"`` (an
             MLP denoises the codes of a VAE, decoded to pixels at the end).
+        conditional: whether the network also takes the class label (for
+            classifier-free guidance).
         schedule: ``"linear"`` or ``"cosine"`` noise schedule.
         timesteps: number of diffusion steps :math:`T`.
         channels: U-Net width at 28x28 (pixel space).
@@ -105,6 +114,7 @@ class DiffusionConfig:
     """
 
     space: str = "pixel"
+    conditional: bool = False
     schedule: str = "cosine"
     timesteps: int = 1000
     channels: int = 64
@@ -176,6 +186,19 @@ CONFIGS = {
         autoencoder=vae.VAEConfig(kind="conv", latent_dim=16, epochs=10, train_examples=None),
     ),
 }
+
+
+def config_for(
+    name: str, profile: str, *, conditional: bool = False, space: str | None = None, **options
+) -> DiffusionConfig:
+    """The diffusion model of ``profile``; ``conditional=True`` for the guided model,
+    ``space`` to diffuse pixels or latent codes against the profile's choice."""
+    config = dataclasses.replace(CONFIGS[profile], conditional=conditional, **options)
+    if space is not None and space != config.space:
+        config = dataclasses.replace(
+            config, space=space, autoencoder=config.autoencoder or vae.CONFIGS[profile]
+        )
+    return config
 
 
 # --------------------------------------------------------------------------
@@ -305,145 +328,39 @@ def to_unit_range(x) -> np.ndarray:
     return np.clip((np.asarray(x, np.float32) + 1.0) / 2.0, 0.0, 1.0)
 
 
+def time_of(t, timesteps: int):
+    """Step index ``t`` (0 .. T-1) as the network's time input in (0, 1]: :math:`(t + 1) / T`."""
+    return (ops.cast(t, "float32") + 1.0) / float(timesteps)
+
+
 # --------------------------------------------------------------------------
-# Networks: a U-Net for images, an MLP for latent codes
+# The networks: a U-Net for pixels, an MLP for latent codes
 # --------------------------------------------------------------------------
 
 
-@keras.saving.register_keras_serializable(package="tutorial_lib")
-class SinusoidalEmbedding(keras.layers.Layer):
-    r"""Step indices -> sinusoidal features (as the transformer's positions):
-    :math:`[\sin(t \omega_0), \ldots, \sin(t \omega_{k-1}), \cos(t \omega_0), \ldots]`,
-    :math:`\omega_i = 10000^{-i/(k-1)}`, :math:`k = ` ``dim / 2``.
-
-    Kept in float32 under mixed precision: 16-bit floats cannot tell step 1000
-    from step 1004.
-    """
-
-    def __init__(self, dim: int, **kwargs):
-        kwargs.setdefault("dtype", "float32")
-        super().__init__(**kwargs)
-        if dim < 2 or dim % 2:
-            raise ValueError(f"The embedding size must be even and >= 2; got {dim}.")
-        self.dim = dim
-
-    def call(self, t):
-        half = self.dim // 2
-        frequencies = ops.exp(
-            -math.log(10000.0) * ops.arange(half, dtype="float32") / max(half - 1, 1)
+def build_network(config: DiffusionConfig, data_dim: int | None = None) -> keras.Model:
+    r"""The noise predictor :math:`\epsilon_\theta(x_t, t[, y])` of ``config``: a
+    :func:`~tutorial_lib.denoisers.build_unet` over 28x28 images (pixel space) or
+    a :func:`~tutorial_lib.denoisers.build_mlp_denoiser` over codes of ``data_dim``
+    numbers (latent space)."""
+    if config.space == "pixel":
+        return denoisers.build_unet(
+            channels=config.channels,
+            channel_mults=config.channel_mults,
+            blocks_per_level=config.blocks_per_level,
+            attention_heads=config.attention_heads,
+            groups=config.groups,
+            conditional=config.conditional,
         )
-        angles = ops.reshape(ops.cast(t, "float32"), (-1, 1)) * frequencies[None, :]
-        return ops.concatenate([ops.sin(angles), ops.cos(angles)], axis=-1)
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], self.dim)
-
-    def get_config(self):
-        return {**super().get_config(), "dim": self.dim}
-
-
-def _conditioning(config: DiffusionConfig, width: int, conditional: bool):
-    """Inputs for the step (and the label) and their embedding, of size ``width``.
-
-    Labels run 0..9; label 10 is the *null* class that classifier-free
-    guidance trains on and samples with.
-    """
-    t_in = keras.Input((), dtype="int32", name="t")
-    h = SinusoidalEmbedding(width)(t_in)
-    h = keras.layers.Dense(width, activation="swish")(h)
-    emb = keras.layers.Dense(width)(h)
-    inputs = [t_in]
-    if conditional:
-        y_in = keras.Input((), dtype="int32", name="label")
-        emb = emb + keras.layers.Embedding(NUM_CLASSES + 1, width, name="label_embedding")(y_in)
-        inputs.append(y_in)
-    return inputs, emb
-
-
-def _residual_block(h, emb, channels: int, groups: int):
-    """GroupNorm-swish-conv, plus the projected step/label embedding, then again; plus a skip."""
-    skip = h if h.shape[-1] == channels else keras.layers.Conv2D(channels, 1)(h)
-    h = keras.layers.Activation("swish")(keras.layers.GroupNormalization(groups)(h))
-    h = keras.layers.Conv2D(channels, 3, padding="same")(h)
-    e = keras.layers.Dense(channels)(keras.layers.Activation("swish")(emb))
-    h = h + keras.layers.Reshape((1, 1, channels))(e)
-    h = keras.layers.Activation("swish")(keras.layers.GroupNormalization(groups)(h))
-    h = keras.layers.Conv2D(channels, 3, padding="same")(h)
-    return skip + h
-
-
-def _attention_block(h, heads: int, groups: int):
-    """Self-attention over the pixels of a (small) feature map, with a residual connection."""
-    size, channels = h.shape[1], h.shape[-1]
-    tokens = keras.layers.Reshape((size * size, channels))(
-        keras.layers.GroupNormalization(groups)(h)
+    if data_dim is None:
+        raise ValueError("A latent denoiser needs the size of the codes: data_dim=...")
+    return denoisers.build_mlp_denoiser(
+        data_dim,
+        width=config.mlp_width,
+        blocks=config.mlp_blocks,
+        conditional=config.conditional,
+        name="latent_denoiser",
     )
-    attended = keras.layers.MultiHeadAttention(heads, key_dim=max(channels // heads, 1))(
-        tokens, tokens
-    )
-    return h + keras.layers.Reshape((size, size, channels))(attended)
-
-
-def build_unet(config: DiffusionConfig, conditional: bool = False) -> keras.Model:
-    r"""The noise predictor :math:`\epsilon_\theta(x_t, t[, y])` for 28x28x1 images.
-
-    Three levels (28, 14, 7 pixels) of ``blocks_per_level`` residual blocks
-    with group normalisation; strided convolutions down, nearest upsampling and
-    a convolution up, with skip connections across; self-attention at 7x7.
-    Every block adds the sinusoidal step embedding (plus the label embedding,
-    for a conditional model). The last convolution (float32) starts at zero,
-    so training starts from "predict no noise".
-    """
-    widths = [config.channels * m for m in config.channel_mults]
-    emb_width = 4 * config.channels
-    x_in = keras.Input(IMAGE_SHAPE, name="x_t")
-    cond_inputs, emb = _conditioning(config, emb_width, conditional)
-    h = keras.layers.Conv2D(widths[0], 3, padding="same")(x_in)
-    skips = [h]
-    for level, width in enumerate(widths):
-        for _ in range(config.blocks_per_level):
-            h = _residual_block(h, emb, width, config.groups)
-            skips.append(h)
-        if level < len(widths) - 1:
-            h = keras.layers.Conv2D(width, 3, strides=2, padding="same")(h)
-            skips.append(h)
-    h = _residual_block(h, emb, widths[-1], config.groups)
-    h = _attention_block(h, config.attention_heads, config.groups)
-    h = _residual_block(h, emb, widths[-1], config.groups)
-    for level, width in reversed(list(enumerate(widths))):
-        for _ in range(config.blocks_per_level + 1):
-            h = keras.layers.Concatenate()([h, skips.pop()])
-            h = _residual_block(h, emb, width, config.groups)
-        if level > 0:
-            h = keras.layers.UpSampling2D(2)(h)
-            h = keras.layers.Conv2D(width, 3, padding="same")(h)
-    h = keras.layers.Activation("swish")(keras.layers.GroupNormalization(config.groups)(h))
-    eps = keras.layers.Conv2D(
-        IMAGE_SHAPE[-1], 3, padding="same", kernel_initializer="zeros", dtype="float32"
-    )(h)
-    return keras.Model([x_in, *cond_inputs], eps, name="unet")
-
-
-def build_latent_denoiser(
-    config: DiffusionConfig, latent_dim: int, conditional: bool = False
-) -> keras.Model:
-    r"""The noise predictor for latent codes of size ``latent_dim``: an MLP of
-    ``mlp_blocks`` residual blocks (LayerNorm, swish, dense, plus the step and
-    label embedding, swish, dense), ``mlp_width`` wide. A code has no pixel
-    grid, so convolutions have nothing to work on."""
-    width = config.mlp_width
-    x_in = keras.Input((latent_dim,), name="x_t")
-    cond_inputs, emb = _conditioning(config, width, conditional)
-    h = keras.layers.Dense(width)(x_in)
-    for _ in range(config.mlp_blocks):
-        r = keras.layers.Activation("swish")(keras.layers.LayerNormalization()(h))
-        r = keras.layers.Dense(width)(r)
-        r = r + keras.layers.Dense(width)(keras.layers.Activation("swish")(emb))
-        r = keras.layers.Dense(width)(keras.layers.Activation("swish")(r))
-        h = h + r
-    h = keras.layers.Activation("swish")(keras.layers.LayerNormalization()(h))
-    eps = keras.layers.Dense(latent_dim, kernel_initializer="zeros", dtype="float32")(h)
-    return keras.Model([x_in, *cond_inputs], eps, name="latent_denoiser")
 
 
 # --------------------------------------------------------------------------
@@ -464,16 +381,16 @@ class Diffusion(keras.Model):
     prediction, in float32. A conditional model replaces a fraction
     ``label_dropout`` of the labels by the null class 10, so it also learns the
     unconditional prediction that guidance needs. After every step the
-    ``ema_network`` moves towards the trained weights,
-    :math:`\bar\theta \leftarrow d\, \bar\theta + (1 - d)\, \theta`, with
-    :math:`d = \min(\text{ema\_decay}, \frac{1 + n}{10 + n})` after :math:`n`
-    steps; samplers use the EMA weights.
+    ``ema_network`` moves towards the trained weights
+    (:func:`tutorial_lib.training.update_average`); samplers use the EMA weights.
 
     Args:
-        network: from :func:`build_unet` or :func:`build_latent_denoiser`.
+        network: from :func:`build_network`.
         schedule: ``"linear"`` or ``"cosine"``; timesteps: :math:`T`.
         clip_range: samplers clip their estimate of :math:`x_0` to
             ``[-clip_range, clip_range]`` (1 for pixels; ``None`` for codes).
+        sample_steps, guidance: how :func:`sample` samples by default (DDIM steps;
+            the guidance scale of a conditional model).
     """
 
     def __init__(
@@ -485,21 +402,23 @@ class Diffusion(keras.Model):
         label_dropout: float = 0.1,
         clip_range: float | None = 1.0,
         seed: int | None = None,
+        sample_steps: int = 50,
+        guidance: float | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if not 0.0 <= label_dropout < 1.0:
             raise ValueError(f"label_dropout must lie in [0, 1); got {label_dropout}.")
         self.network = network
-        self.ema_network = keras.models.clone_model(network)
-        self.ema_network.set_weights(network.get_weights())
-        self.ema_network.trainable = False
+        self.ema_network = averaged_copy(network)
         self.schedule_kind, self.timesteps = schedule, int(timesteps)
         self.schedule = make_schedule(schedule, self.timesteps)
         self.ema_decay, self.label_dropout = float(ema_decay), float(label_dropout)
         self.clip_range = clip_range
         self.seed = seed
-        self.conditional = len(network.inputs) == 3
+        self.sample_steps = int(sample_steps)
+        self.guidance = guidance
+        self.conditional = denoisers.is_conditional(network)
         self.data_shape = tuple(network.inputs[0].shape[1:])
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.loss_tracker = keras.metrics.Mean(name="loss")
@@ -510,7 +429,7 @@ class Diffusion(keras.Model):
         return [self.loss_tracker]
 
     def call(self, inputs, training=False):
-        """The (trained, not averaged) network's noise prediction for ``[x_t, t(, label)]``."""
+        """The (trained, not averaged) network's noise prediction for ``[x_t, time(, label)]``."""
         return self.network(inputs, training=training)
 
     def _unpack(self, batch):
@@ -521,22 +440,22 @@ class Diffusion(keras.Model):
         if self.conditional and labels is None:
             raise ValueError(
                 "A class-conditional diffusion model trains on (data, labels) batches; got "
-                "data only. Pass the labels to fit_diffusion(model, x, y, ...)."
+                "data only. Pass the labels to fit_model(model, x, y, ...)."
             )
         return ops.cast(x0, "float32"), labels
 
     def noisy_batch(self, x0, labels=None):
-        """``(inputs, noise)`` for one training step: ``inputs = [x_t, t(, label)]``."""
+        """``(inputs, noise)`` for one training step: ``inputs = [x_t, time(, label)]``."""
         batch_size = ops.shape(x0)[0]
         t = keras.random.randint(
             (batch_size,), 0, self.timesteps, dtype="int32", seed=self.seed_generator
         )
         noise = keras.random.normal(ops.shape(x0), seed=self.seed_generator)
-        inputs = [q_sample(self.schedule, x0, t, noise), t]
+        inputs = [q_sample(self.schedule, x0, t, noise), time_of(t, self.timesteps)]
         if self.conditional:
             labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
             drop = keras.random.uniform((batch_size,), seed=self.seed_generator)
-            inputs.append(ops.where(drop < self.label_dropout, NUM_CLASSES, labels))
+            inputs.append(ops.where(drop < self.label_dropout, denoisers.NULL_LABEL, labels))
         return inputs, noise
 
     def train_step(self, batch):
@@ -550,7 +469,7 @@ class Diffusion(keras.Model):
             scaled = self.optimizer.scale_loss(loss / device.replicas_in_sync())
         gradients = tape.gradient(scaled, self.network.trainable_weights)
         self.optimizer.apply(gradients, self.network.trainable_weights)
-        self.update_ema()
+        update_average(self.ema_network, self.network, self.ema_decay, self.optimizer.iterations)
         self.loss_tracker.update_state(loss)
         return {"loss": self.loss_tracker.result()}
 
@@ -560,14 +479,6 @@ class Diffusion(keras.Model):
         predicted = ops.cast(self.network(inputs, training=False), "float32")
         self.loss_tracker.update_state(ops.mean(ops.square(noise - predicted)))
         return {"loss": self.loss_tracker.result()}
-
-    def update_ema(self):
-        """Move every EMA weight a step towards the trained weight (warm-up early on)."""
-        steps = ops.cast(self.optimizer.iterations, "float32")
-        decay = ops.minimum(self.ema_decay, (1.0 + steps) / (10.0 + steps))
-        for averaged, weight in zip(self.ema_network.weights, self.network.weights, strict=True):
-            value = ops.cast(weight, "float32")
-            averaged.assign(decay * averaged + (1.0 - decay) * value)
 
     def get_config(self):
         return {
@@ -579,6 +490,8 @@ class Diffusion(keras.Model):
             "label_dropout": self.label_dropout,
             "clip_range": self.clip_range,
             "seed": self.seed,
+            "sample_steps": self.sample_steps,
+            "guidance": self.guidance,
         }
 
     @classmethod
@@ -596,31 +509,26 @@ class Diffusion(keras.Model):
 class LatentDiffusion(Diffusion):
     r"""Diffusion on autoencoder codes, decoded to pixels: the idea of Stable Diffusion.
 
-    The network denoises standardised codes :math:`(z - \text{shift}) / \text{scale}`
+    The network denoises the standardised codes of :func:`tutorial_lib.vae.latent_codec`
     (unit variance, so the schedule's noise levels mean the same as for pixels in
-    [-1, 1]); :meth:`to_images` undoes the scaling and runs ``decoder``, which maps
-    codes to pixels in [0, 1].
+    [-1, 1]); :meth:`to_images` runs ``decoder``, which maps such codes to pixels
+    in [0, 1].
     """
 
-    def __init__(self, network, decoder, shift=None, scale: float = 1.0, **kwargs):
+    def __init__(self, network, decoder, **kwargs):
         kwargs.setdefault("clip_range", None)
         super().__init__(network, **kwargs)
         self.decoder = decoder
         self.decoder.trainable = False
-        self.shift = np.zeros(self.data_shape, np.float32) if shift is None else np.asarray(shift)
-        self.shift = self.shift.astype(np.float32)
-        self.scale = float(scale)
 
     def to_images(self, x) -> np.ndarray:
-        codes = np.asarray(x, np.float32) * self.scale + self.shift
-        return np.clip(self.decoder.predict(codes, batch_size=1000, verbose=0), 0.0, 1.0)
+        pixels = self.decoder.predict(np.asarray(x, np.float32), batch_size=1000, verbose=0)
+        return np.clip(pixels, 0.0, 1.0)
 
     def get_config(self):
         return {
             **super().get_config(),
             "decoder": keras.saving.serialize_keras_object(self.decoder),
-            "shift": self.shift.tolist(),
-            "scale": self.scale,
         }
 
     @classmethod
@@ -633,19 +541,15 @@ class LatentDiffusion(Diffusion):
 def build_model(
     config: DiffusionConfig,
     *,
-    conditional: bool = False,
     decoder: keras.Model | None = None,
-    shift=None,
-    scale: float = 1.0,
     seed: int | None = None,
 ) -> Diffusion:
     """A compiled diffusion model for ``config`` (build it under ``setup.strategy.scope()``).
 
-    Pixel space: a :func:`build_unet` in a :class:`Diffusion`. Latent space: a
-    :func:`build_latent_denoiser` over codes of the decoder's input size, in a
-    :class:`LatentDiffusion` with ``decoder`` (codes -> pixels in [0, 1]) and the
-    codes' ``shift`` and ``scale``. Adam with a linear warm-up over the first
-    500 steps, gradients clipped to norm 1.
+    Pixel space: a U-Net in a :class:`Diffusion`. Latent space: an MLP over codes
+    of the decoder's input size, in a :class:`LatentDiffusion` with ``decoder``
+    (standardised codes -> pixels in [0, 1], from :func:`tutorial_lib.vae.latent_codec`).
+    Adam with a linear warm-up over the first 500 steps, gradients clipped to norm 1.
     """
     if config.space not in SPACES:
         raise ValueError(f"Unknown space {config.space!r}; choose one of {SPACES}.")
@@ -655,20 +559,19 @@ def build_model(
         ema_decay=config.ema_decay,
         label_dropout=config.label_dropout,
         seed=seed,
+        sample_steps=min(config.sample_steps, config.timesteps),
+        guidance=config.guidance if config.conditional else None,
     )
     if config.space == "pixel":
-        model = Diffusion(build_unet(config, conditional), name="diffusion", **common)
+        model = Diffusion(build_network(config), name="diffusion", **common)
     else:
         if decoder is None:
             raise ValueError(
                 "A latent diffusion model needs the decoder of its autoencoder: "
-                "build_model(config, decoder=..., shift=..., scale=...) (see latent_codec)."
+                "build_model(config, decoder=...) with the decoder of vae.latent_codec."
             )
-        latent_dim = int(decoder.inputs[0].shape[-1])
-        network = build_latent_denoiser(config, latent_dim, conditional)
-        model = LatentDiffusion(
-            network, decoder, shift=shift, scale=scale, name="latent_diffusion", **common
-        )
+        network = build_network(config, int(decoder.inputs[0].shape[-1]))
+        model = LatentDiffusion(network, decoder, name="latent_diffusion", **common)
     warmup = keras.optimizers.schedules.PolynomialDecay(
         config.learning_rate / 500, 500, config.learning_rate, power=1.0
     )
@@ -678,79 +581,54 @@ def build_model(
 
 
 # --------------------------------------------------------------------------
-# The autoencoder of latent diffusion
+# Training: the autoencoder of latent diffusion, then the diffusion model
 # --------------------------------------------------------------------------
 
 
 def train_autoencoder(
-    x_train: np.ndarray, config: DiffusionConfig, profile: Profile, *, seed: int = 0, run_dir=None
+    x_train: np.ndarray,
+    config: DiffusionConfig,
+    profile: Profile,
+    *,
+    seed: int = 0,
+    run_dir=None,
+    callbacks: list | None = None,
 ) -> vae.VAE:
     """Train the VAE whose codes a latent model diffuses (``config.autoencoder``)
     on binarised images; build it under the strategy scope in force."""
     vae_config = config.autoencoder or vae.VAEConfig()
     binary = (x_train > 0.5).astype(np.float32)
-    model = vae.build_vae(vae_config, seed=seed)
-    vae.fit_vae(model, binary, config=vae_config, profile=profile, seed=seed, run_dir=run_dir)
+    model = vae.build_model(vae_config, seed=seed)
+    vae.fit_model(
+        model,
+        binary,
+        config=vae_config,
+        profile=profile,
+        seed=seed,
+        run_dir=run_dir,
+        callbacks=callbacks,
+    )
     return model
 
 
-def latent_codec(autoencoder: vae.VAE, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    r"""``(codes, shift, scale)``: standardised posterior means of ``x`` and the
-    shift (per-dimension mean) and scale (one overall standard deviation) used.
-
-    Stable Diffusion does the same with one constant (0.18215): the noise
-    schedule assumes data of about unit variance.
-    """
-    z_mean, _ = vae.encode(autoencoder, (np.asarray(x) > 0.5).astype(np.float32))
-    shift = z_mean.mean(axis=0)
-    scale = float(np.std(z_mean - shift))
-    return ((z_mean - shift) / scale).astype(np.float32), shift.astype(np.float32), scale
-
-
-def pixel_decoder(autoencoder: vae.VAE) -> keras.Model:
-    """The VAE's decoder followed by a sigmoid: codes -> pixel probabilities in [0, 1]."""
-    codes = keras.Input(autoencoder.decoder.inputs[0].shape[1:], name="z")
-    pixels = keras.layers.Activation("sigmoid", dtype="float32")(autoencoder.decoder(codes))
-    return keras.Model(codes, pixels, name="pixel_decoder")
-
-
-def build_for_data(
-    config: DiffusionConfig,
-    images: np.ndarray,
-    *,
-    conditional: bool = False,
-    autoencoder: vae.VAE | None = None,
-    seed: int | None = None,
-) -> tuple[Diffusion, np.ndarray]:
-    """The model of ``config`` and the training ``images`` in its space, ready for
-    :func:`fit_diffusion`: pixels in [-1, 1] for a pixel model; for a latent model,
-    the standardised codes of the trained ``autoencoder`` (:func:`latent_codec`),
-    with its decoder inside the model. Call it under the strategy scope."""
+def training_data(
+    config: DiffusionConfig, images: np.ndarray, autoencoder: vae.VAE | None = None
+) -> tuple[np.ndarray, keras.Model | None]:
+    """``(x, decoder)``: the training images in the model's space, ready for
+    :func:`fit_model`: pixels in [-1, 1] (no decoder) for a pixel model; for a
+    latent model, the standardised codes of the trained ``autoencoder`` and
+    their decoder (:func:`tutorial_lib.vae.latent_codec`)."""
     if config.space == "pixel":
-        return build_model(config, conditional=conditional, seed=seed), to_model_space(images)
+        return to_model_space(images), None
     if autoencoder is None:
         raise ValueError(
             "Latent diffusion needs its trained autoencoder: "
-            "build_for_data(config, images, autoencoder=train_autoencoder(images, config, profile))."
+            "training_data(config, images, train_autoencoder(images, config, profile))."
         )
-    codes, shift, scale = latent_codec(autoencoder, images)
-    model = build_model(
-        config,
-        conditional=conditional,
-        decoder=pixel_decoder(autoencoder),
-        shift=shift,
-        scale=scale,
-        seed=seed,
-    )
-    return model, codes
+    return vae.latent_codec(autoencoder, images)
 
 
-# --------------------------------------------------------------------------
-# Training
-# --------------------------------------------------------------------------
-
-
-def fit_diffusion(
+def fit_model(
     model: Diffusion,
     x: np.ndarray,
     y: np.ndarray | None = None,
@@ -764,12 +642,12 @@ def fit_diffusion(
 ) -> keras.callbacks.History:
     """Train on data ``x`` in the model's space (labels ``y`` for a conditional model).
 
-    Batch size and epochs come from ``config`` (``epochs`` overrides), the
-    steps per epoch and verbosity from the profile. With ``run_dir`` the run
+    Batch size and epochs come from ``config`` (``epochs`` overrides), the cap
+    on steps per epoch and verbosity from the profile. With ``run_dir`` the run
     resumes after an interruption.
     """
     if model.conditional and y is None:
-        raise ValueError("A class-conditional model needs the labels: fit_diffusion(model, x, y).")
+        raise ValueError("A class-conditional model needs the labels: fit_model(model, x, y).")
     if tuple(x.shape[1:]) != model.data_shape:
         raise ValueError(
             f"The model diffuses data of shape {model.data_shape}; got {tuple(x.shape[1:])}. "
@@ -795,7 +673,7 @@ def fit_diffusion(
 
 
 # --------------------------------------------------------------------------
-# Sampling
+# Sampling: one step of each sampler, one loop for all
 # --------------------------------------------------------------------------
 
 
@@ -804,15 +682,6 @@ def sampling_steps(timesteps: int, steps: int) -> np.ndarray:
     if not 1 <= steps <= timesteps:
         raise ValueError(f"steps must lie in [1, {timesteps}] (the model's T); got {steps}.")
     return np.unique(np.linspace(0, timesteps - 1, steps).round().astype(np.int64))[::-1]
-
-
-def guided_epsilon(eps_conditional, eps_unconditional, guidance: float):
-    r"""Classifier-free guidance: :math:`(1 + w)\,\epsilon(x_t, y) - w\,\epsilon(x_t, \varnothing)`.
-
-    :math:`w = 0` gives the conditional prediction, larger :math:`w` pushes
-    samples further from "any digit" towards "this digit".
-    """
-    return (1.0 + guidance) * eps_conditional - guidance * eps_unconditional
 
 
 def predict_x0(schedule: NoiseSchedule, xt, eps, t: int) -> np.ndarray:
@@ -867,47 +736,65 @@ def ddim_step(
     return x_next.astype(np.float32)
 
 
-def _labels_for(labels, num: int) -> np.ndarray | None:
-    if labels is None:
-        return None
-    labels = np.broadcast_to(np.asarray(labels, np.int64), (num,)).astype(np.int32)
-    if labels.min() < 0 or labels.max() >= NUM_CLASSES:
-        raise ValueError(
-            f"Labels must be digits 0..{NUM_CLASSES - 1}; got {labels.min()}..{labels.max()}."
+class DDPMSampler:
+    """Ancestral sampling: every one of the T steps, fresh noise at each (:func:`ddpm_step`)."""
+
+    def __init__(self, schedule: NoiseSchedule, clip_range: float | None = None):
+        self.schedule, self.clip_range = schedule, clip_range
+
+    def times(self) -> list[tuple[int, int]]:
+        """``(t, t - 1)`` for t = T-1 down to 0."""
+        return [(t, t - 1) for t in range(self.schedule.timesteps - 1, -1, -1)]
+
+    def step(self, predict, x, t: int, t_next: int, rng: np.random.Generator) -> np.ndarray:
+        r""":math:`x_t \to x_{t-1}` with the network's noise estimate ``predict(x, t)``."""
+        noise = rng.standard_normal(x.shape) if t > 0 else 0.0
+        return ddpm_step(self.schedule, x, predict(x, t), t, noise, self.clip_range)
+
+
+class DDIMSampler:
+    """DDIM: ``steps`` evenly spaced steps (:func:`sampling_steps`), noise level ``eta``
+    (:func:`ddim_step`)."""
+
+    def __init__(
+        self,
+        schedule: NoiseSchedule,
+        steps: int = 50,
+        eta: float = 0.0,
+        clip_range: float | None = None,
+    ):
+        self.schedule, self.eta, self.clip_range = schedule, float(eta), clip_range
+        self.path = sampling_steps(schedule.timesteps, steps)
+
+    def times(self) -> list[tuple[int, int]]:
+        """Consecutive pairs of the subsequence, ending at -1 (clean data)."""
+        path = [int(t) for t in self.path]
+        return list(zip(path, [*path[1:], -1], strict=True))
+
+    def step(self, predict, x, t: int, t_next: int, rng: np.random.Generator) -> np.ndarray:
+        r""":math:`x_t \to x_{t_{next}}` with the network's noise estimate ``predict(x, t)``."""
+        noise = rng.standard_normal(x.shape) if self.eta > 0 and t_next >= 0 else None
+        return ddim_step(
+            self.schedule, x, predict(x, t), t, t_next, self.eta, noise, self.clip_range
         )
-    return labels
 
 
-def predict_noise(model: Diffusion, xt, t: int, labels=None, guidance=None, *, ema=True):
-    """The (EMA) network's noise prediction at step ``t`` for a batch ``xt``.
-
-    For a conditional model: ``labels`` None samples unconditionally (null
-    class); with labels and ``guidance`` None, the conditional prediction; with a
-    ``guidance`` :math:`w`, :func:`guided_epsilon` of the conditional and the
-    unconditional prediction, computed in one doubled batch.
-    """
-    network = model.ema_network if ema else model.network
-    n = len(xt)
-    steps = np.full((n,), t, np.int32)
-    if not model.conditional:
-        if labels is not None:
+def make_sampler(model: Diffusion, sampler: str = "ddim", steps: int | None = None, eta=0.0):
+    """The :class:`DDPMSampler` or :class:`DDIMSampler` of ``model`` (``steps``, by default
+    the model's ``sample_steps``)."""
+    if sampler not in SAMPLERS:
+        raise ValueError(f"Unknown sampler {sampler!r}; choose one of {SAMPLERS}.")
+    if sampler == "ddpm":
+        if steps not in (None, model.timesteps):
             raise ValueError(
-                "This model is unconditional: train it with conditional=True "
-                "to sample digits of a chosen class."
+                f"DDPM takes every one of the model's {model.timesteps} steps; got steps={steps}. "
+                "Use sampler='ddim' to sample with fewer steps."
             )
-        return network.predict_on_batch([xt, steps])
-    null = np.full((n,), NUM_CLASSES, np.int32)
-    if labels is None:
-        return network.predict_on_batch([xt, steps, null])
-    if guidance is None:
-        return network.predict_on_batch([xt, steps, labels])
-    both = network.predict_on_batch(
-        [np.concatenate([xt, xt]), np.concatenate([steps, steps]), np.concatenate([labels, null])]
-    )
-    return guided_epsilon(both[:n], both[n:], guidance)
+        return DDPMSampler(model.schedule, model.clip_range)
+    return DDIMSampler(model.schedule, steps or model.sample_steps, eta, model.clip_range)
 
 
-def sample(
+def sample_codes(
     model: Diffusion,
     num: int,
     *,
@@ -921,11 +808,13 @@ def sample(
     ema: bool = True,
     trajectory_at=None,
 ) -> np.ndarray | tuple[np.ndarray, dict]:
-    """Generate ``num`` samples in the model's space, starting from :math:`x_T \\sim N(0, I)`.
+    r"""Generate ``num`` samples in the model's space (pixels in [-1, 1], or codes),
+    starting from :math:`x_T \sim N(0, I)`.
 
     Args:
         sampler: ``"ddpm"`` (every one of the T steps; ``steps`` must be None or T)
-            or ``"ddim"`` (``steps`` of them, default 50, with noise level ``eta``).
+            or ``"ddim"`` (``steps`` of them, default the model's ``sample_steps``,
+            with noise level ``eta``).
         labels: a digit or one per sample (conditional models); None: unconditional.
         guidance: classifier-free guidance scale :math:`w` (None: no guidance).
         seed: seeds the starting noise and every step's noise (NumPy), so the
@@ -934,229 +823,120 @@ def sample(
         trajectory_at: step indices at which to keep :math:`x_t`; then returns
             ``(samples, {t: x_t})`` (for pictures of the reverse process).
     """
-    if sampler not in SAMPLERS:
-        raise ValueError(f"Unknown sampler {sampler!r}; choose one of {SAMPLERS}.")
-    schedule = model.schedule
-    if sampler == "ddpm":
-        if steps not in (None, model.timesteps):
-            raise ValueError(
-                f"DDPM takes every one of the model's {model.timesteps} steps; got steps={steps}. "
-                "Use sampler='ddim' to sample with fewer steps."
-            )
-        path = np.arange(model.timesteps)[::-1]
-    else:
-        path = sampling_steps(model.timesteps, steps or 50)
-    labels = _labels_for(labels, num)
-    keep = set() if trajectory_at is None else {int(t) for t in trajectory_at}
+    chosen = make_sampler(model, sampler, steps, eta)
+    network = model.ema_network if ema else model.network
+    labels = denoisers.labels_for(labels, num)
     rng = np.random.default_rng(seed)
-    out, kept = [], {t: [] for t in keep}
+    out, kept = [], {}
     for start in range(0, num, batch_size):
         n = min(batch_size, num - start)
         chunk_labels = None if labels is None else labels[start : start + n]
+
+        def predict(x, t, chunk_labels=chunk_labels):
+            time = float(time_of(t, model.timesteps))
+            return denoisers.predict(network, x, time, chunk_labels, guidance)
+
         x = rng.standard_normal((n, *model.data_shape)).astype(np.float32)
-        for i, t in enumerate(path):
-            if t in keep:
-                kept[t].append(x)
-            eps = predict_noise(model, x, int(t), chunk_labels, guidance, ema=ema)
-            if sampler == "ddpm":
-                noise = rng.standard_normal(x.shape) if t > 0 else 0.0
-                x = ddpm_step(schedule, x, eps, int(t), noise, model.clip_range)
-            else:
-                t_next = int(path[i + 1]) if i + 1 < len(path) else -1
-                noise = rng.standard_normal(x.shape) if eta > 0 and t_next >= 0 else None
-                x = ddim_step(schedule, x, eps, int(t), t_next, eta, noise, model.clip_range)
+        x, states = denoisers.run_sampler(chosen, predict, x, rng, keep=() if trajectory_at is None else trajectory_at)
         out.append(x)
+        for t, state in states.items():
+            kept.setdefault(t, []).append(state)
     samples = np.concatenate(out)
     if trajectory_at is not None:
         return samples, {t: np.concatenate(v) for t, v in kept.items()}
     return samples
 
 
-def sample_images(model: Diffusion, num: int, **kwargs) -> np.ndarray:
-    """:func:`sample`, returned as pixels in [0, 1] of shape (num, 28, 28, 1) (latent
-    models decode their codes)."""
-    return model.to_images(sample(model, num, **kwargs))
-
-
-def timed_samples(model: Diffusion, num: int, **kwargs) -> tuple[np.ndarray, float]:
-    """``(images, seconds per image)`` of :func:`sample_images`."""
-    start = time.perf_counter()
-    images = sample_images(model, num, **kwargs)
-    return images, (time.perf_counter() - start) / num
-
-
-# --------------------------------------------------------------------------
-# Command line: `python -m tutorial_lib train|sample diffusion`
-# --------------------------------------------------------------------------
-
-
-def add_cli_arguments(command: str, parser) -> None:
-    """``train diffusion [--conditional] [--space S]``; ``sample diffusion --steps S
-    --sampler {ddpm,ddim} [--eta E] [--label L --guidance W]``."""
-    if command == "train":
-        parser.add_argument(
-            "--conditional",
-            action="store_true",
-            help="train the class-conditional model (for classifier-free guidance)",
-        )
-        parser.add_argument(
-            "--space",
-            choices=SPACES,
-            default=None,
-            help="pixel or latent diffusion (default: the profile's: latent on cpu)",
-        )
-    else:
-        parser.add_argument("--sampler", choices=SAMPLERS, default="ddim")
-        parser.add_argument(
-            "--steps", type=int, default=None, help="DDIM steps (default: the profile's)"
-        )
-        parser.add_argument("--eta", type=float, default=0.0, help="DDIM noise (0: deterministic)")
-        parser.add_argument(
-            "--label",
-            type=int,
-            default=None,
-            choices=range(NUM_CLASSES),
-            metavar="{0..9}",
-            help="digit of every sample (conditional model; default: cycle through 0..9)",
-        )
-        parser.add_argument(
-            "--guidance",
-            type=float,
-            default=None,
-            help="classifier-free guidance scale w (conditional model; default: the profile's)",
-        )
-
-
-def _run_config(profile: Profile, space: str | None) -> DiffusionConfig:
-    config = CONFIGS[profile.name]
-    if space is not None and space != config.space:
-        config = dataclasses.replace(
-            config, space=space, autoencoder=config.autoencoder or vae.CONFIGS[profile.name]
-        )
-    return config
-
-
-def train_run(
-    name: str,
-    *,
-    dataset: str,
-    profile: Profile,
-    out_dir: Path,
-    seed: int = 0,
-    conditional: bool = False,
-    space: str | None = None,
-) -> dict:
-    """Train the profile's diffusion model (latent diffusion in the ``fast`` and ``cpu``
-    profiles, with its VAE trained first); write a run folder.
-
-    ``train_seconds`` counts everything trained (the VAE included);
-    ``train_images_per_second`` is the diffusion model's own throughput.
-    ``metrics.json`` holds :func:`tutorial_lib.metrics.image_quality` of
-    ``profile.eval_samples`` DDIM samples (for a conditional model: guided,
-    digits 0..9 in turn) and the sampling defaults of :func:`sample_run`.
-    """
-    from tutorial_lib import metrics as quality_metrics
-
-    setup = device.setup(profile)
-    set_seed(seed)
-    config = _run_config(profile, space)
-    x_train, y_train = data.load_images(dataset, "train", limit=config.train_examples)
-    out_dir = Path(out_dir)
-    extra = {}
-    with Timer() as total:
-        with setup.strategy.scope():
-            autoencoder = None
-            if config.space == "latent":
-                with Timer() as ae_timer:
-                    autoencoder = train_autoencoder(
-                        x_train, config, profile, seed=seed, run_dir=out_dir / "autoencoder"
-                    )
-                extra["autoencoder_seconds"] = round(ae_timer.seconds, 2)
-            model, inputs = build_for_data(
-                config, x_train, conditional=conditional, autoencoder=autoencoder, seed=seed
-            )
-        with Timer() as timer:
-            history = fit_diffusion(
-                model, inputs, y_train, config=config, profile=profile, seed=seed, run_dir=out_dir
-            )
-    num = max(profile.eval_samples, quality_metrics.MIN_FD_SAMPLES)
-    labels = np.arange(num) % NUM_CLASSES if conditional else None
-    guidance = config.guidance if conditional else None
-    kwargs = dict(steps=config.sample_steps, guidance=guidance, seed=seed)
-    samples, seconds = timed_samples(model, num, labels=labels, **kwargs)
-    run_metrics = {
-        "model": name,
-        "dataset": dataset,
-        "profile": profile.name,
-        "space": config.space,
-        "conditional": conditional,
-        "schedule": config.schedule,
-        "timesteps": config.timesteps,
-        "epochs": config.epochs,
-        "train_seconds": round(total.seconds, 2),
-        "diffusion_seconds": round(timer.seconds, 2),
-        "train_images_per_second": round(
-            images_seen(len(inputs), config.epochs, profile) / timer.seconds, 1
-        ),
-        "parameters": model.network.count_params(),
-        "final_loss": history.history["loss"][-1],
-        "sample_steps": config.sample_steps,
-        "guidance": guidance,
-        "sample_seconds_per_image": seconds,
-        **extra,
-        **quality_metrics.image_quality(samples, dataset),
-    }
-    if conditional:
-        grid = sample_images(model, 64, labels=np.repeat(np.arange(8), 8), **kwargs)
-        title = f"{name} on {dataset}: guided DDIM samples, one row per digit 0..7"
-    else:
-        grid = samples[:64]
-        title = f"{name} on {dataset}: DDIM samples ({config.sample_steps} steps)"
-    save_run(out_dir, model, run_metrics, grid, title=title)
-    return run_metrics
-
-
-def sample_run(
-    name: str,
-    *,
-    run_dir: Path,
+def sample(
+    model: Diffusion,
     num: int,
+    *,
     seed: int = 0,
-    sampler: str = "ddim",
-    steps: int | None = None,
-    eta: float = 0.0,
-    label: int | None = None,
+    labels=None,
     guidance: float | None = None,
+    **options,
 ) -> np.ndarray:
-    """``num`` images in [0, 1] from a run folder's model: DDIM with the run's
-    number of steps unless told otherwise. A conditional model draws digit
-    ``label`` (default: 0..9 in turn) with guidance ``guidance`` (default: the run's)."""
-    from tutorial_lib.training import METRICS_FILE, load_run_metrics
-
-    model = load_run_model(run_dir)
-    if not isinstance(model, Diffusion):
-        raise ValueError(f"{run_dir} holds a {type(model).__name__}, not a diffusion model.")
-    if not model.conditional and (label is not None or guidance is not None):
-        raise ValueError(
-            "--label and --guidance need the class-conditional model: train it with "
-            "`train diffusion --conditional`."
-        )
-    saved = load_run_metrics(run_dir) if (Path(run_dir) / METRICS_FILE).is_file() else {}
-    labels = None
+    """``num`` images in [0, 1], shape (num, 28, 28, 1): :func:`sample_codes`, decoded
+    (latent models) or rescaled (pixel models). A conditional model draws digits
+    0..9 in turn unless given ``labels``, with the model's guidance unless given
+    ``guidance``; ``options`` (``sampler``, ``steps``, ``eta``, ...) go to
+    :func:`sample_codes`."""
     if model.conditional:
-        labels = np.arange(num) % NUM_CLASSES if label is None else label
-        if guidance is None:
-            guidance = saved.get("guidance")
-            guidance = DiffusionConfig.guidance if guidance is None else guidance
-    if sampler == "ddim" and steps is None:
-        steps = min(saved.get("sample_steps", DiffusionConfig.sample_steps), model.timesteps)
-    return sample_images(
+        labels = np.arange(num) % NUM_CLASSES if labels is None else labels
+        guidance = model.guidance if guidance is None else guidance
+    elif labels is not None or guidance is not None:
+        raise ValueError(
+            "Labels and guidance need the class-conditional model: train it with "
+            "`train diffusion --conditional` (conditional=True)."
+        )
+    codes = sample_codes(model, num, seed=seed, labels=labels, guidance=guidance, **options)
+    return model.to_images(codes)
+
+
+# --------------------------------------------------------------------------
+# The family contract (tutorial_lib.families): train, sample, evaluate
+# --------------------------------------------------------------------------
+
+
+def train_model(
+    config: DiffusionConfig,
+    *,
+    dataset: str = "mnist",
+    profile: Profile,
+    seed: int = 0,
+    run_dir: str | Path | None = None,
+    callbacks: list | None = None,
+    autoencoder: vae.VAE | None = None,
+) -> Trained:
+    """Load the training images (and labels), train the VAE of a latent model (or
+    take the trained ``autoencoder`` given), then the diffusion model.
+
+    A latent run keeps its VAE in ``run_dir/autoencoder/model.keras``; a resumed
+    run reuses it. Returns the model (its VAE as ``model.autoencoder``), the
+    diffusion model's per-epoch logs and how many examples it trained on.
+    """
+    x_train, y_train = data.load_images(dataset, "train", limit=config.train_examples)
+    if config.space == "latent" and autoencoder is None:
+        autoencoder = _trained_autoencoder(
+            x_train, config, profile, seed=seed, run_dir=run_dir, callbacks=callbacks
+        )
+    x, decoder = training_data(config, x_train, autoencoder)
+    model = build_model(config, decoder=decoder, seed=seed)
+    history = fit_model(
         model,
-        num,
-        sampler=sampler,
-        steps=steps,
-        eta=eta,
-        labels=labels,
-        guidance=guidance,
+        x,
+        y_train,
+        config=config,
+        profile=profile,
         seed=seed,
+        callbacks=callbacks,
+        run_dir=run_dir,
     )
+    seen = examples_seen(len(x), config.epochs, config.batch_size, profile)
+    stages = {} if autoencoder is None else {AUTOENCODER_DIR: autoencoder}
+    return Trained(model, history.history, seen, stages)
+
+
+def _trained_autoencoder(x_train, config, profile, *, seed, run_dir, callbacks) -> vae.VAE:
+    """The VAE of a latent run: trained (and saved in the run folder), or the one an
+    interrupted run already trained."""
+    if run_dir is None:
+        return train_autoencoder(x_train, config, profile, seed=seed)
+    folder = Path(run_dir) / AUTOENCODER_DIR
+    saved = folder / "model.keras"
+    if saved.is_file() and is_resuming(run_dir):
+        return load_run_model(folder)
+    saved.unlink(missing_ok=True)  # a new run: a VAE left by an earlier one is stale
+    stage_clocks = [c for c in callbacks or [] if hasattr(c, "legs")]  # time every stage
+    model = train_autoencoder(
+        x_train, config, profile, seed=seed, run_dir=folder, callbacks=stage_clocks
+    )
+    model.save(saved)
+    return model
+
+
+def evaluate(model: Diffusion, config: DiffusionConfig, *, dataset: str, profile: Profile) -> dict:
+    """Nothing of its own: the life cycle scores the samples
+    (:func:`tutorial_lib.runs.evaluate`); a diffusion model's likelihood bound is not
+    computed in this series."""
+    return {}

@@ -37,7 +37,6 @@ linear logit). Images are in [0, 1] outside this module and in [-1, 1] inside
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import keras
@@ -47,7 +46,7 @@ from keras import ops
 from tutorial_lib import data, device
 from tutorial_lib.data import IMAGE_SHAPE, NUM_CLASSES
 from tutorial_lib.profiles import Profile
-from tutorial_lib.training import Timer, fit_for_profile, save_run, set_seed
+from tutorial_lib.training import Trained, fit_for_profile
 
 MODELS = ("gan", "wgan_gp", "cgan")
 GENERATOR_LOSSES = ("non_saturating", "saturating")
@@ -55,33 +54,31 @@ GENERATOR_LOSSES = ("non_saturating", "saturating")
 
 @dataclasses.dataclass(frozen=True)
 class GANConfig:
-    """Sizes and training settings of the GANs.
+    """Sizes and training settings of one GAN.
 
     Attributes:
+        kind: which GAN: ``"gan"`` (DCGAN), ``"wgan_gp"`` or ``"cgan"`` (conditional).
         latent_dim: numbers in the noise vector ``z``.
         generator_filters: channels of the generator's 14x14 and 7x7 feature maps.
         discriminator_filters: channels of the discriminator's two convolutions
             (14x14, then 7x7).
         kernel_size: of every (transposed) convolution.
         label_dim: size of the learned label embedding of the conditional generator.
-        learning_rate, beta_1: Adam settings of both DCGAN optimizers (DCGAN paper).
-        wgan_learning_rate, wgan_beta_1, wgan_beta_2: Adam settings of WGAN-GP.
+        learning_rate, beta_1, beta_2: Adam settings of both optimizers
+            (the DCGAN paper's 2e-4 and 0.5; WGAN-GP's paper uses beta_2 0.9).
         n_critic: critic steps per generator step (WGAN-GP).
         gp_weight: the penalty weight lambda (WGAN-GP).
+        train_examples: how many training images (``None``: all 60,000).
         batch_size: images per step. Small batches give more steps for the same
             compute, which is what a GAN on a CPU needs most.
-        epochs, wgan_epochs, cgan_epochs: passes over the training images for
-            the DCGAN, the WGAN-GP and the conditional GAN.
-        demo_examples, demo_epochs, demo_steps: the failure-mode demos of
-            notebook 03 train on the first ``demo_examples`` images for
-            ``demo_epochs`` short epochs of ``demo_steps`` steps.
-        head_start_steps: discriminator-only steps of the "D wins" demo.
+        epochs: passes over the training images.
         steps_per_execution: training steps Keras runs per call into the
             compiled graph. The same training with fewer trips through Python
             in between: with networks this small, those trips cost about 15% of
             a cpu-profile step.
     """
 
+    kind: str = "gan"
     latent_dim: int = 64
     generator_filters: tuple[int, int] = (64, 128)
     discriminator_filters: tuple[int, int] = (64, 128)
@@ -89,53 +86,62 @@ class GANConfig:
     label_dim: int = 16
     learning_rate: float = 2e-4
     beta_1: float = 0.5
-    wgan_learning_rate: float = 2e-4
-    wgan_beta_1: float = 0.5
-    wgan_beta_2: float = 0.9
+    beta_2: float = 0.999
     n_critic: int = 5
     gp_weight: float = 10.0
+    train_examples: int | None = None
     batch_size: int = 64
     epochs: int = 30
-    wgan_epochs: int = 30
-    cgan_epochs: int = 30
-    demo_examples: int = 10_000
-    demo_epochs: int = 10
-    demo_steps: int = 100
-    head_start_steps: int = 400
     steps_per_execution: int = 25
 
 
-# Sizes per profile: the fast profile shrinks everything for tests; the cpu
-# profile trains about five minutes in all on two cores (notebook 03).
-CONFIGS = {
+# The DCGAN of each profile: the fast profile shrinks everything for tests; the cpu
+# profile trains its three GANs in about five minutes in all on two cores (notebook 03).
+DCGAN_CONFIGS = {
     "fast": GANConfig(
         latent_dim=16,
         generator_filters=(8, 16),
         discriminator_filters=(8, 16),
         label_dim=4,
         n_critic=2,
+        train_examples=512,
         batch_size=32,
         epochs=2,
-        wgan_epochs=1,
-        cgan_epochs=1,
-        demo_examples=512,
-        demo_epochs=2,
-        demo_steps=4,
-        head_start_steps=8,
         steps_per_execution=2,
     ),
     "cpu": GANConfig(
         generator_filters=(32, 64),
         discriminator_filters=(32, 64),
+        train_examples=20_000,
         batch_size=16,
         epochs=10,
-        wgan_epochs=2,
-        cgan_epochs=3,
-        demo_examples=5_000,
-        head_start_steps=200,
     ),
     "gpu": GANConfig(),
 }
+
+# Every size each GAN trains with, by model name and profile. WGAN-GP and the
+# conditional GAN share the DCGAN's networks and data; WGAN-GP takes its paper's
+# Adam beta_2, and both train fewer epochs on a cpu than the DCGAN.
+CONFIGS = {
+    "gan": DCGAN_CONFIGS,
+    "wgan_gp": {
+        "fast": dataclasses.replace(DCGAN_CONFIGS["fast"], kind="wgan_gp", beta_2=0.9, epochs=1),
+        "cpu": dataclasses.replace(DCGAN_CONFIGS["cpu"], kind="wgan_gp", beta_2=0.9, epochs=2),
+        "gpu": dataclasses.replace(DCGAN_CONFIGS["gpu"], kind="wgan_gp", beta_2=0.9, epochs=30),
+    },
+    "cgan": {
+        "fast": dataclasses.replace(DCGAN_CONFIGS["fast"], kind="cgan", epochs=1),
+        "cpu": dataclasses.replace(DCGAN_CONFIGS["cpu"], kind="cgan", epochs=3),
+        "gpu": dataclasses.replace(DCGAN_CONFIGS["gpu"], kind="cgan", epochs=30),
+    },
+}
+
+
+def config_for(name: str, profile: str, **options) -> GANConfig:
+    """The config of GAN ``name`` (``"gan"``, ``"wgan_gp"``, ``"cgan"``) under ``profile``."""
+    if name not in CONFIGS:
+        raise ValueError(f"Unknown GAN {name!r}; choose one of {MODELS}.")
+    return dataclasses.replace(CONFIGS[name][profile], **options)
 
 
 def to_tanh_range(images):
@@ -409,7 +415,7 @@ class GAN(keras.Model):
 
     def get_config(self):
         return {
-            "name": self.name,
+            **super().get_config(),
             "generator": keras.saving.serialize_keras_object(self.generator),
             "discriminator": keras.saving.serialize_keras_object(self.discriminator),
             "generator_loss": self.generator_loss,
@@ -545,11 +551,11 @@ class WGANGP(GAN):
         **kwargs,
     ):
         kwargs.pop("generator_loss", None)
+        super().__init__(generator, discriminator, **kwargs)
         if n_critic < 1:
             raise ValueError(f"n_critic must be at least 1; got {n_critic}.")
         self.n_critic = int(n_critic)
         self.gp_weight = float(gp_weight)
-        super().__init__(generator, discriminator, **kwargs)
 
     def _metric_names(self) -> tuple[str, ...]:
         return ("d_loss", "g_loss", "w_distance", "gp", "g_grad_norm")
@@ -612,92 +618,52 @@ class WGANGP(GAN):
 
 
 def build_model(
-    name: str = "gan",
     config: GANConfig | None = None,
     *,
+    seed: int | None = None,
     generator_loss: str = "non_saturating",
     g_steps: int = 1,
     learning_rates: tuple[float, float] | None = None,
 ) -> GAN:
-    """A compiled ``"gan"`` (DCGAN), ``"wgan_gp"`` or ``"cgan"`` (conditional DCGAN).
+    """The compiled GAN of ``config.kind``: ``"gan"`` (DCGAN), ``"wgan_gp"`` or
+    ``"cgan"`` (conditional DCGAN).
 
     Build it under ``setup.strategy.scope()``. ``learning_rates`` =
     ``(discriminator, generator)`` overrides the config's (used to show
     failure modes); ``generator_loss`` and ``g_steps`` go to :class:`GAN`.
+    (``seed`` is unused: the weights are drawn from the global seed.)
     """
-    if name not in MODELS:
-        raise ValueError(f"Unknown GAN {name!r}; choose one of {MODELS}.")
     config = config or GANConfig()
-    conditional = name == "cgan"
+    if config.kind not in MODELS:
+        raise ValueError(f"Unknown GAN {config.kind!r}; choose one of {MODELS}.")
+    conditional = config.kind == "cgan"
     generator = build_generator(config, conditional)
-    if name == "wgan_gp":
+    if config.kind == "wgan_gp":
         model = WGANGP(
             generator,
             build_discriminator(config, name="critic"),
             n_critic=config.n_critic,
             gp_weight=config.gp_weight,
-            name=name,
+            name=config.kind,
         )
-        d_lr = g_lr = config.wgan_learning_rate
-        betas = (config.wgan_beta_1, config.wgan_beta_2)
     else:
         model = GAN(
             generator,
             build_discriminator(config, conditional),
             generator_loss=generator_loss,
             g_steps=g_steps,
-            name=name,
+            name=config.kind,
         )
-        d_lr = g_lr = config.learning_rate
-        betas = (config.beta_1, 0.999)
-    if learning_rates is not None:
-        d_lr, g_lr = learning_rates
+    d_lr, g_lr = learning_rates or (config.learning_rate, config.learning_rate)
     model.compile(
-        d_optimizer=make_optimizer(d_lr, *betas),
-        g_optimizer=make_optimizer(g_lr, *betas),
+        d_optimizer=make_optimizer(d_lr, config.beta_1, config.beta_2),
+        g_optimizer=make_optimizer(g_lr, config.beta_1, config.beta_2),
         steps_per_execution=config.steps_per_execution,
     )
     return model
 
 
-def rewrap(
-    model: GAN,
-    config: GANConfig,
-    *,
-    generator_loss: str = "non_saturating",
-    g_steps: int = 1,
-    learning_rates: tuple[float, float] | None = None,
-) -> GAN:
-    """A new, compiled DCGAN around *copies* of ``model``'s two networks.
-
-    The copies start from the same weights, so several training variants can
-    continue from one state (notebook 03 does this after a discriminator head
-    start). Fresh Adam optimizers with the config's settings, or
-    ``learning_rates`` = (discriminator, generator).
-    """
-
-    def copy(network):
-        clone = keras.models.clone_model(network)
-        clone.set_weights(network.get_weights())
-        return clone
-
-    d_lr, g_lr = learning_rates or (config.learning_rate, config.learning_rate)
-    new = GAN(
-        copy(model.generator),
-        copy(model.discriminator),
-        generator_loss=generator_loss,
-        g_steps=g_steps,
-        name=model.name,
-    )
-    new.compile(
-        d_optimizer=make_optimizer(d_lr, config.beta_1),
-        g_optimizer=make_optimizer(g_lr, config.beta_1),
-        steps_per_execution=config.steps_per_execution,
-    )
-    return new
-
-
-def fit_gan(
+def fit_model(
     model: GAN,
     x: np.ndarray,
     y: np.ndarray | None = None,
@@ -720,7 +686,7 @@ def fit_gan(
     (:func:`tutorial_lib.training.fit_resumable`).
     """
     if model.conditional and y is None:
-        raise ValueError("A conditional GAN needs the labels: fit_gan(model, x, y, ...).")
+        raise ValueError("A conditional GAN needs the labels: fit_model(model, x, y, ...).")
     # WGAN-GP takes the real images of its n_critic critic steps in one batch.
     batch_size = config.batch_size * getattr(model, "n_critic", 1)
     if len(x) < batch_size:
@@ -767,7 +733,7 @@ def _check_labels(labels, num: int) -> np.ndarray:
     return labels.astype(np.int32).reshape(-1, 1)
 
 
-def generate(
+def sample(
     model, num: int | None = None, *, seed: int = 0, labels=None, z=None, batch_size: int = 500
 ) -> np.ndarray:
     """Images in [0, 1], float32 of shape (num, 28, 28, 1), from a GAN or its generator.
@@ -804,174 +770,42 @@ def interpolate(generator, z_start, z_end, steps: int = 10, label=None) -> np.nd
     """Images along the straight line from ``z_start`` to ``z_end`` (with a fixed label)."""
     weights = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
     z = (1.0 - weights) * np.asarray(z_start)[None] + weights * np.asarray(z_end)[None]
-    return generate(generator, z=z, labels=label)
-
-
-def generator_gradient_norm(
-    model: GAN, kind: str = "non_saturating", num: int = 256, seed: int = 0
-) -> float:
-    """The norm of the generator loss's gradient w.r.t. the generator's weights, now.
-
-    Measured on ``num`` fresh fakes against the current discriminator; shows
-    the saturating loss going flat when the discriminator wins.
-    """
-    import tensorflow as tf
-
-    z = latent_vectors(num, model.latent_dim, seed)
-    labels = _check_labels(np.arange(num) % NUM_CLASSES, num) if model.conditional else None
-    with tf.GradientTape() as tape:
-        logits = model._discriminate(model._generate(z, labels, training=True), labels)
-        loss = generator_loss(logits, kind)
-    grads = tape.gradient(loss, model.generator.trainable_variables)
-    return float(ops.sqrt(sum(ops.sum(ops.square(g)) for g in grads)))
-
-
-def discriminator_head_start(
-    model: GAN, x: np.ndarray, *, config: GANConfig, steps: int, measure_every: int, seed: int = 0
-) -> dict:
-    """Train only the discriminator of ``model`` for ``steps`` steps (its generator stays
-    as it is) and measure, every ``measure_every`` steps, the generator's gradient norm
-    under both losses and the discriminator's accuracy on fakes.
-
-    Returns a dict of lists: ``steps``, ``saturating``, ``non_saturating``, ``fake_acc``.
-    """
-    if model.conditional:
-        raise ValueError("discriminator_head_start takes an unconditional GAN.")
-    if measure_every < 1:
-        raise ValueError(f"measure_every must be a positive number of steps; got {measure_every}.")
-    trainer = GAN(model.generator, model.discriminator, g_steps=0, name="head_start")
-    trainer.compile(
-        d_optimizer=make_optimizer(config.learning_rate, config.beta_1),
-        g_optimizer=make_optimizer(config.learning_rate, config.beta_1),
-        steps_per_execution=config.steps_per_execution,
-    )
-    batches = data.image_dataset(
-        x, batch_size=config.batch_size, seed=seed, targets="none", drop_remainder=True, repeat=True
-    )
-    results = {"steps": [], "saturating": [], "non_saturating": [], "fake_acc": []}
-    done = 0
-    while True:
-        results["steps"].append(done)
-        for kind in GENERATOR_LOSSES:
-            results[kind].append(generator_gradient_norm(model, kind, seed=seed))
-        logits = model._discriminate(
-            model._generate(latent_vectors(256, model.latent_dim, seed), None), None
-        )
-        results["fake_acc"].append(float(ops.mean(ops.cast(logits < 0, "float32"))))
-        if done >= steps:
-            return results
-        trainer.fit(batches, epochs=1, steps_per_epoch=measure_every, verbose=0)
-        done += measure_every
-
-
-class QualityHistory(keras.callbacks.Callback):
-    """Sample-quality metrics of the generator every ``every`` epochs.
-
-    Generates ``num`` images from fixed noise (``seed``) and scores them with
-    :func:`tutorial_lib.metrics.image_quality` (confidence, class coverage,
-    Fréchet distance, ...). :attr:`history` maps each metric to its values,
-    ``"epoch"`` to the epochs measured and ``"seconds"`` to the training time
-    so far (without the time spent measuring).
-    """
-
-    def __init__(self, dataset: str = "mnist", *, num: int = 500, every: int = 1, seed: int = 1):
-        super().__init__()
-        self.dataset, self.num, self.every, self.seed = dataset, num, every, seed
-        self.history: dict[str, list] = {}
-
-    def on_train_begin(self, logs=None):
-        self._seconds, self._start = 0.0, time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        if (epoch + 1) % self.every:
-            return
-        from tutorial_lib import metrics
-
-        self._seconds += time.perf_counter() - self._start
-        images = generate(self.model, self.num, seed=self.seed)
-        quality = metrics.image_quality(images, self.dataset)
-        quality["epoch"], quality["seconds"] = epoch + 1, round(self._seconds, 2)
-        for key, value in quality.items():
-            self.history.setdefault(key, []).append(value)
-        self._start = time.perf_counter()
+    return sample(generator, z=z, labels=label)
 
 
 # --------------------------------------------------------------------------
-# Command line: `python -m tutorial_lib train|sample gan|wgan_gp|cgan`
+# The family contract (tutorial_lib.families): train, sample, evaluate
 # --------------------------------------------------------------------------
 
 
-def add_cli_arguments(command: str, parser) -> None:
-    """``sample cgan --label D``: draw digits of one class (default: every class in turn)."""
-    if command == "sample" and parser.prog.split()[-1] == "cgan":
-        parser.add_argument(
-            "--label",
-            type=int,
-            default=None,
-            choices=range(NUM_CLASSES),
-            metavar="{0..9}",
-            help="class of every sample (default: cycle through 0..9)",
-        )
+def train_model(
+    config: GANConfig,
+    *,
+    dataset: str = "mnist",
+    profile: Profile,
+    seed: int = 0,
+    run_dir: str | Path | None = None,
+    callbacks: list | None = None,
+) -> Trained:
+    """Load ``config.train_examples`` training images (and labels), build the GAN of
+    ``config.kind``, train it. Returns the model, its per-epoch logs and how many real
+    images its discriminator (critic) steps saw."""
+    x_train, y_train = data.load_images(dataset, "train", limit=config.train_examples)
+    model = build_model(config, seed=seed)
+    history = fit_model(
+        model,
+        x_train,
+        y_train,
+        config=config,
+        profile=profile,
+        seed=seed,
+        callbacks=callbacks,
+        run_dir=run_dir,
+    )
+    return Trained(model, history.history, int(model.d_optimizer.iterations) * config.batch_size)
 
 
-def train_run(name: str, *, dataset: str, profile: Profile, out_dir: Path, seed: int = 0) -> dict:
-    """Train ``gan``, ``wgan_gp`` or ``cgan`` under ``profile``; write a run folder.
-
-    ``metrics.json`` holds the sample-quality metrics of
-    :func:`tutorial_lib.metrics.image_quality` on ``profile.eval_samples``
-    generated images; ``samples.png`` shows 64 of them (for ``cgan``, one row
-    of eight per class 0..7).
-    """
-    from tutorial_lib import metrics as quality_metrics
-
-    setup = device.setup(profile)
-    set_seed(seed)
-    config = CONFIGS[profile.name]
-    x_train, y_train = data.load_images(dataset, "train", limit=profile.train_examples)
-    with setup.strategy.scope():
-        model = build_model(name, config)
-    with Timer() as timer:
-        history = fit_gan(
-            model, x_train, y_train, config=config, profile=profile, seed=seed, run_dir=out_dir
-        )
-    samples = generate(model, max(profile.eval_samples, quality_metrics.MIN_FD_SAMPLES), seed=seed)
-    quality = quality_metrics.image_quality(samples, dataset)
-    run_metrics = {
-        "model": name,
-        "dataset": dataset,
-        "profile": profile.name,
-        "epochs": config.epochs,
-        "train_seconds": round(timer.seconds, 2),
-        # Each discriminator (critic) step sees one batch of real images.
-        "train_images_per_second": round(
-            int(model.d_optimizer.iterations) * config.batch_size / timer.seconds, 1
-        ),
-        "generator_parameters": model.generator.count_params(),
-        "discriminator_parameters": model.discriminator.count_params(),
-        **{f"final_{k}": v[-1] for k, v in history.history.items()},
-        **quality,
-    }
-    if name == "cgan":
-        grid = generate(model, 64, seed=seed, labels=np.repeat(np.arange(8), 8))
-        title = f"{name} on {dataset}: one row per class 0..7"
-    else:
-        grid, title = samples[:64], f"{name} on {dataset}: samples"
-    save_run(out_dir, model, run_metrics, grid, title=title)
-    return run_metrics
-
-
-def sample_run(
-    name: str, *, run_dir: Path, num: int, seed: int = 0, label: int | None = None
-) -> np.ndarray:
-    """``num`` images in [0, 1] from the generator of a run folder (``label``: cgan only)."""
-    from tutorial_lib.training import load_run_model
-
-    model = load_run_model(run_dir)
-    if not isinstance(model, GAN):
-        raise ValueError(
-            f"{run_dir} holds a {type(model).__name__}, not a GAN: train {name} first."
-        )
-    if model.conditional != (name == "cgan"):
-        kind = "conditional" if model.conditional else "unconditional"
-        raise ValueError(f"{run_dir} holds a {kind} GAN; sample it with the matching model name.")
-    return generate(model, num, seed=seed, labels=label)
+def evaluate(model: GAN, config: GANConfig, *, dataset: str, profile: Profile) -> dict:
+    """Nothing of its own: a GAN defines no likelihood (its samples are scored by the
+    life cycle, :func:`tutorial_lib.runs.evaluate`)."""
+    return {}

@@ -51,6 +51,7 @@ from __future__ import annotations
 import argparse
 import functools
 import math
+import time
 import warnings
 from pathlib import Path
 
@@ -442,6 +443,39 @@ def real_data_floor(dataset: str, n: int = 1000, *, seed: int = 0) -> dict:
         raise ValueError(f"n must lie in [{MIN_FD_SAMPLES}, {len(pixels)}]; got {n}.")
     chosen = np.sort(np.random.default_rng(seed).choice(len(pixels), size=n, replace=False))
     return image_quality(pixels[chosen].astype(np.float32)[..., None] / 255.0, dataset)
+
+
+class QualityHistory(keras.callbacks.Callback):
+    """Sample-quality metrics of a generative model every ``every`` epochs of its training.
+
+    ``sample(model, num, seed=...)`` is the family's sampling function (for
+    example :func:`tutorial_lib.gan.sample`); the images it returns, from a
+    fixed ``seed``, are scored with :func:`image_quality` (confidence, class
+    coverage, Fréchet distance, ...). :attr:`history` maps each metric to its
+    values, ``"epoch"`` to the epochs measured and ``"seconds"`` to the
+    training time so far (without the time spent measuring).
+    """
+
+    def __init__(
+        self, sample, dataset: str = "mnist", *, num: int = 500, every: int = 1, seed: int = 1
+    ):
+        super().__init__()
+        self.sample, self.dataset = sample, dataset
+        self.num, self.every, self.seed = num, every, seed
+        self.history: dict[str, list] = {}
+
+    def on_train_begin(self, logs=None):
+        self._seconds, self._start = 0.0, time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        self._seconds += time.perf_counter() - self._start
+        quality = image_quality(self.sample(self.model, self.num, seed=self.seed), self.dataset)
+        quality["epoch"], quality["seconds"] = epoch + 1, round(self._seconds, 2)
+        for key, value in quality.items():
+            self.history.setdefault(key, []).append(value)
+        self._start = time.perf_counter()
 
 
 # --------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Run profiles: one switch that sets every size a notebook uses.
+"""Run profiles: one switch for how big every run is.
 
 ``TUTORIAL_PROFILE`` picks one of three profiles:
 
@@ -8,10 +8,11 @@
   recognisable results in at most about five minutes of training per notebook.
 * ``gpu`` -- the default where a GPU is seen: full data, full-width models.
 
-Notebooks take every size (epochs, steps, subset, widths, batch) from the
-profile, and nothing else differs between profiles. A model family that needs
-sizes of its own (a sequence length, a number of diffusion steps) keeps a small
-table keyed by ``profile.name`` in its own module.
+A profile holds only what every notebook shares: how many test images to
+evaluate on, how many samples to score, and the cap on steps per epoch that
+keeps the ``fast`` profile fast. Every size a model *trains* with (its data
+subset, epochs or steps, batch, widths) lives in its family's config table,
+``CONFIGS``, keyed by the profile's name (for example ``vae.CONFIGS["cpu"]``).
 """
 
 from __future__ import annotations
@@ -24,65 +25,27 @@ PROFILE_ENV = "TUTORIAL_PROFILE"
 
 @dataclasses.dataclass(frozen=True)
 class Profile:
-    """Sizes shared by every notebook.
+    """What every notebook of a profile shares.
 
     Attributes:
-        name: ``"fast"``, ``"cpu"`` or ``"gpu"``.
-        train_examples: how many training images to use (``None``: all 60,000).
+        name: ``"fast"``, ``"cpu"`` or ``"gpu"``; the key of every family's ``CONFIGS``.
         test_examples: how many test images to evaluate on (``None``: all 10,000).
-        epochs: passes over the (sub)set of training data.
-        batch_size: examples per gradient step.
-        width: multiplier on the number of units/filters of every model
-            (1.0 is the full-size model of the lesson).
-        steps_per_epoch: cap on gradient steps per epoch (``None``: a full pass).
         eval_samples: how many samples to generate for quality metrics.
+        steps_per_epoch: cap on gradient steps per epoch for every model
+            (``None``: no cap). Only the ``fast`` profile caps, so that tests run
+            a handful of steps whatever a family's own epochs are.
     """
 
     name: str
-    train_examples: int | None
     test_examples: int | None
-    epochs: int
-    batch_size: int
-    width: float
-    steps_per_epoch: int | None
     eval_samples: int
-
-    def scaled(self, units: int, minimum: int = 4) -> int:
-        """Return ``units`` multiplied by :attr:`width`, rounded, at least ``minimum``."""
-        return max(minimum, int(round(units * self.width)))
+    steps_per_epoch: int | None
 
 
 PROFILES: dict[str, Profile] = {
-    "fast": Profile(
-        name="fast",
-        train_examples=512,
-        test_examples=256,
-        epochs=2,
-        batch_size=64,
-        width=0.25,
-        steps_per_epoch=4,
-        eval_samples=128,
-    ),
-    "cpu": Profile(
-        name="cpu",
-        train_examples=20_000,
-        test_examples=2_000,
-        epochs=5,
-        batch_size=128,
-        width=0.5,
-        steps_per_epoch=None,
-        eval_samples=1_000,
-    ),
-    "gpu": Profile(
-        name="gpu",
-        train_examples=None,
-        test_examples=None,
-        epochs=30,
-        batch_size=256,
-        width=1.0,
-        steps_per_epoch=None,
-        eval_samples=10_000,
-    ),
+    "fast": Profile(name="fast", test_examples=256, eval_samples=128, steps_per_epoch=4),
+    "cpu": Profile(name="cpu", test_examples=2_000, eval_samples=1_000, steps_per_epoch=None),
+    "gpu": Profile(name="gpu", test_examples=None, eval_samples=10_000, steps_per_epoch=None),
 }
 
 
@@ -95,20 +58,30 @@ def profile_names() -> list[str]:
     return list(PROFILES)
 
 
-def get_profile(name: str | None = None) -> Profile:
+def sees_a_gpu() -> bool:
+    """Whether TensorFlow sees a GPU (False without TensorFlow)."""
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return False
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def get_profile(name: str | Profile | None = None) -> Profile:
     """Return the profile in force.
 
-    Order of precedence: the ``name`` argument, then the ``TUTORIAL_PROFILE``
-    environment variable, then ``gpu`` if TensorFlow sees a GPU, else ``cpu``.
+    Order of precedence: the ``name`` argument (a name or a profile), then the
+    ``TUTORIAL_PROFILE`` environment variable, then ``gpu`` if TensorFlow sees
+    a GPU, else ``cpu``.
     """
+    if isinstance(name, Profile):
+        return name
     source = "argument"
     if name is None:
         name = os.environ.get(PROFILE_ENV) or None
         source = f"environment variable {PROFILE_ENV}"
     if name is None:
-        from tutorial_lib.device import gpu_names
-
-        return PROFILES["gpu" if gpu_names() else "cpu"]
+        return PROFILES["gpu" if sees_a_gpu() else "cpu"]
     key = name.strip().lower()
     if key not in PROFILES:
         raise UnknownProfileError(

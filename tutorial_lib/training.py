@@ -4,16 +4,23 @@
 * :func:`fit_resumable` -- ``model.fit`` that survives an interruption: it backs
   up the model and optimizer state after every epoch and, when called again on
   the same run folder, resumes at the first unfinished epoch.
-* :func:`fit_for_profile` -- ``model.fit`` with the profile's epochs, steps and verbosity.
+* :func:`fit_for_profile` -- ``model.fit`` with a config's epochs and the profile's
+  step cap and verbosity.
+* :class:`TrainingClock` -- the training seconds of a run, added up over every leg
+  of a run that was interrupted and resumed.
+* :func:`averaged_copy` / :func:`update_average` -- an exponential moving average
+  of a network's weights (the diffusion and flow-matching models sample with it).
 * :class:`SampleGrid` -- a callback that shows a grid of samples every N epochs.
 * :func:`progress_verbosity` -- Keras progress bars for people, quiet in tests.
 * :func:`save_run` / :func:`load_run_model` -- the run folder the CLI writes:
-  ``model.keras``, ``metrics.json`` and ``samples.png``.
+  ``model.keras``, ``metrics.json``, ``history.csv`` and ``samples.png`` (or
+  ``samples.txt``).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import time
@@ -122,32 +129,36 @@ def fit_resumable(
     return history
 
 
+def capped_steps(steps_per_epoch: int | None, profile: Profile) -> int | None:
+    """Steps per epoch after the profile's cap (``None``: a full pass over the data)."""
+    if profile.steps_per_epoch is None:
+        return steps_per_epoch
+    if steps_per_epoch is None:
+        return profile.steps_per_epoch
+    return min(steps_per_epoch, profile.steps_per_epoch)
+
+
 def fit_for_profile(
     model: keras.Model,
     dataset,
     *,
     profile: Profile,
-    epochs: int | None = None,
+    epochs: int,
     steps_per_epoch: int | None = None,
     validation_data=None,
     callbacks: list | None = None,
     run_dir: str | Path | None = None,
 ) -> keras.callbacks.History:
-    """``model.fit`` on a ``tf.data`` pipeline with the profile's settings.
+    """``model.fit`` on a ``tf.data`` pipeline for ``epochs`` epochs, with the
+    profile's cap on the steps per epoch (:func:`capped_steps`) and its verbosity.
 
-    Epochs and steps per epoch (unless given) and verbosity come from
-    ``profile``; a profile that caps the steps per epoch (``fast``) caps a
-    given ``steps_per_epoch`` too. With ``run_dir`` the run is resumable
-    (:func:`fit_resumable`). The pipeline must shuffle itself (see
-    :func:`tutorial_lib.data.image_dataset`) and repeat when the steps per
-    epoch are capped.
+    With ``run_dir`` the run is resumable (:func:`fit_resumable`). The pipeline
+    must shuffle itself (see :func:`tutorial_lib.data.image_dataset`) and
+    repeat when the steps per epoch are capped.
     """
-    if steps_per_epoch is None:
-        steps_per_epoch = profile.steps_per_epoch
-    elif profile.steps_per_epoch is not None:
-        steps_per_epoch = min(steps_per_epoch, profile.steps_per_epoch)
+    steps_per_epoch = capped_steps(steps_per_epoch, profile)
     kwargs = dict(
-        epochs=profile.epochs if epochs is None else epochs,
+        epochs=epochs,
         steps_per_epoch=steps_per_epoch,
         validation_data=validation_data,
         callbacks=callbacks,
@@ -159,25 +170,120 @@ def fit_for_profile(
     return model.fit(dataset, **kwargs)
 
 
-def images_seen(num_examples: int, epochs: int, profile: Profile) -> int:
-    """How many training images a run under ``profile`` processes (for images/s)."""
+def examples_seen(num_examples: int, epochs: int, batch_size: int, profile: Profile) -> int:
+    """How many training examples a run of ``epochs`` over ``num_examples`` in batches of
+    ``batch_size`` processes under ``profile`` (for examples per second)."""
     per_epoch = num_examples
     if profile.steps_per_epoch is not None:
-        per_epoch = profile.steps_per_epoch * profile.batch_size
+        per_epoch = min(num_examples, profile.steps_per_epoch * batch_size)
     return epochs * per_epoch
+
+
+@dataclasses.dataclass
+class Trained:
+    """What a family's ``train_model`` returns.
+
+    Attributes:
+        model: the trained model.
+        history: its per-epoch logs, ``{"loss": [...], ...}``.
+        examples_seen: how many training examples it processed (images, or
+            tokens for a text model), for the throughput.
+        stages: models trained on the way and needed later, by name (latent
+            diffusion's ``"autoencoder"``); a run folder keeps each in a subfolder.
+    """
+
+    model: keras.Model
+    history: dict
+    examples_seen: int
+    stages: dict = dataclasses.field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------
+# Training time over interrupted runs, and weight averages
+# --------------------------------------------------------------------------
+
+CLOCK_FILE = "clock.json"
+
+
+class TrainingClock(keras.callbacks.Callback):
+    """The training seconds of a run, over every leg of it.
+
+    A run folder that was interrupted holds ``clock.json``: the seconds of each
+    earlier leg, written at every epoch's end. A clock made for that folder
+    starts a new leg now and adds the earlier ones up; :meth:`finish` returns
+    every leg's seconds and removes the file (the run is complete). Pass the
+    clock as a callback to every ``fit`` of the run; without a folder it only
+    times this leg.
+    """
+
+    def __init__(self, run_dir: str | Path | None = None):
+        super().__init__()
+        self.path = None if run_dir is None else Path(run_dir) / CLOCK_FILE
+        self.earlier: list[float] = []
+        if self.path is not None and self.path.is_file():
+            self.earlier = [float(s) for s in json.loads(self.path.read_text())["legs"]]
+        self.start = time.perf_counter()
+
+    @property
+    def resumed(self) -> bool:
+        """True when this leg continues an interrupted run."""
+        return bool(self.earlier)
+
+    def legs(self) -> list[float]:
+        """Seconds of every leg so far, this one (still running) last."""
+        return [*self.earlier, time.perf_counter() - self.start]
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps({"legs": [round(s, 2) for s in self.legs()]}) + "\n")
+
+    def finish(self) -> list[float]:
+        """Every leg's seconds; the run is complete, so its clock file goes."""
+        legs = self.legs()
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+        return legs
+
+
+def is_resuming(run_dir: str | Path | None) -> bool:
+    """Whether ``run_dir`` holds an interrupted run (its :class:`TrainingClock` file)."""
+    return run_dir is not None and (Path(run_dir) / CLOCK_FILE).is_file()
+
+
+def averaged_copy(network: keras.Model) -> keras.Model:
+    """A frozen copy of ``network`` with the same weights, to hold their moving average."""
+    average = keras.models.clone_model(network)
+    average.set_weights(network.get_weights())
+    average.trainable = False
+    return average
+
+
+def update_average(average: keras.Model, network: keras.Model, decay: float, step) -> None:
+    r"""Move every weight of ``average`` towards ``network``'s:
+    :math:`\bar\theta \leftarrow d\, \bar\theta + (1 - d)\, \theta` with
+    :math:`d = \min(\text{decay}, \frac{1 + n}{10 + n})` after :math:`n` = ``step``
+    optimizer steps (a warm-up: early weights are forgotten fast)."""
+    from keras import ops
+
+    steps = ops.cast(step, "float32")
+    d = ops.minimum(decay, (1.0 + steps) / (10.0 + steps))
+    for averaged, weight in zip(average.weights, network.weights, strict=True):
+        averaged.assign(d * averaged + (1.0 - d) * ops.cast(weight, "float32"))
 
 
 class SampleGrid(keras.callbacks.Callback):
     """Show a grid of generated images every ``every`` epochs.
 
-    ``sample_fn(num)`` must return ``num`` images in [0, 1]. In a notebook the
-    grid is displayed under the training cell; elsewhere (scripts, tests) it is
-    only kept in :attr:`grids` as ``(epoch, images)`` pairs.
+    ``sample_fn(model, num)`` must return ``num`` images in [0, 1] from the
+    model being trained. In a notebook the grid is displayed under the training
+    cell; elsewhere (scripts, tests) it is only kept in :attr:`grids` as
+    ``(epoch, images)`` pairs.
     """
 
     def __init__(
         self,
-        sample_fn: Callable[[int], np.ndarray],
+        sample_fn: Callable[[keras.Model, int], np.ndarray],
         *,
         every: int = 1,
         num: int = 16,
@@ -192,7 +298,7 @@ class SampleGrid(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
             return
-        images = np.asarray(self.sample_fn(self.num))
+        images = np.asarray(self.sample_fn(self.model, self.num))
         self.grids.append((epoch + 1, images))
         if _in_notebook():
             from IPython.display import display
@@ -231,39 +337,69 @@ class Timer:
 
 MODEL_FILE = "model.keras"
 METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.csv"
 SAMPLES_FILE = "samples.png"
+SAMPLES_TEXT_FILE = "samples.txt"
+
+
+class RunError(RuntimeError):
+    """A run folder (or a file in it) is missing or damaged; the message says what to do."""
 
 
 def save_run(
     out_dir: str | Path,
     model: keras.Model,
     metrics: dict,
-    samples: np.ndarray,
+    samples: np.ndarray | str,
     *,
     title: str = "Samples",
+    ncols: int | None = None,
 ) -> Path:
-    """Write ``model.keras``, ``metrics.json`` and a PNG grid of ``samples`` to ``out_dir``."""
-    from tutorial_lib.plotting import image_grid
-
+    """Write ``model.keras``, ``metrics.json`` and the samples to ``out_dir``: a PNG
+    grid of up to 64 images (``ncols`` a row), or ``samples.txt`` for a text model."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save(out_dir / MODEL_FILE)
     (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    image_grid(samples[:64], title=title).savefig(out_dir / SAMPLES_FILE, dpi=100)
+    if isinstance(samples, str):
+        (out_dir / SAMPLES_TEXT_FILE).write_text(samples, encoding="utf-8")
+    else:
+        from tutorial_lib.plotting import image_grid
+
+        grid = image_grid(samples[:64], title=title, ncols=ncols)
+        grid.savefig(out_dir / SAMPLES_FILE, dpi=100)
     return out_dir
 
 
-def load_run_model(run_dir: str | Path) -> keras.Model:
-    """The model saved by :func:`save_run`, with a clear error if there is none."""
-    path = Path(run_dir) / MODEL_FILE
+def load_run_model(run_dir: str | Path, file: str = MODEL_FILE) -> keras.Model:
+    """The model saved by :func:`save_run`, with a clear error if it is missing or damaged."""
+    path = Path(run_dir) / file
     if not path.is_file():
-        raise FileNotFoundError(
+        raise RunError(
             f"No trained model at {path}. Train one first with "
             f"`python -m tutorial_lib train MODEL --out {run_dir}`."
         )
-    return keras.models.load_model(path)
+    try:
+        return keras.models.load_model(path)
+    except Exception as error:  # a truncated zip, a wrong file, weights that do not fit
+        reason = " ".join(f"{type(error).__name__}: {error}".split())[:160]
+        raise RunError(
+            f"{path} is damaged and cannot be loaded ({reason}). "
+            f"Train the run again with `python -m tutorial_lib train MODEL --out {run_dir}`."
+        ) from error
 
 
 def load_run_metrics(run_dir: str | Path) -> dict:
-    """The ``metrics.json`` of a run folder."""
-    return json.loads((Path(run_dir) / METRICS_FILE).read_text())
+    """The ``metrics.json`` of a run folder, with a clear error if it is missing or damaged."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        raise RunError(f"No record at {path}: the run never finished. Train it again.")
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise RunError(f"{path} is damaged (not JSON: {error}). Train the run again.") from error
+
+
+def load_run_history(run_dir: str | Path) -> dict[str, list[float]]:
+    """The per-epoch logs of a run folder (``history.csv``), or {} if it has none."""
+    return _read_history(Path(run_dir) / HISTORY_FILE)

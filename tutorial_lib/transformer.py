@@ -48,7 +48,6 @@ probabilities add up to at least :math:`p` (**top-p**, nucleus sampling).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import weakref
 from pathlib import Path
@@ -57,23 +56,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from tutorial_lib import data, device
+from tutorial_lib import data
 from tutorial_lib.profiles import Profile
-from tutorial_lib.training import (
-    METRICS_FILE,
-    MODEL_FILE,
-    Timer,
-    fit_resumable,
-    load_run_model,
-    progress_verbosity,
-    set_seed,
-)
+from tutorial_lib.training import Timer, Trained, fit_resumable, progress_verbosity
 
-SAMPLES_TEXT_FILE = "samples.txt"
 DATASET = "tinyshakespeare"
-# For the command line: this family trains on text and samples text.
-DATASETS = (DATASET,)
-SAMPLES = "text"
 _NEG_INF = -1e9  # a masked score: exp(-1e9 - max) is exactly 0 in float32
 # The MLP's nonlinearity, by name. GELU, x * Phi(x), bends smoothly near 0;
 # ReLU, max(x, 0), is a kink. GELU's normal CDF Phi and its gradient cost about
@@ -213,6 +200,11 @@ CONFIGS = {
         steps_per_execution=25,
     ),
 }
+
+
+def config_for(name: str, profile: str, **options) -> GPTConfig:
+    """The GPT of ``profile`` (options override its fields)."""
+    return dataclasses.replace(CONFIGS[profile], **options)
 
 
 # --------------------------------------------------------------------------
@@ -554,7 +546,8 @@ class GPT(keras.Model):
 
 
 def build_gpt(config: GPTConfig, vocab_size: int = 65) -> GPT:
-    """A built (not compiled) :class:`GPT` with the sizes of ``config``."""
+    """A built (not compiled) :class:`GPT` with the sizes of ``config`` (see
+    :func:`build_model` for one that is ready to train)."""
     model = GPT(
         vocab_size=vocab_size,
         context=config.context,
@@ -632,6 +625,12 @@ def compile_gpt(model: GPT, config: GPTConfig, *, jit_compile="auto") -> GPT:
     return model
 
 
+def build_model(config: GPTConfig, *, vocab_size: int = 65, seed: int | None = None) -> GPT:
+    """A :class:`GPT` with the sizes of ``config``, compiled for training (:func:`compile_gpt`).
+    (``seed`` is unused: the weights are drawn from the global seed.)"""
+    return compile_gpt(build_gpt(config, vocab_size), config)
+
+
 def random_windows(ids: np.ndarray, *, seq_len: int, batch_size: int, seed: int = 0):
     """An endless ``tf.data`` stream of training pairs at random offsets.
 
@@ -684,7 +683,7 @@ def tiled_windows(ids: np.ndarray, context: int) -> tuple[np.ndarray, np.ndarray
     return x, y
 
 
-def fit_gpt(
+def fit_model(
     model: GPT,
     text: data.TextData,
     config: GPTConfig,
@@ -909,12 +908,24 @@ def generate(
     return np.array(ids[len(prompt) :], dtype=np.int32)
 
 
-def generate_text(model: GPT, vocab: data.CharVocab, prompt: str, num_chars: int, **options) -> str:
-    """The ``num_chars`` characters the model writes after ``prompt`` (options: see
-    :func:`generate`)."""
+def sample(
+    model: GPT,
+    num: int,
+    *,
+    seed: int = 0,
+    prompt: str = "\n",
+    vocab: data.CharVocab | None = None,
+    **options,
+) -> str:
+    """The ``num`` characters the model writes after ``prompt`` (default: a newline).
+
+    ``vocab`` defaults to Tiny Shakespeare's; ``options`` (``temperature``,
+    ``top_k``, ``top_p``, ``use_cache``) go to :func:`generate`.
+    """
     if not prompt:
         raise ValueError("The prompt needs at least one character, e.g. '\\n'.")
-    return vocab.decode(generate(model, vocab.encode(prompt), num_chars, **options))
+    vocab = vocab or data.load_shakespeare().vocab
+    return vocab.decode(generate(model, vocab.encode(prompt), num, seed=seed, **options))
 
 
 def generation_speed(model: GPT, prompt_ids, num_tokens: int, *, use_cache: bool) -> float:
@@ -926,98 +937,33 @@ def generation_speed(model: GPT, prompt_ids, num_tokens: int, *, use_cache: bool
 
 
 # --------------------------------------------------------------------------
-# Command line: `python -m tutorial_lib train|sample transformer`
+# The family contract (tutorial_lib.families): train, sample, evaluate
 # --------------------------------------------------------------------------
 
 
-def _write_text_run(out_dir: Path, model: GPT, metrics: dict, samples: str) -> Path:
-    """``model.keras``, ``metrics.json`` and ``samples.txt`` (a text model has no image grid)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save(out_dir / MODEL_FILE)
-    (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    (out_dir / SAMPLES_TEXT_FILE).write_text(samples)
-    return out_dir
-
-
-def add_cli_arguments(command: str, parser) -> None:
-    """Options of ``sample transformer``: how much text, from which prompt, how to sample."""
-    if command == "sample":
-        parser.add_argument("--num-chars", type=int, default=500, help="characters to write")
-        parser.add_argument("--prompt", default="\n", help="text to continue (default: newline)")
-        parser.add_argument("--temperature", type=float, default=1.0)
-        parser.add_argument("--top-k", type=int, default=None, help="keep the k likeliest")
-        parser.add_argument("--top-p", type=float, default=None, help="keep the nucleus")
-
-
-def train_run(
-    name: str,
+def train_model(
+    config: GPTConfig,
     *,
     dataset: str = DATASET,
     profile: Profile,
-    out_dir: Path,
     seed: int = 0,
-) -> dict:
-    """Train the GPT of ``profile`` on Tiny Shakespeare and write a run folder.
+    run_dir: str | Path | None = None,
+    callbacks: list | None = None,
+) -> Trained:
+    """Load Tiny Shakespeare, build the GPT of ``config``, train it for ``config.steps``.
 
-    The model always trains on Tiny Shakespeare characters; ``dataset`` is only
-    recorded (the common command line passes an image data set name).
+    Returns the model, its per-epoch logs and how many tokens it trained on.
+    The GPT always trains on Tiny Shakespeare's characters.
     """
-    setup = device.setup(profile)
-    set_seed(seed)
-    config = CONFIGS[profile.name]
+    if dataset != DATASET:
+        raise ValueError(f"The GPT trains on {DATASET!r} only; got dataset={dataset!r}.")
     text = data.load_shakespeare()
-    with setup.strategy.scope():
-        model = compile_gpt(build_gpt(config, text.vocab.size), config)
-    with Timer() as timer:
-        history = fit_gpt(model, text, config, seed=seed, run_dir=out_dir)
-    val = evaluate_nll(model, text.val, config)
-    tokens = config.steps * config.batch_size * config.context
-    metrics = {
-        "model": name,
-        "dataset": DATASET,
-        "profile": profile.name,
-        "config": dataclasses.asdict(config),
-        "parameters": model.count_params(),
-        "train_seconds": round(timer.seconds, 2),
-        "train_tokens_per_second": round(tokens / timer.seconds, 1),
-        "final_train_loss": history.history["loss"][-1],
-        "val_loss": val["nats_per_char"],  # nats per character
-        "val_bits_per_character": val["bits_per_char"],
-    }
-    samples = "\n\n".join(
-        f"--- temperature {t}, seed {seed} ---\n"
-        + generate_text(model, text.vocab, "\n", config.sample_chars, temperature=t, seed=seed)
-        for t in (0.8, 1.0)
-    )
-    _write_text_run(out_dir, model, metrics, samples + "\n")
-    return metrics
+    model = build_model(config, vocab_size=text.vocab.size, seed=seed)
+    history = fit_model(model, text, config, seed=seed, run_dir=run_dir, callbacks=callbacks)
+    return Trained(model, history.history, config.steps * config.batch_size * config.context)
 
 
-def sample_run(
-    name: str,
-    *,
-    run_dir: Path,
-    num: int | None = None,
-    seed: int = 0,
-    num_chars: int = 500,
-    prompt: str = "\n",
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    top_p: float | None = None,
-) -> str:
-    """The prompt followed by ``num_chars`` characters from a trained run (``num`` is unused:
-    a text model writes characters, not images)."""
-    model = load_run_model(run_dir)
-    vocab = data.load_shakespeare().vocab
-    text = generate_text(
-        model,
-        vocab,
-        prompt,
-        num_chars,
-        temperature=temperature,
-        top_k=top_k,
-        top_p=top_p,
-        seed=seed,
-    )
-    return prompt + text
+def evaluate(model: GPT, config: GPTConfig, *, dataset: str, profile: Profile) -> dict:
+    """The exact negative log-likelihood of the whole validation text, nats per character."""
+    text = data.load_shakespeare()
+    return {"nll": evaluate_nll(model, text.val, config)["nats_per_char"]}

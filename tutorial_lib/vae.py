@@ -39,14 +39,7 @@ from keras import ops
 from tutorial_lib import data, device
 from tutorial_lib.data import IMAGE_SHAPE
 from tutorial_lib.profiles import Profile
-from tutorial_lib.training import (
-    Timer,
-    fit_for_profile,
-    images_seen,
-    load_run_model,
-    save_run,
-    set_seed,
-)
+from tutorial_lib.training import Trained, examples_seen, fit_for_profile
 
 KINDS = ("dense", "conv")
 
@@ -64,6 +57,7 @@ class VAEConfig:
         learning_rate: Adam's step size.
         epochs: passes over the training images.
         train_examples: how many training images (``None``: all 60,000).
+        batch_size: images per gradient step.
     """
 
     kind: str = "conv"
@@ -74,6 +68,7 @@ class VAEConfig:
     learning_rate: float = 1e-3
     epochs: int = 10
     train_examples: int | None = None
+    batch_size: int = 128
 
 
 # The VAE trains on all 60,000 images even in the cpu profile: it is cheap per
@@ -86,10 +81,16 @@ CONFIGS = {
         filters=(8, 16),
         epochs=2,
         train_examples=512,
+        batch_size=64,
     ),
     "cpu": VAEConfig(kind="conv", latent_dim=16, epochs=8, train_examples=None),
-    "gpu": VAEConfig(kind="conv", latent_dim=32, filters=(64, 128), epochs=60, train_examples=None),
+    "gpu": VAEConfig(kind="conv", latent_dim=32, filters=(64, 128), epochs=60, batch_size=256),
 }
+
+
+def config_for(name: str, profile: str, **options) -> VAEConfig:
+    """The VAE of ``profile`` (options override its fields)."""
+    return dataclasses.replace(CONFIGS[profile], **options)
 
 
 # --------------------------------------------------------------------------
@@ -256,7 +257,7 @@ class VAE(keras.Model):
         return cls(encoder, decoder, **config)
 
 
-def build_vae(config: VAEConfig | None = None, *, seed: int | None = None) -> VAE:
+def build_model(config: VAEConfig | None = None, *, seed: int | None = None) -> VAE:
     """A compiled VAE (Adam) for 28x28 binarised images, built so it can be saved at once."""
     config = config or VAEConfig()
     if config.kind not in KINDS:
@@ -267,7 +268,7 @@ def build_vae(config: VAEConfig | None = None, *, seed: int | None = None) -> VA
     return model
 
 
-def fit_vae(
+def fit_model(
     model: VAE,
     x_train: np.ndarray,
     *,
@@ -278,14 +279,14 @@ def fit_vae(
     callbacks: list | None = None,
     run_dir: str | Path | None = None,
 ) -> keras.callbacks.History:
-    """Train on binarised images for ``config.epochs`` with the profile's batch size.
+    """Train on binarised images for ``config.epochs`` in batches of ``config.batch_size``.
 
     With ``run_dir`` the run backs itself up every epoch and resumes after an
     interruption (:func:`tutorial_lib.training.fit_resumable`).
     """
     train_ds = data.image_dataset(
         x_train,
-        batch_size=profile.batch_size,
+        batch_size=config.batch_size,
         targets="none",
         seed=seed,
         repeat=profile.steps_per_epoch is not None,
@@ -320,8 +321,8 @@ def encode(model: VAE, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return z_mean, z_log_var
 
 
-def sample_prior(model: VAE, num: int, seed: int = 0) -> np.ndarray:
-    r"""Generate: draw :math:`z \sim \mathcal N(0, I)` and decode."""
+def sample(model: VAE, num: int, *, seed: int = 0) -> np.ndarray:
+    r"""Generate: draw :math:`z \sim \mathcal N(0, I)` from the prior and decode, (num, 28, 28, 1)."""
     rng = np.random.default_rng(seed)
     latent_dim = model.decoder.input_shape[-1]
     return decode(model, rng.standard_normal((num, latent_dim)))
@@ -428,46 +429,90 @@ def importance_weighted_nll(
 
 
 # --------------------------------------------------------------------------
-# Command line: `python -m tutorial_lib train|sample vae`
+# A latent space for other models: standardised codes and their decoder
 # --------------------------------------------------------------------------
 
 
-def train_run(
-    name: str,
+@keras.saving.register_keras_serializable(package="tutorial_lib")
+class Unstandardise(keras.layers.Layer):
+    r"""Standardised codes back to the VAE's codes: :math:`z = s \cdot u + m`
+    with the codes' per-dimension mean :math:`m` (``shift``) and one overall
+    standard deviation :math:`s` (``scale``)."""
+
+    def __init__(self, shift, scale: float, **kwargs):
+        super().__init__(**kwargs)
+        self.shift = [float(v) for v in np.asarray(shift).reshape(-1)]
+        self.scale = float(scale)
+
+    def call(self, codes):
+        return ops.cast(codes, "float32") * self.scale + ops.convert_to_tensor(self.shift)
+
+    def get_config(self):
+        return {**super().get_config(), "shift": self.shift, "scale": self.scale}
+
+
+def latent_codec(model: VAE, images: np.ndarray) -> tuple[np.ndarray, keras.Model]:
+    r"""``(codes, decoder)``: the standardised codes of ``images`` and a model that
+    maps such codes back to pixels.
+
+    The codes are the posterior means of the binarised images, shifted by
+    their per-dimension mean and divided by one overall standard deviation:
+    data of about unit variance, which is what noise schedules and flows
+    assume. (Stable Diffusion does the same with one constant, 0.18215.) The
+    decoder undoes the standardisation, runs the VAE's decoder and a sigmoid:
+    codes -> pixel probabilities in [0, 1], float32 (N, 28, 28, 1).
+    """
+    z_mean, _ = encode(model, (np.asarray(images) > 0.5).astype(np.float32))
+    shift = z_mean.mean(axis=0)
+    scale = float(np.std(z_mean - shift))
+    codes = keras.Input((z_mean.shape[1],), name="codes")
+    z = Unstandardise(shift, scale, name="unstandardise")(codes)
+    pixels = keras.layers.Activation("sigmoid", dtype="float32")(model.decoder(z))
+    decoder = keras.Model(codes, pixels, name="latent_decoder")
+    return ((z_mean - shift) / scale).astype(np.float32), decoder
+
+
+# --------------------------------------------------------------------------
+# The family contract (tutorial_lib.families): train, sample, evaluate
+# --------------------------------------------------------------------------
+
+
+def train_model(
+    config: VAEConfig,
     *,
-    dataset: str,
+    dataset: str = "mnist",
     profile: Profile,
-    out_dir: Path,
     seed: int = 0,
-) -> dict:
-    """Train the profile's VAE on binarised images; write the run folder."""
-    setup = device.setup(profile)
-    set_seed(seed)
-    config = CONFIGS[profile.name]
+    run_dir: str | Path | None = None,
+    callbacks: list | None = None,
+) -> Trained:
+    """Load ``config.train_examples`` binarised training images, build the VAE, train it,
+    with the profile's binarised test images as validation data. Returns a
+    :class:`~tutorial_lib.training.Trained`."""
     x_train, _ = data.load_images(dataset, "train", limit=config.train_examples, binarize=True)
     x_test, _ = data.load_images(dataset, "test", limit=profile.test_examples, binarize=True)
-    with setup.strategy.scope():
-        model = build_vae(config, seed=seed)
-    with Timer() as timer:
-        fit_vae(model, x_train, config=config, profile=profile, seed=seed, run_dir=out_dir)
-    samples = sample_prior(model, 64, seed=seed)
-    metrics = {
-        "model": name,
-        "dataset": dataset,
-        "profile": profile.name,
-        "epochs": config.epochs,
-        "latent_dim": config.latent_dim,
-        "train_seconds": round(timer.seconds, 2),
-        "train_images_per_second": round(
-            images_seen(len(x_train), config.epochs, profile) / timer.seconds, 1
-        ),
-        "parameters": model.count_params(),
-        **{f"test_{k}": v for k, v in negative_elbo(model, x_test).items()},
+    model = build_model(config, seed=seed)
+    history = fit_model(
+        model,
+        x_train,
+        config=config,
+        profile=profile,
+        validation=x_test,
+        seed=seed,
+        callbacks=callbacks,
+        run_dir=run_dir,
+    )
+    seen = examples_seen(len(x_train), config.epochs, config.batch_size, profile)
+    return Trained(model, history.history, seen)
+
+
+def evaluate(model: VAE, config: VAEConfig, *, dataset: str, profile: Profile) -> dict:
+    """The test negative ELBO (an upper bound on the negative log-likelihood), nats per
+    image, and its two terms, on the profile's binarised test images."""
+    x_test, _ = data.load_images(dataset, "test", limit=profile.test_examples, binarize=True)
+    terms = negative_elbo(model, x_test)
+    return {
+        "nll": terms["negative_elbo"],
+        "test_reconstruction_nats": terms["reconstruction"],
+        "test_kl_nats": terms["kl"],
     }
-    save_run(out_dir, model, metrics, samples, title="VAE: samples from the prior")
-    return metrics
-
-
-def sample_run(name: str, *, run_dir: Path, num: int, seed: int = 0) -> np.ndarray:
-    """Decode ``num`` codes drawn from the prior N(0, I)."""
-    return sample_prior(load_run_model(run_dir), num, seed=seed)

@@ -1,0 +1,271 @@
+"""The model families of the series: one registry that says what each one is.
+
+Every model the command line, the benchmark, the slides and the notebooks can
+name has one :class:`Family` entry here. An entry says what the model samples
+(images, text or nothing), what likelihood it defines (none, a bound, or an
+exact one, and in which unit), whether it takes a class label, which data it
+trains on, which seed document's recipe it is measured against, which lesson
+teaches it, and the command-line options of its own.
+
+The code of a family lives in its module (:attr:`Family.module`), which
+defines the same six names for every family (:data:`CONTRACT`):
+
+* ``CONFIGS`` -- every size the family trains with, keyed by profile name;
+* ``config_for(name, profile, **options)`` -- the config a model name trains with;
+* ``build_model(config, *, seed)`` -- a compiled ``keras.Model``;
+* ``train_model(config, *, dataset, profile, seed, run_dir, callbacks)``
+  -- load the data, build, fit; returns a :class:`tutorial_lib.training.Trained`
+  (the model, its history, the examples it saw, the stages trained on the way);
+* ``sample(model, num, *, seed, **options)`` -- ``num`` images in [0, 1] of
+  shape (num, 28, 28, 1), or a text of ``num`` characters;
+* ``evaluate(model, config, *, dataset, profile)`` -- the family's own numbers
+  for the run's record (see :mod:`tutorial_lib.runs`).
+
+Adding a family is its module and one entry in :data:`FAMILIES`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from types import ModuleType
+from typing import Any
+
+from tutorial_lib.data import IMAGE_DATASETS, IMAGE_SHAPE, NUM_CLASSES
+
+SAMPLES = ("images", "text", "none")
+LIKELIHOODS = ("none", "bound", "exact")
+CONTRACT = ("CONFIGS", "config_for", "build_model", "train_model", "sample", "evaluate")
+PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
+
+
+class UnknownFamilyError(ValueError):
+    """Raised for a model name that is not in :data:`FAMILIES`."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """A command-line option of one family's own, as data.
+
+    ``train`` options override fields of the family's config (``--kind conv``
+    sets ``config.kind``); ``sample`` options go to the family's ``sample``.
+    """
+
+    flag: str
+    command: str  # "train" or "sample"
+    help: str
+    type: Any = None
+    default: Any = None
+    choices: tuple | None = None
+    metavar: str | None = None
+    switch: bool = False  # a flag without a value (store_true)
+    keyword: str | None = None  # the keyword it is passed as, when not the flag's name
+
+    @property
+    def dest(self) -> str:
+        """The keyword this option is passed as: ``--top-k`` -> ``top_k``."""
+        return self.keyword or self.flag.lstrip("-").replace("-", "_")
+
+    def add_to(self, parser) -> None:
+        """Add this option to an ``argparse`` parser."""
+        if self.switch:
+            parser.add_argument(self.flag, action="store_true", dest=self.dest, help=self.help)
+            return
+        parser.add_argument(
+            self.flag,
+            dest=self.dest,
+            type=self.type,
+            default=self.default,
+            choices=self.choices,
+            metavar=self.metavar,
+            help=self.help,
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    """What one model name is.
+
+    Attributes:
+        name: the model name of the command line and the notebooks (``"vae"``).
+        module: the module that holds its code (``"tutorial_lib.vae"``).
+        title: a short description for tables.
+        lesson: the notebook that teaches it (``"02_vae"``).
+        samples: ``"images"``, ``"text"`` or ``"none"`` (the autoencoder).
+        likelihood: ``"none"``, ``"bound"`` (the VAE's ELBO) or ``"exact"``.
+        likelihood_unit: what one likelihood figure is measured per
+            (``"nats per image"``), or None.
+        dimensions: numbers per item of that unit (784 pixels per image, 1 per
+            character), to convert a likelihood to bits per dimension.
+        conditional: whether sampling takes a class label.
+        datasets: the data sets it trains on; the first is the default.
+        seed_recipe: the key of the seed documents' recipe it is benchmarked
+            against (:data:`tutorial_lib.baselines.SEED_RECIPES`), or None.
+        options: its command-line options beyond the common ones.
+    """
+
+    name: str
+    module: str
+    title: str
+    lesson: str
+    samples: str
+    likelihood: str = "none"
+    likelihood_unit: str | None = None
+    dimensions: int | None = None
+    conditional: bool = False
+    datasets: tuple[str, ...] = IMAGE_DATASETS
+    seed_recipe: str | None = None
+    options: tuple[Option, ...] = ()
+
+    def __post_init__(self):
+        if self.samples not in SAMPLES:
+            raise ValueError(f"{self.name}: samples must be one of {SAMPLES}.")
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"{self.name}: likelihood must be one of {LIKELIHOODS}.")
+        if (self.likelihood == "none") != (self.likelihood_unit is None):
+            raise ValueError(f"{self.name}: a likelihood needs its unit, and only then.")
+
+    def load(self) -> ModuleType:
+        """The family's module, imported on first use."""
+        return importlib.import_module(self.module)
+
+    def options_for(self, command: str) -> tuple[Option, ...]:
+        """The family's options of ``train`` or ``sample``."""
+        return tuple(option for option in self.options if option.command == command)
+
+    def config(self, profile: str, **options):
+        """The config this model trains with under ``profile`` (a name), with
+        ``train`` options such as ``kind="conv"`` applied."""
+        return self.load().config_for(self.name, profile, **options)
+
+
+def _label_option(help_text: str) -> Option:
+    return Option(
+        "--label",
+        "sample",
+        help_text,
+        type=int,
+        choices=tuple(range(NUM_CLASSES)),
+        metavar="{0..9}",
+        keyword="labels",
+    )
+
+
+FAMILIES: dict[str, Family] = {
+    family.name: family
+    for family in (
+        Family(
+            name="autoencoder",
+            module="tutorial_lib.autoencoder",
+            title="autoencoder (dense or convolutional)",
+            lesson="01_autoencoder",
+            samples="none",
+            seed_recipe="seed002_autoencoder",
+            options=(Option("--kind", "train", "network type", choices=("dense", "conv")),),
+        ),
+        Family(
+            name="vae",
+            module="tutorial_lib.vae",
+            title="variational autoencoder",
+            lesson="02_vae",
+            samples="images",
+            likelihood="bound",
+            likelihood_unit="nats per image",
+            dimensions=PIXELS,
+            seed_recipe="seed000_vae",
+        ),
+        Family(
+            name="gan",
+            module="tutorial_lib.gan",
+            title="DCGAN",
+            lesson="03_gan",
+            samples="images",
+            seed_recipe="seed002_gan",
+        ),
+        Family(
+            name="wgan_gp",
+            module="tutorial_lib.gan",
+            title="WGAN-GP",
+            lesson="03_gan",
+            samples="images",
+        ),
+        Family(
+            name="cgan",
+            module="tutorial_lib.gan",
+            title="conditional DCGAN",
+            lesson="03_gan",
+            samples="images",
+            conditional=True,
+            options=(_label_option("class of every sample (default: cycle through 0..9)"),),
+        ),
+        Family(
+            name="transformer",
+            module="tutorial_lib.transformer",
+            title="character-level GPT",
+            lesson="04_transformer",
+            samples="text",
+            likelihood="exact",
+            likelihood_unit="nats per character",
+            dimensions=1,
+            datasets=("tinyshakespeare",),
+            options=(
+                Option("--prompt", "sample", "text to continue (default: newline)", default="\n"),
+                Option("--temperature", "sample", "softmax temperature", type=float, default=1.0),
+                Option("--top-k", "sample", "keep the k likeliest characters", type=int),
+                Option("--top-p", "sample", "keep the nucleus of probability p", type=float),
+            ),
+        ),
+        Family(
+            name="diffusion",
+            module="tutorial_lib.diffusion",
+            title="denoising diffusion (latent on cpu)",
+            lesson="05_diffusion",
+            samples="images",
+            conditional=True,
+            options=(
+                Option(
+                    "--conditional",
+                    "train",
+                    "train the class-conditional model (for classifier-free guidance)",
+                    switch=True,
+                ),
+                Option(
+                    "--space",
+                    "train",
+                    "pixel or latent diffusion (default: the profile's: latent on cpu)",
+                    choices=("pixel", "latent"),
+                ),
+                Option("--sampler", "sample", "sampling loop", choices=("ddpm", "ddim")),
+                Option("--steps", "sample", "DDIM steps (default: the run's)", type=int),
+                Option("--eta", "sample", "DDIM noise (0: deterministic)", type=float),
+                _label_option("digit of every sample (conditional model; default: 0..9 in turn)"),
+                Option(
+                    "--guidance",
+                    "sample",
+                    "classifier-free guidance scale w (conditional model; default: the run's)",
+                    type=float,
+                ),
+            ),
+        ),
+    )
+}
+
+
+def names() -> list[str]:
+    """Every model name, in the order of the lessons."""
+    return list(FAMILIES)
+
+
+def get(name: str) -> Family:
+    """The family of a model name, with the choices listed if there is none."""
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise UnknownFamilyError(
+            f"Unknown model {name!r}; choose one of: {', '.join(FAMILIES)}."
+        ) from None
+
+
+def image_families() -> list[str]:
+    """The model names that sample images (the ones sample quality applies to)."""
+    return [name for name, family in FAMILIES.items() if family.samples == "images"]
