@@ -55,7 +55,11 @@ def _imports(path: Path) -> set[str]:
     """The tutorial_lib modules a file imports, at the top or inside functions."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tutorial_lib"):
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.module.startswith("tutorial_lib")
+        ):
             if node.module == "tutorial_lib":
                 found |= {f"tutorial_lib.{alias.name}" for alias in node.names}
             else:
@@ -112,7 +116,9 @@ def _lesson_trainings() -> list[tuple[str, str, dict]]:
                 ):
                     name = ast.literal_eval(node.args[0])
                     options = {
-                        kw.arg: (ast.literal_eval(kw.value) if kw.arg not in RUN_ARGUMENTS else None)
+                        kw.arg: (
+                            ast.literal_eval(kw.value) if kw.arg not in RUN_ARGUMENTS else None
+                        )
                         for kw in node.keywords
                     }
                     calls.append((notebook.name, name, options))

@@ -837,7 +837,9 @@ def sample_codes(
             return denoisers.predict(network, x, time, chunk_labels, guidance)
 
         x = rng.standard_normal((n, *model.data_shape)).astype(np.float32)
-        x, states = denoisers.run_sampler(chosen, predict, x, rng, keep=() if trajectory_at is None else trajectory_at)
+        x, states = denoisers.run_sampler(
+            chosen, predict, x, rng, keep=() if trajectory_at is None else trajectory_at
+        )
         out.append(x)
         for t, state in states.items():
             kept.setdefault(t, []).append(state)
