@@ -101,6 +101,8 @@ class Family:
         datasets: the data sets it trains on; the first is the default.
         seed_recipe: the key of the seed documents' recipe it is benchmarked
             against (:data:`tutorial_lib.baselines.SEED_RECIPES`), or None.
+        improves: for a lesson's recommended recipe, the textbook model it improves on
+            (``"vae"`` for ``"vae_mixture_prior"``); the benchmark shows them side by side.
         options: its command-line options beyond the common ones.
     """
 
@@ -115,6 +117,7 @@ class Family:
     conditional: bool = False
     datasets: tuple[str, ...] = IMAGE_DATASETS
     seed_recipe: str | None = None
+    improves: str | None = None
     options: tuple[Option, ...] = ()
 
     def __post_init__(self):
@@ -173,6 +176,17 @@ FAMILIES: dict[str, Family] = {
             likelihood_unit="nats per image",
             dimensions=PIXELS,
             seed_recipe="seed000_vae",
+        ),
+        Family(
+            name="vae_mixture_prior",
+            module="tutorial_lib.vae",
+            title="VAE with a Gaussian-mixture prior fitted to its codes",
+            lesson="02_vae",
+            samples="images",
+            likelihood="bound",
+            likelihood_unit="nats per image",
+            dimensions=PIXELS,
+            improves="vae",
         ),
         Family(
             name="gan",
@@ -264,6 +278,11 @@ def get(name: str) -> Family:
         raise UnknownFamilyError(
             f"Unknown model {name!r}; choose one of: {', '.join(FAMILIES)}."
         ) from None
+
+
+def recommended(name: str) -> list[str]:
+    """The lessons' recommended recipes that improve on the textbook model ``name``."""
+    return [other for other, family in FAMILIES.items() if family.improves == name]
 
 
 def image_families() -> list[str]:
