@@ -213,6 +213,16 @@ FAMILIES: dict[str, Family] = {
             options=(_label_option("class of every sample (default: cycle through 0..9)"),),
         ),
         Family(
+            name="cgan_r1_ema",
+            module="tutorial_lib.gan",
+            title="conditional DCGAN with R1 and a weight average, sampled with uniform labels",
+            lesson="03_gan",
+            samples="images",
+            conditional=True,
+            improves="gan",
+            options=(_label_option("class of every sample (default: drawn uniformly)"),),
+        ),
+        Family(
             name="transformer",
             module="tutorial_lib.transformer",
             title="character-level GPT",
