@@ -154,6 +154,19 @@ def _label_option(help_text: str) -> Option:
     )
 
 
+# The sampling options every diffusion model takes.
+_SAMPLER_OPTIONS = (
+    Option("--sampler", "sample", "sampling loop", choices=("ddpm", "ddim")),
+    Option("--steps", "sample", "DDIM steps (default: the run's)", type=int),
+    Option("--eta", "sample", "DDIM noise (0: deterministic)", type=float),
+)
+_GUIDANCE = Option(
+    "--guidance",
+    "sample",
+    "classifier-free guidance scale w (conditional model; default: the run's)",
+    type=float,
+)
+
 FAMILIES: dict[str, Family] = {
     family.name: family
     for family in (
@@ -259,16 +272,29 @@ FAMILIES: dict[str, Family] = {
                     "pixel or latent diffusion (default: the profile's: latent on cpu)",
                     choices=("pixel", "latent"),
                 ),
-                Option("--sampler", "sample", "sampling loop", choices=("ddpm", "ddim")),
-                Option("--steps", "sample", "DDIM steps (default: the run's)", type=int),
-                Option("--eta", "sample", "DDIM noise (0: deterministic)", type=float),
+                *_SAMPLER_OPTIONS,
                 _label_option("digit of every sample (conditional model; default: 0..9 in turn)"),
+                _GUIDANCE,
+            ),
+        ),
+        Family(
+            name="latent_diffusion_v",
+            module="tutorial_lib.diffusion",
+            title="latent diffusion predicting the velocity, a sharper VAE, 25 DDIM steps",
+            lesson="05_diffusion",
+            samples="images",
+            conditional=True,
+            improves="diffusion",
+            options=(
                 Option(
-                    "--guidance",
-                    "sample",
-                    "classifier-free guidance scale w (conditional model; default: the run's)",
-                    type=float,
+                    "--conditional",
+                    "train",
+                    "train the class-conditional model (for classifier-free guidance)",
+                    switch=True,
                 ),
+                *_SAMPLER_OPTIONS,
+                _label_option("digit of every sample (conditional model; default: 0..9 in turn)"),
+                _GUIDANCE,
             ),
         ),
     )
