@@ -81,3 +81,37 @@ def test_time_budget_stops_training():
     )
     assert len(history.history["loss"]) < 100_000
     assert time.perf_counter() - start < 30
+
+
+def test_recommended_recipes_follow_their_textbook_model():
+    order = bench._ordered(families.names())
+    for name, family in families.FAMILIES.items():
+        if family.improves:
+            assert order.index(name) > order.index(family.improves), name
+            between = order[order.index(family.improves) + 1 : order.index(name)]
+            assert all(families.get(other).improves == family.improves for other in between)
+    assert sorted(order) == sorted(families.names())
+    assert bench._ordered(["cgan_r1_ema"]) == ["cgan_r1_ema"]  # alone, it stays
+
+
+def test_markdown_report_puts_training_minutes_beside_the_frechet_distance():
+    record = {"model": "vae_mixture_prior", "dataset": "mnist", "train_seconds": 150.0}
+    record.update(confidence=0.97, coverage=1.0, inception_score=9.3, frechet_distance=12.0)
+    row = {**bench.table_row(record), "improves": "vae"}
+    assert row["train_minutes"] == 2.5
+    report = {
+        "profile": "cpu",
+        "date": "2026-11-23",
+        "machine": "a test machine",
+        "floor": {
+            "num_images": 1000,
+            "confidence": 0.99,
+            "coverage": 1.0,
+            "inception_score": 9.8,
+            "frechet_distance": 4.8,
+        },
+        "rows": [row],
+    }
+    text = bench.markdown_report(report)
+    assert "| FD | train min |" in text and "| 12 | 2.5 |" in text
+    assert "`vae_mixture_prior` (after `vae`)" in text
