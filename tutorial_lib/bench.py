@@ -101,17 +101,22 @@ def run_bench(
         if family.seed_recipe is not None:
             rows.append(bench_seed_recipe(family, ours, dataset=dataset, profile=profile))
         ours.pop("train_examples", None)
-    report = {
+    result = report(rows, profile, dataset)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out_dir / "bench.md").write_text(markdown_report(result))
+    return rows
+
+
+def report(rows: list[dict], profile: Profile, dataset: str) -> dict:
+    """The benchmark's rows with the date, the machine and the real-data floor."""
+    return {
         "date": datetime.date.today().isoformat(),
         "profile": profile.name,
         "machine": device.machine_description(),
         "floor": _quality_floor(dataset, profile),
         "rows": rows,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out_dir / "bench.md").write_text(markdown_report(report))
-    return rows
 
 
 def _quality_floor(dataset: str, profile: Profile) -> dict:

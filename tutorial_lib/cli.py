@@ -7,6 +7,7 @@
     python -m tutorial_lib train MODEL [--dataset D] [--profile P] --out DIR [options]
     python -m tutorial_lib sample MODEL --run DIR [--num N] [--out FILE] [options]
     python -m tutorial_lib bench [--profile P] [--models MODEL ...] [--out DIR]
+    python -m tutorial_lib pretrain [--profile P] [--seeds N] [--out DIR] [NOTEBOOK ...]
     python -m tutorial_lib slides [--profile P] [--out DIR] [NOTEBOOK ...]
 
 ``train`` writes a run folder (:func:`tutorial_lib.runs.train`): ``model.keras``,
@@ -59,6 +60,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--dataset", choices=IMAGE_DATASETS, default="mnist")
     bench.add_argument("--out", type=Path, default=Path("bench"), help="folder for bench.md/json")
+
+    pretrain = commands.add_parser(
+        "pretrain", help="train what every lesson trains and write the shipped checkpoints"
+    )
+    pretrain.add_argument("--profile", choices=profile_names(), default="cpu")
+    pretrain.add_argument(
+        "--seeds", type=int, default=3, help="train each model with this many seeds (spread)"
+    )
+    pretrain.add_argument(
+        "--out", type=Path, default=None, help="where the stores live (default: the package)"
+    )
+    pretrain.add_argument("notebooks", nargs="*", type=Path, help="default: every lesson")
 
     slides = commands.add_parser(
         "slides", help="execute the lessons and build reveal.js slide decks from them"
@@ -208,6 +221,15 @@ def main(argv: list[str] | None = None) -> int:
                 out_dir=args.out,
             )
             print((args.out / "bench.md").read_text())
+            return 0
+
+        if args.command == "pretrain":
+            from tutorial_lib.pretrain import pretrain
+
+            store = pretrain(
+                args.profile, lessons=args.notebooks or None, seeds=args.seeds, root=args.out
+            )
+            print(f"wrote {store}")
             return 0
 
         if args.command == "slides":

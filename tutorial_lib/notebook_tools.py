@@ -77,19 +77,51 @@ def all_notebooks() -> list[Path]:
     return sorted(p for p in found if ".ipynb_checkpoints" not in p.parts)
 
 
-def refresh(path: str | Path, timeout: int = 600) -> None:
-    """Execute ``path`` in the fast profile, keep checked outputs, strip the rest."""
+def lesson_notebooks() -> list[Path]:
+    """The lessons, in order (``notebooks/NN_*.ipynb``)."""
+    return sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def execute(path: str | Path, environment: dict | None = None, *, timeout: int = 1800):
+    """Run a notebook top to bottom in a fresh kernel, which inherits the environment with
+    ``environment``'s variables set; returns the executed notebook (errors stay in its
+    outputs: see :func:`error_outputs`)."""
     from nbclient import NotebookClient
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    os.environ["TUTORIAL_PROFILE"] = "fast"
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    NotebookClient(
-        nb, timeout=timeout, resources={"metadata": {"path": str(path.parent)}}
-    ).execute()
+    previous = {name: os.environ.get(name) for name in environment or {}}
+    os.environ.update(environment or {})
+    try:
+        NotebookClient(
+            nb, timeout=timeout, resources={"metadata": {"path": str(path.parent)}}
+        ).execute()
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return nb
+
+
+def error_outputs(nb) -> list[str]:
+    """``ename: evalue`` of every error output in an executed notebook."""
+    return [
+        f"{output.ename}: {output.evalue}"
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if output.output_type == "error"
+    ]
+
+
+def refresh(path: str | Path, timeout: int = 600) -> None:
+    """Execute ``path`` in the fast profile, keep checked outputs, strip the rest."""
+    settings = {"TUTORIAL_PROFILE": "fast", "MPLBACKEND": os.environ.get("MPLBACKEND", "Agg")}
+    nb = execute(path, settings, timeout=timeout)
     strip(nb)
-    nbformat.write(nb, path)
+    nbformat.write(nb, Path(path))
 
 
 BEGIN_SOLUTION = "### BEGIN SOLUTION"

@@ -39,7 +39,8 @@ RECORD_KEYS = {
     "seed": "the seed of its training",
     "config": "every size and setting it trained with",
     "parameters": "trainable and frozen weights of the model",
-    "train_seconds": "wall-clock seconds of training, every leg of a resumed run added up",
+    "train_seconds": "wall-clock seconds of training, every leg of a resumed run added up "
+    "(without the time callbacks spent measuring, such as sample grids)",
     "train_legs": "how many legs the training took (1 unless it was interrupted and resumed)",
     "train_images_per_second": "training images processed per second (image models)",
     "train_tokens_per_second": "training tokens processed per second (text models)",
@@ -159,7 +160,9 @@ def train(
             **(stages or {}),
         )
     legs = clock.finish()
-    seconds = sum(legs)
+    # Callbacks that measure (sample grids, quality histories) say how long that took.
+    measuring = sum(getattr(callback, "measuring_seconds", 0.0) for callback in callbacks or [])
+    seconds = sum(legs) - measuring
     model, history = trained.model, trained.history
     per_second = round(trained.examples_seen / seconds, 1) if seconds > 0 else None
     record = {key: None for key in RECORD_KEYS}
@@ -254,13 +257,14 @@ def _save(run: Run, profile: Profile) -> None:
     training.save_run(run.run_dir, run.model, run.record, images, title=title, ncols=ncols)
 
 
-def load(run_dir: str | Path) -> Run:
+def load(run_dir: str | Path, *, load_model=None) -> Run:
     """A run folder written by :func:`train` (or ``python -m tutorial_lib train``).
 
     Every stage a run trained first (a latent diffusion model's VAE, in the
     folder ``autoencoder/``) is loaded too, into :attr:`Run.stages`.
     Missing or damaged files raise :class:`tutorial_lib.training.RunError`
-    with what to do.
+    with what to do. ``load_model(path)`` reads a model file (default: Keras's,
+    through :func:`tutorial_lib.training.load_run_model`).
     """
     run_dir = Path(run_dir)
     record = training.load_run_metrics(run_dir)
@@ -268,9 +272,9 @@ def load(run_dir: str | Path) -> Run:
     if name not in families.FAMILIES:
         raise training.RunError(f"{run_dir}: its record names no known model ({name!r}).")
     families.get(name).load()  # registers the family's model classes with Keras
-    model = training.load_run_model(run_dir)
+    model = training.load_run_model(run_dir, load=load_model)
     stages = {
-        path.parent.name: training.load_run_model(path.parent)
+        path.parent.name: training.load_run_model(path.parent, load=load_model)
         for path in sorted(run_dir.glob(f"*/{training.MODEL_FILE}"))
     }
     template = families.get(name).config(record["profile"])

@@ -29,18 +29,13 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import nbformat
+from tutorial_lib.notebook_tools import error_outputs, execute, lesson_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 REVEAL_DIR = "reveal.js"
 # Loads reveal.js without require.js (which only comes from a CDN): see the file.
 SHIM = Path(__file__).with_name("slide_assets") / "require-shim.js"
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
-
-
-def lesson_notebooks() -> list[Path]:
-    """The lessons, in order (``notebooks/NN_*.ipynb``)."""
-    return sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
 def slide_type(cell) -> str:
@@ -90,28 +85,6 @@ def kernel_environment(profile: str):
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-
-
-def _run(path: Path, timeout: int):
-    """Run a notebook top to bottom in a fresh kernel (which inherits the environment)."""
-    from nbclient import NotebookClient
-
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(
-        nb, timeout=timeout, resources={"metadata": {"path": str(path.parent)}}
-    ).execute()
-    return nb
-
-
-def error_outputs(nb) -> list[str]:
-    """``ename: evalue`` of every error output in an executed notebook."""
-    return [
-        f"{output.ename}: {output.evalue}"
-        for cell in nb.cells
-        if cell.cell_type == "code"
-        for output in cell.outputs
-        if output.output_type == "error"
-    ]
 
 
 def local_reveal() -> Path | None:
@@ -177,7 +150,7 @@ def build_all(
         shutil.copy(SHIM, out_dir / REVEAL_DIR / SHIM.name)
     paths = [Path(path) for path in notebooks or lesson_notebooks()]
     with kernel_environment(profile), ThreadPoolExecutor(max_workers=workers) as pool:
-        executed = list(pool.map(lambda path: _run(path, 1800), paths))
+        executed = list(pool.map(lambda path: execute(path, timeout=1800), paths))
     decks = []
     for path, nb in zip(paths, executed, strict=True):
         errors = error_outputs(nb)

@@ -278,7 +278,8 @@ class SampleGrid(keras.callbacks.Callback):
     ``sample_fn(model, num)`` must return ``num`` images in [0, 1] from the
     model being trained. In a notebook the grid is displayed under the training
     cell; elsewhere (scripts, tests) it is only kept in :attr:`grids` as
-    ``(epoch, images)`` pairs.
+    ``(epoch, images)`` pairs. :attr:`measuring_seconds` is the time it took
+    (a run's record leaves it out of the training time).
     """
 
     def __init__(
@@ -294,18 +295,34 @@ class SampleGrid(keras.callbacks.Callback):
             raise ValueError(f"every must be a positive number of epochs; got {every}.")
         self.sample_fn, self.every, self.num, self.title = sample_fn, every, num, title
         self.grids: list[tuple[int, np.ndarray]] = []
+        self.measuring_seconds = 0.0
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
             return
+        start = time.perf_counter()
         images = np.asarray(self.sample_fn(self.model, self.num))
         self.grids.append((epoch + 1, images))
+        self._show(epoch + 1, images)
+        self.measuring_seconds += time.perf_counter() - start
+
+    def _show(self, epoch: int, images: np.ndarray) -> None:
         if _in_notebook():
             from IPython.display import display
 
             from tutorial_lib.plotting import image_grid
 
-            display(image_grid(images, title=self.title.format(epoch=epoch + 1)))
+            display(image_grid(images, title=self.title.format(epoch=epoch)))
+
+    def to_checkpoint(self) -> dict:
+        """The grids, for a lesson's shipped results (:mod:`tutorial_lib.checkpoints`)."""
+        return {"epochs": [epoch for epoch, _ in self.grids], "images": [g for _, g in self.grids]}
+
+    def from_checkpoint(self, saved: dict) -> None:
+        """Take back and show the grids a shipped run drew while it trained."""
+        self.grids = list(zip(saved["epochs"], saved["images"], strict=True))
+        for epoch, images in self.grids:
+            self._show(epoch, np.asarray(images))
 
 
 def _in_notebook() -> bool:
@@ -371,16 +388,18 @@ def save_run(
     return out_dir
 
 
-def load_run_model(run_dir: str | Path, file: str = MODEL_FILE) -> keras.Model:
-    """The model saved by :func:`save_run`, with a clear error if it is missing or damaged."""
-    path = Path(run_dir) / file
+def load_run_model(run_dir: str | Path, *, load=None) -> keras.Model:
+    """The model saved by :func:`save_run`, with a clear error if it is missing or damaged.
+
+    ``load(path)`` reads the file (default: ``keras.models.load_model``)."""
+    path = Path(run_dir) / MODEL_FILE
     if not path.is_file():
         raise RunError(
             f"No trained model at {path}. Train one first with "
             f"`python -m tutorial_lib train MODEL --out {run_dir}`."
         )
     try:
-        return keras.models.load_model(path)
+        return (load or keras.models.load_model)(path)
     except Exception as error:  # a truncated zip, a wrong file, weights that do not fit
         reason = " ".join(f"{type(error).__name__}: {error}".split())[:160]
         raise RunError(
