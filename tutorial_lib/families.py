@@ -247,6 +247,55 @@ FAMILIES: dict[str, Family] = {
                 ),
             ),
         ),
+        Family(
+            name="realnvp",
+            module="tutorial_lib.flows",
+            title="RealNVP normalizing flow",
+            lesson="06_flows",
+            samples="images",
+            likelihood="exact",
+            likelihood_unit="nats per image",
+            dimensions=PIXELS,
+            options=(
+                Option(
+                    "--temperature",
+                    "sample",
+                    "standard deviation of z (below 1: cleaner, less varied)",
+                    type=float,
+                ),
+            ),
+        ),
+        Family(
+            name="flow_matching",
+            module="tutorial_lib.flow_matching",
+            title="flow matching (latent on cpu)",
+            lesson="06_flows",
+            samples="images",
+            conditional=True,
+            options=(
+                Option(
+                    "--conditional",
+                    "train",
+                    "train the class-conditional model (for classifier-free guidance)",
+                    switch=True,
+                ),
+                Option(
+                    "--space",
+                    "train",
+                    "pixel or latent flow matching (default: the profile's: latent on cpu)",
+                    choices=("pixel", "latent"),
+                ),
+                Option("--sampler", "sample", "ODE solver", choices=("euler", "heun")),
+                Option("--steps", "sample", "ODE steps (default: the run's)", type=int),
+                _label_option("digit of every sample (conditional model; default: 0..9 in turn)"),
+                Option(
+                    "--guidance",
+                    "sample",
+                    "classifier-free guidance scale w (conditional model; default: the run's)",
+                    type=float,
+                ),
+            ),
+        ),
     )
 }
 

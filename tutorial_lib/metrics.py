@@ -561,6 +561,15 @@ def bits_per_character(mean_nll_nats: float) -> float:
     return float(mean_nll_nats) / math.log(2.0)
 
 
+def bits_per_dimension(nll_nats: float, dimensions: int) -> float:
+    """A negative log-likelihood of one item (an image, in nats) -> bits per dimension:
+    nll / (D ln 2), for D numbers per item (784 pixels of an MNIST image). Comparable
+    across image sizes, and with the literature's flows (about 1 bit per pixel on MNIST)."""
+    if dimensions < 1:
+        raise ValueError(f"dimensions must be at least 1; got {dimensions}.")
+    return float(nll_nats) / (dimensions * math.log(2.0))
+
+
 # --------------------------------------------------------------------------
 # Command line: python -m tutorial_lib.metrics train-classifiers | floor
 # --------------------------------------------------------------------------
