@@ -409,3 +409,13 @@ class Lesson:
     def figure(self, path: str):
         """The recorded value at ``path`` (see :func:`lookup`)."""
         return lookup(self.record, path)
+
+
+def shipped_record(lesson: str, profile: str | Profile | None = None) -> dict | None:
+    """The shipped record of ``lesson`` for ``profile`` (another lesson's figures, to
+    compare with), or None when there is none."""
+    path = store_dir(get_profile(profile).name) / lesson / RECORD_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None

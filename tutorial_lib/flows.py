@@ -54,7 +54,7 @@ from keras import ops
 from tutorial_lib import data, device
 from tutorial_lib.data import IMAGE_SHAPE
 from tutorial_lib.profiles import Profile
-from tutorial_lib.training import Trained, examples_seen, fit_for_profile
+from tutorial_lib.training import Trained, fit_for_profile
 
 LOG_2PI = math.log(2.0 * math.pi)
 PIXEL_LEVELS = 256
@@ -77,8 +77,10 @@ class RealNVPConfig:
         hidden_channels: width of every coupling's network.
         blocks: residual blocks in every coupling's network.
         alpha: the logit transform's margin, :math:`\\alpha`.
-        batch_size, learning_rate, epochs, train_examples: the training run.
-        temperature: the default standard deviation of :math:`z` when sampling.
+        batch_size, learning_rate, train_examples: the training run.
+        epochs: its epochs; with ``steps_per_epoch`` an "epoch" is that many steps
+            over the repeated training images (to measure often), else a full pass.
+        validation_examples: test images scored after every epoch (``val_loss``).
     """
 
     levels: int = 2
@@ -91,8 +93,9 @@ class RealNVPConfig:
     batch_size: int = 64
     learning_rate: float = 1e-3
     epochs: int = 30
+    steps_per_epoch: int | None = None
     train_examples: int | None = None
-    temperature: float = 1.0
+    validation_examples: int = 500
 
 
 CONFIGS = {
@@ -106,9 +109,15 @@ CONFIGS = {
         batch_size=32,
         epochs=2,
         train_examples=512,
+        validation_examples=64,
     ),
     "cpu": RealNVPConfig(
-        hidden_channels=32, blocks=1, batch_size=64, epochs=1, train_examples=None
+        hidden_channels=32,
+        blocks=1,
+        batch_size=64,
+        epochs=10,
+        steps_per_epoch=200,
+        train_examples=None,
     ),
     "gpu": RealNVPConfig(hidden_channels=64, blocks=4, batch_size=64, epochs=100),
 }
@@ -403,7 +412,9 @@ class RealNVP(keras.Model):
             blocks=blocks,
         )
         self.before_squeeze = [
-            FlowSequence(_couplings("checkerboard", checkerboard_couplings, hidden_channels, blocks))
+            FlowSequence(
+                _couplings("checkerboard", checkerboard_couplings, hidden_channels, blocks)
+            )
             for _ in range(self.levels)
         ]
         self.after_squeeze = [
@@ -550,8 +561,9 @@ def fit_model(
     run_dir: str | Path | None = None,
 ) -> keras.callbacks.History:
     """Initialise the ActNorms from the first 512 images, then train on images ``x`` in
-    [0, 1] for ``config.epochs`` in batches of ``config.batch_size`` (the loss is bits per
-    dimension). With ``run_dir`` the run resumes after an interruption."""
+    [0, 1] for ``config.epochs`` (of ``config.steps_per_epoch`` steps, if set) in batches
+    of ``config.batch_size``; the loss is bits per dimension. ``validation`` images are
+    scored after every epoch. With ``run_dir`` the run resumes after an interruption."""
     model.initialize(x[:512], seed=seed)
     dataset = data.image_dataset(
         x,
@@ -559,13 +571,14 @@ def fit_model(
         targets="none",
         seed=seed,
         drop_remainder=True,
-        repeat=profile.steps_per_epoch is not None,
+        repeat=config.steps_per_epoch is not None or profile.steps_per_epoch is not None,
     )
     return fit_for_profile(
         model,
         dataset,
         profile=profile,
         epochs=config.epochs,
+        steps_per_epoch=config.steps_per_epoch,
         validation_data=None if validation is None else (validation,),
         callbacks=callbacks,
         run_dir=run_dir,
@@ -617,23 +630,23 @@ def train_model(
     run_dir: str | Path | None = None,
     callbacks: list | None = None,
 ) -> Trained:
-    """Load ``config.train_examples`` training images, build the flow, train it (the
-    profile's test images as validation data). Returns a
+    """Load ``config.train_examples`` training images, build the flow, train it (the first
+    ``config.validation_examples`` test images as validation data). Returns a
     :class:`~tutorial_lib.training.Trained`."""
     x_train, _ = data.load_images(dataset, "train", limit=config.train_examples)
-    x_test, _ = data.load_images(dataset, "test", limit=profile.test_examples)
+    x_val, _ = data.load_images(dataset, "test", limit=config.validation_examples)
     model = build_model(config, seed=seed)
     history = fit_model(
         model,
         x_train,
         config=config,
         profile=profile,
-        validation=x_test,
+        validation=x_val,
         seed=seed,
         callbacks=callbacks,
         run_dir=run_dir,
     )
-    seen = examples_seen(len(x_train), config.epochs, config.batch_size, profile)
+    seen = int(model.optimizer.iterations) * config.batch_size
     return Trained(model, history.history, seen)
 
 
@@ -719,3 +732,22 @@ def density_grid(model: PlaneFlow, limits=(-3.0, 3.0, -3.0, 3.0), n: int = 200):
     grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2).astype(np.float32)
     log_p = np.asarray(model.log_density(grid))
     return xs, ys, np.exp(log_p).reshape(n, n)
+
+
+def grid_lines(limits=(-3.0, 3.0, -3.0, 3.0), lines: int = 13, points: int = 200) -> list:
+    """Horizontal and vertical lines over ``limits``, each an array of shape (points, 2)."""
+    x_min, x_max, y_min, y_max = limits
+    along_x = np.linspace(x_min, x_max, points)
+    along_y = np.linspace(y_min, y_max, points)
+    result = [
+        np.stack([along_x, np.full(points, y)], axis=1) for y in np.linspace(y_min, y_max, lines)
+    ]
+    result += [
+        np.stack([np.full(points, x), along_y], axis=1) for x in np.linspace(x_min, x_max, lines)
+    ]
+    return [line.astype(np.float32) for line in result]
+
+
+def map_lines(model: PlaneFlow, lines: list) -> list:
+    """Each line of points of z-space carried to x-space by the inverse flow."""
+    return [np.asarray(model.inverse(line)) for line in lines]

@@ -446,3 +446,75 @@ def class_histograms(
     ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------
+# Points and densities of the plane (notebook 06)
+# --------------------------------------------------------------------------
+
+
+def point_clouds(clouds: dict, *, title: str, limits=None, max_points: int = 3000) -> Figure:
+    """Side-by-side scatter plots of 2-D points (name -> array of shape (N, 2)), on the
+    same axes limits ``(x_min, x_max, y_min, y_max)``."""
+    if not clouds:
+        raise ValueError("point_clouds needs at least one set of points.")
+    fig = Figure(figsize=(3.6 * len(clouds), 3.6))
+    axes = np.atleast_1d(fig.subplots(1, len(clouds)))
+    for ax, (name, points) in zip(axes, clouds.items(), strict=True):
+        points = np.asarray(points)[:max_points]
+        ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.5)
+        if limits is not None:
+            ax.set_xlim(limits[0], limits[1])
+            ax.set_ylim(limits[2], limits[3])
+        ax.set_xlabel("x[0]")
+        ax.set_ylabel("x[1]")
+        ax.set_title(name)
+        ax.set_aspect("equal")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def density_map(xs, ys, density, *, title: str, points=None) -> Figure:
+    """A density on a grid (``density[i, j]`` at ``(xs[j], ys[i])``) as a heat map, with
+    optional points on top."""
+    fig = Figure(figsize=(5.2, 4.4))
+    ax = fig.subplots()
+    image = ax.imshow(
+        np.asarray(density),
+        origin="lower",
+        extent=(xs[0], xs[-1], ys[0], ys[-1]),
+        cmap="magma",
+        aspect="equal",
+    )
+    fig.colorbar(image, ax=ax, label="density p(x)")
+    if points is not None:
+        points = np.asarray(points)
+        ax.scatter(points[:, 0], points[:, 1], s=2, c="cyan", alpha=0.3)
+    ax.set_xlabel("x[0]")
+    ax.set_ylabel("x[1]")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def warped_grid(before: list, after: list, *, title: str, limits=None) -> Figure:
+    """Grid lines (each an array of shape (K, 2)) before and after a map, side by side:
+    how a flow bends space."""
+    fig = Figure(figsize=(8, 4))
+    axes = fig.subplots(1, 2)
+    for ax, lines, name in zip(axes, (before, after), ("before", "after"), strict=True):
+        for line in lines:
+            line = np.asarray(line)
+            ax.plot(line[:, 0], line[:, 1], linewidth=0.7, color="tab:blue")
+        if limits is not None:
+            ax.set_xlim(limits[0], limits[1])
+            ax.set_ylim(limits[2], limits[3])
+        ax.set_xlabel("coordinate 0")
+        ax.set_ylabel("coordinate 1")
+        ax.set_title(name)
+        ax.set_aspect("equal")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

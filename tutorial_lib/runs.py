@@ -148,7 +148,7 @@ def train(
     setup = device.setup(profile)
     training.set_seed(seed)
     config = config_of(name, profile, **options)
-    clock = training.TrainingClock(out_dir)
+    clock = training.TrainingClock(out_dir, measuring=callbacks)
     with setup.strategy.scope():
         trained = module.train_model(
             config,
@@ -159,10 +159,8 @@ def train(
             callbacks=[clock, *(callbacks or [])],
             **(stages or {}),
         )
-    legs = clock.finish()
-    # Callbacks that measure (sample grids, quality histories) say how long that took.
-    measuring = sum(getattr(callback, "measuring_seconds", 0.0) for callback in callbacks or [])
-    seconds = sum(legs) - measuring
+    legs = clock.finish()  # without the time callbacks spent measuring (sample grids, ...)
+    seconds = sum(legs)
     model, history = trained.model, trained.history
     per_second = round(trained.examples_seen / seconds, 1) if seconds > 0 else None
     record = {key: None for key in RECORD_KEYS}

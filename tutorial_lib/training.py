@@ -118,10 +118,10 @@ def fit_resumable(
     history = model.fit(
         x,
         epochs=epochs,
-        callbacks=[
+        callbacks=[  # the run's own callbacks first: what they add to the logs is kept
+            *(callbacks or []),
             keras.callbacks.BackupAndRestore(str(backup_dir)),
             keras.callbacks.CSVLogger(str(history_path), append=True),
-            *(callbacks or []),
         ],
         **fit_kwargs,
     )
@@ -208,7 +208,11 @@ CLOCK_FILE = "clock.json"
 class TrainingClock(keras.callbacks.Callback):
     """The training seconds of a run, over every leg of it.
 
-    A run folder that was interrupted holds ``clock.json``: the seconds of each
+    At every epoch's end it adds the training seconds so far to the epoch's logs
+    (``train_seconds``, so a run's history can be drawn against time), without
+    the time that the ``measuring`` callbacks spent (their ``measuring_seconds``:
+    sample grids, quality histories). A run
+    folder that was interrupted holds ``clock.json``: the seconds of each
     earlier leg, written at every epoch's end. A clock made for that folder
     starts a new leg now and adds the earlier ones up; :meth:`finish` returns
     every leg's seconds and removes the file (the run is complete). Pass the
@@ -216,8 +220,9 @@ class TrainingClock(keras.callbacks.Callback):
     times this leg.
     """
 
-    def __init__(self, run_dir: str | Path | None = None):
+    def __init__(self, run_dir: str | Path | None = None, *, measuring: list | None = None):
         super().__init__()
+        self.measuring = list(measuring or [])
         self.path = None if run_dir is None else Path(run_dir) / CLOCK_FILE
         self.earlier: list[float] = []
         if self.path is not None and self.path.is_file():
@@ -231,12 +236,16 @@ class TrainingClock(keras.callbacks.Callback):
 
     def legs(self) -> list[float]:
         """Seconds of every leg so far, this one (still running) last."""
-        return [*self.earlier, time.perf_counter() - self.start]
+        measured = sum(getattr(c, "measuring_seconds", 0.0) for c in self.measuring)
+        return [*self.earlier, time.perf_counter() - self.start - measured]
 
     def on_epoch_end(self, epoch, logs=None):
+        legs = self.legs()
+        if logs is not None:  # the history gets the training seconds so far, every epoch
+            logs["train_seconds"] = sum(legs)
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(json.dumps({"legs": [round(s, 2) for s in self.legs()]}) + "\n")
+            self.path.write_text(json.dumps({"legs": [round(s, 2) for s in legs]}) + "\n")
 
     def finish(self) -> list[float]:
         """Every leg's seconds; the run is complete, so its clock file goes."""
