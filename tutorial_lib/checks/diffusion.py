@@ -337,10 +337,8 @@ def _ddim_reference(x, steps, alpha_bars=ALPHA_BARS, *, mistake: str | None = No
     for i, t in enumerate(steps):
         t_prev = steps[i + 1] if i + 1 < len(steps) else -1
         ab = ab_all[t]
-        if t_prev >= 0:
-            ab_prev = ab_all[t_prev]
-        else:
-            ab_prev = ab_all[-1] if mistake == "minus_one" else 1.0
+        after_last = ab_all[-1] if mistake == "minus_one" else 1.0
+        ab_prev = ab_all[t_prev] if t_prev >= 0 else after_last
         v = (0.3 + 0.01 * t) * x
         if mistake == "as_eps":
             eps = v
