@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from tutorial_lib.checks import CheckFailed, CheckResult, Hints, check_number, expect, run_check
+from tutorial_lib.checks._keras import Recorder, flat
 
 RTOL, ATOL = 1e-4, 1e-5
 
@@ -440,22 +441,6 @@ def check_gradient_penalty(
 LATENT, DATA = 2, 3
 
 
-class _Recorder(keras.Model):
-    """Wraps a network and records, when run eagerly, every batch it is called on."""
-
-    def __init__(self, inner):
-        super().__init__(name=f"recorded_{inner.name}")
-        self.inner = inner
-        self.seen = []
-
-    def call(self, x, training=False):
-        import tensorflow as tf
-
-        if tf.executing_eagerly():
-            self.seen.append(np.array(keras.ops.convert_to_numpy(x), dtype=np.float64))
-        return self.inner(x, training=training)
-
-
 def _stand_ins(seed: int):
     """A linear generator z -> x and a linear discriminator x -> score, fixed weights."""
     rng = np.random.default_rng(seed)
@@ -466,10 +451,6 @@ def _stand_ins(seed: int):
         [rng.normal(0, 1.0, (DATA, 1)).astype(np.float32), np.array([0.3], np.float32)]
     )
     return generator, discriminator
-
-
-def _flat(weights) -> np.ndarray:
-    return np.concatenate([np.ravel(w) for w in weights]).astype(np.float64)
 
 
 def _linear_d_grads(w, b, x_real, x_fake, *, kind: str) -> np.ndarray:
@@ -515,7 +496,7 @@ def check_hinge_gan(HingeGAN, *, quiet: bool = False, hidden: bool = False) -> C
 
     def make():
         generator, discriminator = _stand_ins(seed)
-        g_rec, d_rec = _Recorder(generator), _Recorder(discriminator)
+        g_rec, d_rec = Recorder(generator), Recorder(discriminator)
         model = HingeGAN(g_rec, d_rec, LATENT)
         model.compile(
             d_optimizer=keras.optimizers.SGD(lr),
@@ -534,12 +515,12 @@ def check_hinge_gan(HingeGAN, *, quiet: bool = False, hidden: bool = False) -> C
         )
         g1, d1 = generator.get_weights(), discriminator.get_weights()
         expect(
-            not np.allclose(_flat(d0), _flat(d1)),
+            not np.allclose(flat(d0), flat(d1)),
             "the discriminator's weights did not change: apply d_optimizer to the gradients "
             "of the hinge loss w.r.t. the discriminator's trainable variables.",
         )
         expect(
-            not np.allclose(_flat(g0), _flat(g1)),
+            not np.allclose(flat(g0), flat(g1)),
             "the generator's weights did not change: apply g_optimizer to the gradients of "
             "the generator's loss w.r.t. the generator's trainable variables.",
         )
@@ -572,7 +553,7 @@ def check_hinge_gan(HingeGAN, *, quiet: bool = False, hidden: bool = False) -> C
         d0, d1, zs = state["d0"], state["d1"], state["z"]
         w, b = d0[0].astype(np.float64), d0[1].astype(np.float64)
         fake = zs[0] @ state["g0"][0].astype(np.float64)
-        delta = _flat(d1) - _flat(d0)
+        delta = flat(d1) - flat(d0)
 
         def matches(kind):
             return np.allclose(delta, -lr * _linear_d_grads(w, b, real, fake, kind=kind), atol=1e-5)
@@ -645,7 +626,7 @@ def check_hinge_gan(HingeGAN, *, quiet: bool = False, hidden: bool = False) -> C
 
     def trains_with_fit():
         model = make()[0]
-        before = _flat(model.generator.get_weights())
+        before = flat(model.generator.get_weights())
         dataset = tf.data.Dataset.from_tensor_slices(real).batch(8)
         history = model.fit(dataset, epochs=1, verbose=0, shuffle=False)
         expect(
@@ -653,7 +634,7 @@ def check_hinge_gan(HingeGAN, *, quiet: bool = False, hidden: bool = False) -> C
             f"model.fit should log d_loss and g_loss, got {sorted(history.history)}.",
         )
         expect(
-            not np.allclose(before, _flat(model.generator.get_weights())),
+            not np.allclose(before, flat(model.generator.get_weights())),
             "in model.fit (a compiled tf.function) the generator did not train: use "
             "keras.ops / tf inside train_step, no NumPy.",
         )

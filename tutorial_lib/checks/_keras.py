@@ -1,0 +1,27 @@
+"""Keras pieces shared by the checks of build tasks (a train_step to test)."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+
+
+class Recorder(keras.Model):
+    """Wraps a network and records, when run eagerly, every batch it is called on."""
+
+    def __init__(self, inner):
+        super().__init__(name=f"recorded_{inner.name}")
+        self.inner = inner
+        self.seen = []
+
+    def call(self, x, training=False):
+        import tensorflow as tf
+
+        if tf.executing_eagerly():
+            self.seen.append(np.array(keras.ops.convert_to_numpy(x), dtype=np.float64))
+        return self.inner(x, training=training)
+
+
+def flat(weights) -> np.ndarray:
+    """A list of weight arrays as one float64 vector."""
+    return np.concatenate([np.ravel(w) for w in weights]).astype(np.float64)
