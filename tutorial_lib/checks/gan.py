@@ -300,8 +300,8 @@ def check_gradient_penalty(
         return _number(gradient_penalty(c, _tensor(r), _tensor(f), _tensor(e)), name)
 
     watch_hint = (
-        "is there a gradient at all? Inside `with tf.GradientTape() as tape:` call "
-        "tape.watch(x_hat) before the critic sees x_hat, so the tape records it"
+        "is there a gradient at all? A GradientTape records only variables and the tensors "
+        "it is told to watch: watch the interpolates before the critic sees them"
     )
 
     def one_number():

@@ -369,7 +369,7 @@ def check_gqa(grouped_query_attention, *, quiet: bool = False, hidden: bool = Fa
             "no_merge_transpose": "the heads were merged with a plain reshape: move the head "
             "axis back next to d_head before reshaping to (batch, length, width)",
             "scale_width": "the scores are divided by sqrt(width): divide by the square root "
-            "of one head's width, d_head = width // num_heads",
+            "of one head's width, d_head (the width divided by num_heads)",
             "no_scale": "the scores are not scaled: divide by sqrt(d_head)",
             "no_w_o": "the output projection w_o is missing",
         }
