@@ -155,7 +155,12 @@ DDIM_MISTAKES = {
         "jumped to the clean estimate at every step",
     ),
     "stops at the last listed step": (
-        [("zip(steps, steps[1:] + [None])", "zip(steps[:-1], steps[1:])")],
+        [
+            (
+                "zip(steps, steps[1:] + [None], strict=True)",
+                "zip(steps[:-1], steps[1:], strict=True)",
+            )
+        ],
         "called",
     ),
 }

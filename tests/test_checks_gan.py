@@ -98,7 +98,7 @@ PENALTY_MISTAKES = {
     "one norm for the batch": ([("axis=example_axes", "axis=None")], "whole batch"),
     "the lesson's image axes": ([("list(range(1, len(grads.shape)))", "[1, 2, 3]")], "raised"),
     "first axis only": ([("list(range(1, len(grads.shape)))", "[1]")], "over axis 1 only"),
-    "no tape.watch": ([("        tape.watch(x_hat)\n", "")], "tape.watch"),
+    "no tape.watch": ([("        tape.watch(x_hat)\n", "")], "watch the interpolates"),
 }
 
 

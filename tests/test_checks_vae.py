@@ -53,7 +53,10 @@ KL_MISTAKES = {
         [("ops.exp(log_var_q - log_var_p)", "ops.exp(log_var_q) / ops.exp(log_var_p)")],
         "log space",
     ),
-    "NumPy": ([(SUM, "np.sum(np.asarray(per_dim), axis=tuple(range(1, np.ndim(per_dim))))")], "tf.function"),
+    "NumPy": (
+        [(SUM, "np.sum(np.asarray(per_dim), axis=tuple(range(1, np.ndim(per_dim))))")],
+        "tf.function",
+    ),
 }
 
 
