@@ -171,3 +171,16 @@ def test_saturation_answers():
     expect_failure(
         checks.check_saturation(lambda: np.array([0.01, 0.02]), quiet=True), "expected one number"
     )
+
+
+def test_a_wrong_hinge_loss_counts_only_in_its_own_task():
+    namespace = solution(EX, "HingeGAN").train_step.__globals__
+    right = namespace["hinge_d_loss"]
+    namespace["hinge_d_loss"] = variant(
+        EX, "hinge_d_loss", ("ops.relu(1.0 - real_scores)", "(1.0 - real_scores)")
+    )
+    try:
+        expect_failure(checks.check_hinge_d_loss(namespace["hinge_d_loss"], quiet=True))
+        expect_pass(checks.check_hinge_gan(solution(EX, "HingeGAN"), quiet=True))
+    finally:
+        namespace["hinge_d_loss"] = right

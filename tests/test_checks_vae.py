@@ -177,3 +177,17 @@ def test_decoder_variance_answers():
     )
     expect_failure(checks.check_decoder_variance(lambda: 0.5, quiet=True), "too large")
     expect_failure(checks.check_decoder_variance(lambda: "0.06", quiet=True), "too small")
+
+
+def test_a_mistake_in_an_earlier_task_counts_only_there():
+    """GaussianVAE calls gaussian_nll and gaussian_kl: its check uses the references, so a
+    wrong Task 2 does not fail Task 3 as well."""
+    namespace = solution(EX, "GaussianVAE").train_step.__globals__
+    right = namespace["gaussian_nll"]
+    namespace["gaussian_nll"] = variant(EX, "gaussian_nll", ("np.log(2 * np.pi) + ", ""))
+    try:
+        expect_failure(checks.check_gaussian_nll(namespace["gaussian_nll"], quiet=True))
+        expect_pass(checks.check_gaussian_vae(solution(EX, "GaussianVAE"), quiet=True))
+    finally:
+        namespace["gaussian_nll"] = right
+    assert namespace["gaussian_nll"] is right
