@@ -77,3 +77,43 @@ def variant(exercise: str, name: str, *replacements: tuple[str, str]):
     namespace = dict(_namespace(exercise))
     exec(compile(source, f"{exercise} variant of {name}", "exec"), namespace)
     return namespace[name]
+
+
+def task_tests(exercise: str, tasks: dict):
+    """The two tests every exercise's checks get, for ``tasks`` (name -> check): the
+    solution passes the visible and the hidden cases; a stub is 'not attempted yet'."""
+    import pytest
+
+    @pytest.mark.parametrize("name", tasks)
+    def test_the_solution_passes_the_visible_and_the_hidden_cases(name, capsys):
+        check, answer = tasks[name], solution(exercise, name)
+        capsys.readouterr()
+        expect_pass(check(answer))
+        assert capsys.readouterr().out.startswith("[pass]")
+        if not name.endswith("_experiment"):  # an experiment has no other cases to hide
+            expect_pass(check(answer, hidden=True, quiet=True))
+
+    @pytest.mark.parametrize("name", tasks)
+    def test_a_stub_is_not_attempted_yet(name):
+        expect_todo(tasks[name](stub, quiet=True))
+
+    return (
+        test_the_solution_passes_the_visible_and_the_hidden_cases,
+        test_a_stub_is_not_attempted_yet,
+    )
+
+
+def mistakes_test(exercise: str, name: str, check, mistakes: dict):
+    """A test over ``mistakes`` (label -> (replacements in the solution of ``name``, a
+    fragment of the message)): each rewritten solution fails with that message."""
+    import numpy as np
+    import pytest
+
+    @pytest.mark.parametrize("mistake", mistakes)
+    def test_mistakes_are_named(mistake):
+        replacements, message = mistakes[mistake]
+        wrong = variant(exercise, name, *replacements)
+        with np.errstate(all="ignore"):
+            expect_failure(check(wrong, quiet=True), message)
+
+    return test_mistakes_are_named

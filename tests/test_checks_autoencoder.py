@@ -5,7 +5,12 @@ that names their mistake."""
 import keras
 import numpy as np
 import pytest
-from check_helpers import expect_failure, expect_pass, expect_todo, solution, stub, variant
+from check_helpers import (
+    expect_failure,
+    expect_pass,
+    mistakes_test,
+    task_tests,
+)
 
 from tutorial_lib.checks import autoencoder as checks
 
@@ -18,18 +23,9 @@ TASKS = {
 }
 
 
-@pytest.mark.parametrize("name", TASKS)
-def test_the_solution_passes_the_visible_and_the_hidden_cases(name, capsys):
-    check, answer = TASKS[name], solution(EX, name)
-    capsys.readouterr()
-    expect_pass(check(answer))
-    assert capsys.readouterr().out.startswith("[pass]")
-    expect_pass(check(solution(EX, name), hidden=True, quiet=True))
-
-
-@pytest.mark.parametrize("name", TASKS)
-def test_a_stub_is_not_attempted_yet(name):
-    expect_todo(TASKS[name](stub, quiet=True))
+test_the_solution_passes_the_visible_and_the_hidden_cases, test_a_stub_is_not_attempted_yet = (
+    task_tests(EX, TASKS)
+)
 
 
 def test_hints_come_in_two_tiers():
@@ -76,11 +72,9 @@ ENCODER_MISTAKES = {
 }
 
 
-@pytest.mark.parametrize("mistake", ENCODER_MISTAKES)
-def test_encoder_mistakes_are_named(mistake):
-    replacements, message = ENCODER_MISTAKES[mistake]
-    wrong = variant(EX, "build_encoder", *replacements)
-    expect_failure(checks.check_encoder(wrong, quiet=True), message)
+test_encoder_mistakes_are_named = mistakes_test(
+    EX, "build_encoder", checks.check_encoder, ENCODER_MISTAKES
+)
 
 
 def test_encoder_not_a_model():
@@ -130,11 +124,9 @@ MASK_MISTAKES = {
 }
 
 
-@pytest.mark.parametrize("mistake", MASK_MISTAKES)
-def test_mask_noise_mistakes_are_named(mistake):
-    replacements, message = MASK_MISTAKES[mistake]
-    wrong = variant(EX, "mask_noise", *replacements)
-    expect_failure(checks.check_mask_noise(wrong, quiet=True), message)
+test_mask_noise_mistakes_are_named = mistakes_test(
+    EX, "mask_noise", checks.check_mask_noise, MASK_MISTAKES
+)
 
 
 def test_mask_noise_in_place_and_multiplicative_noise():
@@ -178,11 +170,9 @@ PCA_MISTAKES = {
 }
 
 
-@pytest.mark.parametrize("mistake", PCA_MISTAKES)
-def test_pca_mistakes_are_named(mistake):
-    replacements, message = PCA_MISTAKES[mistake]
-    wrong = variant(EX, "PCAAutoencoder", *replacements)
-    expect_failure(checks.check_pca_autoencoder(wrong, quiet=True), message)
+test_pca_mistakes_are_named = mistakes_test(
+    EX, "PCAAutoencoder", checks.check_pca_autoencoder, PCA_MISTAKES
+)
 
 
 def test_pca_with_svd_passes_on_rgb_images():

@@ -3,8 +3,13 @@ stubs are 'not attempted', and plausible wrong answers fail with the message tha
 names their mistake, on data of any rank and at the edges t = 0 and t = T - 1."""
 
 import numpy as np
-import pytest
-from check_helpers import expect_failure, expect_pass, expect_todo, solution, stub, variant
+from check_helpers import (
+    expect_failure,
+    expect_pass,
+    mistakes_test,
+    solution,
+    task_tests,
+)
 
 from tutorial_lib.checks import diffusion as checks
 
@@ -17,18 +22,9 @@ TASKS = {
 }
 
 
-@pytest.mark.parametrize("name", TASKS)
-def test_the_solution_passes_the_visible_and_the_hidden_cases(name, capsys):
-    check, answer = TASKS[name], solution(EX, name)
-    capsys.readouterr()
-    expect_pass(check(answer))
-    assert capsys.readouterr().out.startswith("[pass]")
-    expect_pass(check(answer, hidden=True, quiet=True))
-
-
-@pytest.mark.parametrize("name", TASKS)
-def test_a_stub_is_not_attempted_yet(name):
-    expect_todo(TASKS[name](stub, quiet=True))
+test_the_solution_passes_the_visible_and_the_hidden_cases, test_a_stub_is_not_attempted_yet = (
+    task_tests(EX, TASKS)
+)
 
 
 PER_EXAMPLE = "np.asarray(alpha_bars)[t]"
@@ -66,11 +62,9 @@ FORWARD_MISTAKES = {
 }
 
 
-@pytest.mark.parametrize("mistake", FORWARD_MISTAKES)
-def test_forward_noise_mistakes_are_named(mistake):
-    replacements, message = FORWARD_MISTAKES[mistake]
-    wrong = variant(EX, "forward_noise", *replacements)
-    expect_failure(checks.check_forward_noise(wrong, quiet=True), message)
+test_forward_noise_mistakes_are_named = mistakes_test(
+    EX, "forward_noise", checks.check_forward_noise, FORWARD_MISTAKES
+)
 
 
 def test_the_first_step_alone_catches_a_clean_step_zero():
@@ -118,11 +112,7 @@ V_MISTAKES = {
 }
 
 
-@pytest.mark.parametrize("mistake", V_MISTAKES)
-def test_v_target_mistakes_are_named(mistake):
-    replacements, message = V_MISTAKES[mistake]
-    wrong = variant(EX, "v_target", *replacements)
-    expect_failure(checks.check_v_target(wrong, quiet=True), message)
+test_v_target_mistakes_are_named = mistakes_test(EX, "v_target", checks.check_v_target, V_MISTAKES)
 
 
 DDIM_MISTAKES = {
@@ -166,11 +156,9 @@ DDIM_MISTAKES = {
 }
 
 
-@pytest.mark.parametrize("mistake", DDIM_MISTAKES)
-def test_ddim_mistakes_are_named(mistake):
-    replacements, message = DDIM_MISTAKES[mistake]
-    wrong = variant(EX, "ddim_sample_v", *replacements)
-    expect_failure(checks.check_ddim_v(wrong, quiet=True), message)
+test_ddim_mistakes_are_named = mistakes_test(
+    EX, "ddim_sample_v", checks.check_ddim_v, DDIM_MISTAKES
+)
 
 
 def test_lost_digits_answers():

@@ -2,8 +2,7 @@
 stubs are 'not attempted', and plausible wrong answers fail with the message that
 names their mistake, for examples of any rank and logits of +-200."""
 
-import pytest
-from check_helpers import expect_failure, expect_pass, expect_todo, solution, stub, variant
+from check_helpers import expect_failure, expect_pass, mistakes_test, solution, task_tests, variant
 
 from tutorial_lib.checks import gan as checks
 
@@ -16,18 +15,9 @@ TASKS = {
 }
 
 
-@pytest.mark.parametrize("name", TASKS)
-def test_the_solution_passes_the_visible_and_the_hidden_cases(name, capsys):
-    check, answer = TASKS[name], solution(EX, name)
-    capsys.readouterr()
-    expect_pass(check(answer))
-    assert capsys.readouterr().out.startswith("[pass]")
-    expect_pass(check(answer, hidden=True, quiet=True))
-
-
-@pytest.mark.parametrize("name", TASKS)
-def test_a_stub_is_not_attempted_yet(name):
-    expect_todo(TASKS[name](stub, quiet=True))
+test_the_solution_passes_the_visible_and_the_hidden_cases, test_a_stub_is_not_attempted_yet = (
+    task_tests(EX, TASKS)
+)
 
 
 REAL = "ops.relu(1.0 - real_scores)"
@@ -72,11 +62,9 @@ HINGE_MISTAKES = {
 }
 
 
-@pytest.mark.parametrize("mistake", HINGE_MISTAKES)
-def test_hinge_mistakes_are_named(mistake):
-    replacements, message = HINGE_MISTAKES[mistake]
-    wrong = variant(EX, "hinge_d_loss", *replacements)
-    expect_failure(checks.check_hinge_d_loss(wrong, quiet=True), message)
+test_hinge_mistakes_are_named = mistakes_test(
+    EX, "hinge_d_loss", checks.check_hinge_d_loss, HINGE_MISTAKES
+)
 
 
 PENALTY_MISTAKES = {
@@ -102,11 +90,9 @@ PENALTY_MISTAKES = {
 }
 
 
-@pytest.mark.parametrize("mistake", PENALTY_MISTAKES)
-def test_penalty_mistakes_are_named(mistake):
-    replacements, message = PENALTY_MISTAKES[mistake]
-    wrong = variant(EX, "gradient_penalty", *replacements)
-    expect_failure(checks.check_gradient_penalty(wrong, quiet=True), message)
+test_penalty_mistakes_are_named = mistakes_test(
+    EX, "gradient_penalty", checks.check_gradient_penalty, PENALTY_MISTAKES
+)
 
 
 D_NOISE = "        z = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)\n        with tf.GradientTape() as tape:\n            fake"
@@ -152,11 +138,9 @@ GAN_MISTAKES = {
 }
 
 
-@pytest.mark.parametrize("mistake", GAN_MISTAKES)
-def test_hinge_gan_mistakes_are_named(mistake):
-    replacements, message = GAN_MISTAKES[mistake]
-    wrong = variant(EX, "HingeGAN", *replacements)
-    expect_failure(checks.check_hinge_gan(wrong, quiet=True), message)
+test_hinge_gan_mistakes_are_named = mistakes_test(
+    EX, "HingeGAN", checks.check_hinge_gan, GAN_MISTAKES
+)
 
 
 def test_saturation_answers():

@@ -3,9 +3,7 @@ stubs are 'not attempted', and plausible wrong answers fail with the message tha
 their mistake, on batched multi-head tensors, logits of +-200, windows of 1 and of the
 whole sequence."""
 
-import numpy as np
-import pytest
-from check_helpers import expect_failure, expect_pass, expect_todo, solution, stub, variant
+from check_helpers import expect_failure, expect_pass, mistakes_test, solution, task_tests
 
 from tutorial_lib.checks import transformer as checks
 
@@ -18,18 +16,9 @@ TASKS = {
 }
 
 
-@pytest.mark.parametrize("name", TASKS)
-def test_the_solution_passes_the_visible_and_the_hidden_cases(name, capsys):
-    check, answer = TASKS[name], solution(EX, name)
-    capsys.readouterr()
-    expect_pass(check(answer))
-    assert capsys.readouterr().out.startswith("[pass]")
-    expect_pass(check(answer, hidden=True, quiet=True))
-
-
-@pytest.mark.parametrize("name", TASKS)
-def test_a_stub_is_not_attempted_yet(name):
-    expect_todo(TASKS[name](stub, quiet=True))
+test_the_solution_passes_the_visible_and_the_hidden_cases, test_a_stub_is_not_attempted_yet = (
+    task_tests(EX, TASKS)
+)
 
 
 def test_the_mask_of_the_task_text():
@@ -65,11 +54,9 @@ MASK_MISTAKES = {
 }
 
 
-@pytest.mark.parametrize("mistake", MASK_MISTAKES)
-def test_window_mask_mistakes_are_named(mistake):
-    replacements, message = MASK_MISTAKES[mistake]
-    wrong = variant(EX, "window_mask", *replacements)
-    expect_failure(checks.check_window_mask(wrong, quiet=True), message)
+test_window_mask_mistakes_are_named = mistakes_test(
+    EX, "window_mask", checks.check_window_mask, MASK_MISTAKES
+)
 
 
 KEEP = "keep = logits >= row_max + np.log(p_base)"
@@ -117,12 +104,9 @@ MIN_P_MISTAKES = {
 }
 
 
-@pytest.mark.parametrize("mistake", MIN_P_MISTAKES)
-def test_min_p_mistakes_are_named(mistake):
-    replacements, message = MIN_P_MISTAKES[mistake]
-    wrong = variant(EX, "min_p_filter", *replacements)
-    with np.errstate(all="ignore"):
-        expect_failure(checks.check_min_p(wrong, quiet=True), message)
+test_min_p_mistakes_are_named = mistakes_test(
+    EX, "min_p_filter", checks.check_min_p, MIN_P_MISTAKES
+)
 
 
 GQA_MISTAKES = {
@@ -170,12 +154,9 @@ GQA_MISTAKES = {
 }
 
 
-@pytest.mark.parametrize("mistake", GQA_MISTAKES)
-def test_gqa_mistakes_are_named(mistake):
-    replacements, message = GQA_MISTAKES[mistake]
-    wrong = variant(EX, "grouped_query_attention", *replacements)
-    with np.errstate(all="ignore"):
-        expect_failure(checks.check_gqa(wrong, quiet=True), message)
+test_gqa_mistakes_are_named = mistakes_test(
+    EX, "grouped_query_attention", checks.check_gqa, GQA_MISTAKES
+)
 
 
 def test_temperature_answers():

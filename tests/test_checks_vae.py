@@ -3,8 +3,14 @@ stubs are 'not attempted', and plausible wrong answers fail with the message tha
 their mistake, for codes of any rank, RGB-shaped images and tiny float32 variances."""
 
 import numpy as np
-import pytest
-from check_helpers import expect_failure, expect_pass, expect_todo, solution, stub, variant
+from check_helpers import (
+    expect_failure,
+    expect_pass,
+    mistakes_test,
+    solution,
+    task_tests,
+    variant,
+)
 
 from tutorial_lib.checks import vae as checks
 
@@ -17,18 +23,9 @@ TASKS = {
 }
 
 
-@pytest.mark.parametrize("name", TASKS)
-def test_the_solution_passes_the_visible_and_the_hidden_cases(name, capsys):
-    check, answer = TASKS[name], solution(EX, name)
-    capsys.readouterr()
-    expect_pass(check(answer))
-    assert capsys.readouterr().out.startswith("[pass]")
-    expect_pass(check(answer, hidden=True, quiet=True))
-
-
-@pytest.mark.parametrize("name", TASKS)
-def test_a_stub_is_not_attempted_yet(name):
-    expect_todo(TASKS[name](stub, quiet=True))
+test_the_solution_passes_the_visible_and_the_hidden_cases, test_a_stub_is_not_attempted_yet = (
+    task_tests(EX, TASKS)
+)
 
 
 SUM = "ops.sum(per_dim, axis=list(range(1, len(ops.shape(per_dim)))))"
@@ -60,11 +57,7 @@ KL_MISTAKES = {
 }
 
 
-@pytest.mark.parametrize("mistake", KL_MISTAKES)
-def test_kl_mistakes_are_named(mistake):
-    replacements, message = KL_MISTAKES[mistake]
-    wrong = variant(EX, "gaussian_kl", *replacements)
-    expect_failure(checks.check_gaussian_kl(wrong, quiet=True), message)
+test_kl_mistakes_are_named = mistakes_test(EX, "gaussian_kl", checks.check_gaussian_kl, KL_MISTAKES)
 
 
 NLL_MISTAKES = {
@@ -93,11 +86,9 @@ NLL_MISTAKES = {
 }
 
 
-@pytest.mark.parametrize("mistake", NLL_MISTAKES)
-def test_nll_mistakes_are_named(mistake):
-    replacements, message = NLL_MISTAKES[mistake]
-    wrong = variant(EX, "gaussian_nll", *replacements)
-    expect_failure(checks.check_gaussian_nll(wrong, quiet=True), message)
+test_nll_mistakes_are_named = mistakes_test(
+    EX, "gaussian_nll", checks.check_gaussian_nll, NLL_MISTAKES
+)
 
 
 def test_nll_of_the_squared_error_alone_is_named():
@@ -161,11 +152,9 @@ VAE_MISTAKES = {
 }
 
 
-@pytest.mark.parametrize("mistake", VAE_MISTAKES)
-def test_vae_mistakes_are_named(mistake):
-    replacements, message = VAE_MISTAKES[mistake]
-    wrong = variant(EX, "GaussianVAE", *replacements)
-    expect_failure(checks.check_gaussian_vae(wrong, quiet=True), message)
+test_vae_mistakes_are_named = mistakes_test(
+    EX, "GaussianVAE", checks.check_gaussian_vae, VAE_MISTAKES
+)
 
 
 def test_decoder_variance_answers():
