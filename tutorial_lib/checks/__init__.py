@@ -72,6 +72,18 @@ def run_check(
     exception from the learner's code is reported with its type and message.
     ``task`` names the hints to point to when the task is not attempted yet.
     """
+    from threadpoolctl import threadpool_limits
+
+    # The checks' linear algebra is small: one BLAS thread runs it faster than threads
+    # that compete for the cores with other processes (a test worker, TensorFlow's pool).
+    with threadpool_limits(limits=1, user_api="blas"):
+        result = _run_cases(name, function, cases, task)
+    if not quiet:
+        print(result)
+    return result
+
+
+def _run_cases(name: str, function: Callable, cases: list, task: str | None) -> CheckResult:
     function_name = getattr(function, "__name__", repr(function))
     if not callable(function):
         result = CheckResult(name, FAILED, f"expected a function, got {type(function).__name__}.")
@@ -84,7 +96,7 @@ def run_check(
                 result = CheckResult(
                     name,
                     NOT_ATTEMPTED,
-                    f"not attempted yet: replace the `raise NotImplementedError(...)` in "
+                    f"not attempted yet: replace the `raise NotImplementedError()` in "
                     f"{function_name} with your code, run that cell, then this one."
                     + (f" Stuck? hint({task!r}) gives the idea." if task else ""),
                 )
@@ -99,8 +111,6 @@ def run_check(
                     f"{function_name} raised {type(error).__name__}: {error}",
                 )
                 break
-    if not quiet:
-        print(result)
     return result
 
 
