@@ -42,9 +42,11 @@ def table_row(record: dict, *, images: bool = True) -> dict:
         row[key] = record.get(key)
     if images and record.get("sample_seconds_per_item"):
         row["sample_images_per_second"] = round(1.0 / record["sample_seconds_per_item"], 1)
-    unit = record.get("nll_unit")
-    if unit == "nats per image":
+    unit, kind = record.get("nll_unit"), record.get("likelihood")
+    if unit == "nats per image" and kind == "bound":
         row["test_negative_elbo"] = record["nll"]
+    elif unit == "nats per image":  # an exact likelihood of dequantized pixels (a flow)
+        row["test_bits_per_dim"] = record["bits_per_dim"]
     elif unit == "nats per character":
         row["val_loss"], row["val_bits_per_character"] = record["nll"], record["bits_per_dim"]
     return {k: v for k, v in row.items() if v is not None}
@@ -136,6 +138,7 @@ COLUMNS = [
     ("sample_images_per_second", "sample img/s"),
     ("test_mse", "test MSE"),
     ("test_negative_elbo", "test -ELBO (nats)"),
+    ("test_bits_per_dim", "test bits/dim"),
     ("val_loss", "val loss (nats/char)"),
     ("val_bits_per_character", "val bits/char"),
     ("confidence", "confidence"),

@@ -20,6 +20,10 @@ The format is a Python format spec (``.3f``, ``,.0f``, ``.1%``; default ``.3g``)
 or one of :data:`NAMED_FORMATS`. ``python -m tutorial_lib.figures fill`` writes
 every marked figure from the record; ``check`` lists those that disagree (a
 test runs it), so the prose can only quote the record.
+
+A whole table can come from the record too: in the README, the lines between
+``<!-- begin bench -->`` and ``<!-- end bench -->`` are the benchmark of the
+store (:func:`tutorial_lib.bench.markdown_report` of its ``bench.json``).
 """
 
 from __future__ import annotations
@@ -98,6 +102,18 @@ def fill(text: str, root: dict, lesson: str | None = None) -> tuple[str, list[st
     return MARKER.sub(replace, text), missing
 
 
+BENCH_BLOCK = re.compile(r"(<!-- begin bench -->\n)(.*?)(<!-- end bench -->)", re.S)
+
+
+def fill_tables(text: str, root: dict) -> str:
+    """``text`` with its benchmark block (if any) written from the record's ``bench``."""
+    from tutorial_lib.bench import markdown_report
+
+    if not root.get("bench"):
+        return text
+    return BENCH_BLOCK.sub(lambda m: m.group(1) + markdown_report(root["bench"]) + m.group(3), text)
+
+
 def documents() -> list[Path]:
     """The lessons and the README: every text that may quote a figure."""
     return [*sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")), ROOT / "README.md"]
@@ -122,6 +138,8 @@ def disagreements(root: dict | None = None) -> list[str]:
         lesson = path.stem if path.suffix == ".ipynb" else None
         for index, text in _texts(path):
             where = path.name if index is None else f"{path.name} cell {index}"
+            if fill_tables(text, root) != text:
+                problems.append(f"{where}: the benchmark table is not the record's")
             filled, missing = fill(text, root, lesson)
             problems += [f"{where}: {p} is not in the record" for p in missing]
             for old, new in zip(MARKER.finditer(text), MARKER.finditer(filled), strict=True):
@@ -143,7 +161,7 @@ def fill_documents(root: dict | None = None) -> list[Path]:
         lesson = path.stem if path.suffix == ".ipynb" else None
         if path.suffix != ".ipynb":
             text = path.read_text(encoding="utf-8")
-            filled, _ = fill(text, root)
+            filled, _ = fill(fill_tables(text, root), root)
             if filled != text:
                 path.write_text(filled, encoding="utf-8")
                 changed.append(path)

@@ -118,10 +118,12 @@ def fit_resumable(
     history = model.fit(
         x,
         epochs=epochs,
-        callbacks=[  # the run's own callbacks first: what they add to the logs is kept
-            *(callbacks or []),
+        callbacks=[
+            # A clock first: the training seconds it adds to the logs go into the log file.
+            *[c for c in callbacks or [] if isinstance(c, TrainingClock)],
             keras.callbacks.BackupAndRestore(str(backup_dir)),
             keras.callbacks.CSVLogger(str(history_path), append=True),
+            *[c for c in callbacks or [] if not isinstance(c, TrainingClock)],
         ],
         **fit_kwargs,
     )
