@@ -1,10 +1,12 @@
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -120,6 +122,10 @@ def _fake_module():
 @pytest.fixture
 def fake_family(monkeypatch):
     """A new family: its module and one registry entry, nothing else."""
+    return _register_fake_family(monkeypatch)
+
+
+def _register_fake_family(monkeypatch) -> str:
     from tutorial_lib import families
 
     monkeypatch.setitem(sys.modules, "fake_family", _fake_module())
@@ -175,11 +181,20 @@ DAMAGE = {
 }
 
 
-@pytest.fixture
-def fake_run(tmp_path, fake_family):
-    run = tmp_path / "run"
-    assert cli.main(["train", fake_family, "--profile", "fast", "--out", str(run)]) == 0
+@pytest.fixture(scope="module")
+def trained_fake_run(tmp_path_factory):
+    """One run folder of the fake family, trained once for the tests that damage it."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        name = _register_fake_family(monkeypatch)
+        run = tmp_path_factory.mktemp("fake") / "run"
+        assert cli.main(["train", name, "--profile", "fast", "--out", str(run)]) == 0
     return run
+
+
+@pytest.fixture
+def fake_run(trained_fake_run, tmp_path, fake_family):
+    """A copy of that run folder, this test's to damage."""
+    return Path(shutil.copytree(trained_fake_run, tmp_path / "run"))
 
 
 @pytest.mark.parametrize("kind", DAMAGE)

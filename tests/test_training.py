@@ -258,9 +258,10 @@ def test_a_resumed_run_adds_up_the_seconds_of_every_leg(tmp_path):
             _small_model(), x, y=y, run_dir=tmp_path, callbacks=[first, _Interrupt(2)], **kwargs
         )
     assert training.is_resuming(tmp_path)
-    earlier = first.legs()[0]
     second = training.TrainingClock(tmp_path)
-    assert second.resumed and second.earlier == [pytest.approx(earlier, abs=0.5)]
+    # the first leg as written at its last finished epoch: no later than the interruption
+    assert second.resumed and len(second.earlier) == 1
+    assert 0 < second.earlier[0] <= first.legs()[0]
     training.fit_resumable(_small_model(), x, y=y, run_dir=tmp_path, callbacks=[second], **kwargs)
     legs = second.finish()
     assert len(legs) == 2 and sum(legs) > legs[1]
