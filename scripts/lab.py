@@ -201,8 +201,14 @@ def main(argv: list[str] | None = None) -> int:
     server = subprocess.Popen(command, env={**os.environ, "JUPYTER_TOKEN": token})
     # Ctrl-C reaches JupyterLab directly (same terminal): it asks, then shuts down.
     # This process only waits for it; a termination signal is passed on.
+    stopped = []
+
+    def stop(signum, frame):
+        stopped.append(signum)
+        server.terminate()
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda signum, frame: server.terminate())
+    signal.signal(signal.SIGTERM, stop)
     if wait_until_up(server, args.ip, port, token):
         message = how_to_open(
             args.notebook, ip=args.ip, port=port, token=token, browser=open_browser
@@ -210,7 +216,10 @@ def main(argv: list[str] | None = None) -> int:
         print(message, flush=True)
     elif server.poll() is None:
         print(f"JupyterLab has not answered in {START_TIMEOUT_S} s; its log above says why.")
-    return server.wait()
+    code = server.wait()
+    if stopped:  # stopped as asked: not a failure
+        return 0
+    return code if code >= 0 else 128 - code  # killed by a signal: the shell's convention
 
 
 if __name__ == "__main__":

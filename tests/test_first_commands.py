@@ -160,7 +160,7 @@ def test_lab_starts_headless_answers_on_its_url_and_stops(tmp_path):
     finally:
         server.send_signal(signal.SIGTERM)  # the script passes it on to JupyterLab
         try:
-            server.wait(timeout=30)
+            assert server.wait(timeout=30) == 0  # stopped as asked: no error for make
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             raise
