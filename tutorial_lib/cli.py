@@ -31,7 +31,7 @@ import numpy as np
 from tutorial_lib import families
 from tutorial_lib.data import IMAGE_DATASETS, DataError
 from tutorial_lib.profiles import UnknownProfileError, get_profile, profile_names
-from tutorial_lib.training import RunError
+from tutorial_lib.training import RunError, is_resuming
 
 COMMON_TEXT_CHARS = 500  # characters a text model writes by default
 
@@ -144,10 +144,10 @@ def check_samples(images: np.ndarray, num: int) -> np.ndarray:
 
 
 def _train(args) -> int:
-    from tutorial_lib import runs, training
+    from tutorial_lib import runs
 
     profile = get_profile(args.profile)
-    if training.is_resuming(args.out):
+    if is_resuming(args.out):
         print(f"resuming the interrupted run in {args.out} at its first unfinished epoch")
     print(f"training {args.model} ({profile.name} profile) into {args.out}", flush=True)
     run = runs.train(
@@ -251,6 +251,12 @@ def main(argv: list[str] | None = None) -> int:
             return _train(args)
         if args.command == "sample":
             return _sample(args, parser)
+    except KeyboardInterrupt:  # Ctrl-C: say what it left behind, without a traceback
+        note = "interrupted"
+        if args.command == "train" and is_resuming(args.out):
+            note += f"; run the same command again to resume the run in {args.out}"
+        print(f"\n{note}", file=sys.stderr)
+        return 130  # the shell's code for Ctrl-C
     except UnknownProfileError as error:
         parser.error(str(error))  # exits with code 2
     except NotImplementedError as error:  # e.g. sampling a model that defines no sampling
