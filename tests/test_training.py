@@ -31,14 +31,17 @@ def test_set_seed_makes_initialisation_reproducible():
 
 
 class _Interrupt(keras.callbacks.Callback):
-    """Simulates a crash (kernel restart, Ctrl-C) right after epoch ``after`` finishes."""
+    """Simulates a crash (kernel restart, Ctrl-C) right after epoch ``after`` finishes:
+    as the next one begins, once every callback has seen the finished one (the run's
+    own callbacks come before the backup, so an interruption in their epoch end
+    would come before the epoch is backed up)."""
 
     def __init__(self, after):
         super().__init__()
         self.after = after
 
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 == self.after:
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.after:
             raise KeyboardInterrupt
 
 
