@@ -43,9 +43,14 @@ setup: $(STAMP)
 
 instructor: $(INSTRUCTOR_STAMP)
 
+# `make lab` listens on this machine only; `make lab LAB_IP=0.0.0.0` on every
+# network interface. LAB_PORT is the first port tried.
+LAB_IP ?= 127.0.0.1
+LAB_PORT ?= 8888
+
 lab: $(STAMP)
 	$(BIN)/python -m tutorial_lib info
-	$(BIN)/jupyter lab notebooks/00_setup.ipynb
+	$(BIN)/python scripts/lab.py --ip $(LAB_IP) --port $(LAB_PORT) notebooks/00_setup.ipynb
 
 test: $(INSTRUCTOR_STAMP)
 	@if [ -z "$$TUTORIAL_DATA_DIR" ]; then $(BIN)/python -m tutorial_lib download; fi

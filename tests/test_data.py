@@ -87,6 +87,34 @@ def test_a_file_that_is_not_gzip_is_reported_as_corrupt(no_data_dir):
         data.load_raw("mnist")
 
 
+def test_a_gzip_file_without_an_idx_header_is_reported_as_corrupt(no_data_dir):
+    path = no_data_dir / "mnist" / "train-images-idx3-ubyte.gz"
+    path.parent.mkdir()
+    path.write_bytes(gzip.compress(b"PK\x03\x04 some other file, gzipped"))
+    with pytest.raises(data.DataCorruptError, match="does not start with an IDX header") as info:
+        data.load_raw("mnist")
+    assert str(path) in str(info.value)
+
+
+def test_a_damaged_keras_cache_says_which_copy_to_delete(monkeypatch, tmp_path):
+    monkeypatch.delenv("TUTORIAL_DATA_DIR", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    cached = tmp_path / "datasets" / "fashion-mnist"  # Keras keeps no checksum of these
+    cached.mkdir(parents=True)
+    for split in ("train", "t10k"):
+        for part in ("labels-idx1", "images-idx3"):
+            (cached / f"{split}-{part}-ubyte.gz").write_bytes(b"\x1f\x8b\x08 cut short")
+    data.load_raw.cache_clear()
+    try:
+        with pytest.raises(data.DataCorruptError) as info:
+            data.load_raw("fashion_mnist")
+    finally:
+        data.load_raw.cache_clear()
+    message = str(info.value)
+    assert f"the copy in the Keras cache ({cached}) cannot be read" in message
+    assert f"Fix: delete {cached}" in message
+
+
 def test_altered_shakespeare_is_reported_as_corrupt(no_data_dir):
     path = no_data_dir / "tinyshakespeare" / "input.txt"
     path.parent.mkdir()

@@ -31,7 +31,7 @@ import numpy as np
 from tutorial_lib import families
 from tutorial_lib.data import IMAGE_DATASETS, DataError
 from tutorial_lib.profiles import UnknownProfileError, get_profile, profile_names
-from tutorial_lib.training import RunError
+from tutorial_lib.training import RunError, is_resuming
 
 COMMON_TEXT_CHARS = 500  # characters a text model writes by default
 
@@ -147,6 +147,9 @@ def _train(args) -> int:
     from tutorial_lib import runs
 
     profile = get_profile(args.profile)
+    if is_resuming(args.out):
+        print(f"resuming the interrupted run in {args.out} at its first unfinished epoch")
+    print(f"training {args.model} ({profile.name} profile) into {args.out}", flush=True)
     run = runs.train(
         args.model,
         profile,
@@ -187,6 +190,11 @@ def _sample(args, parser) -> int:
     np.save(args.out, images)
     print(f"wrote {args.num} samples of shape {images.shape[1:]} to {args.out}")
     return 0
+
+
+def _error(error: BaseException, context: str = "") -> None:
+    """Report a bad input on stderr in one line: what is wrong and what to do."""
+    print(f"error: {context}{' '.join(str(error).split())}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -243,18 +251,24 @@ def main(argv: list[str] | None = None) -> int:
             return _train(args)
         if args.command == "sample":
             return _sample(args, parser)
+    except KeyboardInterrupt:  # Ctrl-C: say what it left behind, without a traceback
+        note = "interrupted"
+        if args.command == "train" and is_resuming(args.out):
+            note += f"; run the same command again to resume the run in {args.out}"
+        print(f"\n{note}", file=sys.stderr)
+        return 130  # the shell's code for Ctrl-C
     except UnknownProfileError as error:
         parser.error(str(error))  # exits with code 2
     except NotImplementedError as error:  # e.g. sampling a model that defines no sampling
-        print(f"error: {args.command} {args.model}: {error}", file=sys.stderr)
+        _error(error, f"{args.command} {args.model}: ")
         return 2
-    except (DataError, RunError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (DataError, RunError, OSError) as error:  # OSError: a folder that cannot be written
+        _error(error)
         return 1
     except ValueError as error:  # an option that does not fit the run, e.g. a label for
         if args.command not in ("train", "sample"):  # an unconditional model
             raise
-        print(f"error: {args.command} {args.model}: {error}", file=sys.stderr)
+        _error(error, f"{args.command} {args.model}: ")
         return 1
     parser.error(f"unknown command {args.command!r}")
     return 2

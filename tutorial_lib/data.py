@@ -180,9 +180,18 @@ def _load_from_keras(dataset: str) -> dict[str, np.ndarray]:
 
     loader = {"mnist": keras.datasets.mnist, "fashion_mnist": keras.datasets.fashion_mnist}[dataset]
     cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
+    cached = cache / ("mnist.npz" if dataset == "mnist" else "fashion-mnist")
     try:
         (x_train, y_train), (x_test, y_test) = loader.load_data()
     except Exception as error:  # Keras raises plain Exception on a failed download
+        if cached.exists():  # Keras deletes a copy that fails its checksum: this one passed
+            raise DataCorruptError(  # none (Fashion-MNIST has none) and cannot be read
+                f"{dataset}: the copy in the Keras cache ({cached}) cannot be read "
+                f"({type(error).__name__}: {error}). Fix: delete {cached} and run again with "
+                "internet access to download a fresh one, or set "
+                f"{DATA_DIR_ENV} to a folder holding {_FOLDERS[dataset]}/ with the four "
+                "gzipped IDX files."
+            ) from error
         raise DataNotFoundError(
             f"{dataset}: could not load it from the Keras cache ({cache}) nor download it "
             f"({type(error).__name__}: {error}). Fix: connect to the internet once so Keras "

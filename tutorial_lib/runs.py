@@ -270,9 +270,9 @@ def load(run_dir: str | Path, *, load_model=None) -> Run:
     if name not in families.FAMILIES:
         raise training.RunError(f"{run_dir}: its record names no known model ({name!r}).")
     families.get(name).load()  # registers the family's model classes with Keras
-    model = training.load_run_model(run_dir, load=load_model)
+    model = training.load_run_model(run_dir, load=load_model, model=name)
     stages = {
-        path.parent.name: training.load_run_model(path.parent, load=load_model)
+        path.parent.name: training.load_run_model(path.parent, load=load_model, model=name)
         for path in sorted(run_dir.glob(f"*/{training.MODEL_FILE}"))
     }
     template = families.get(name).config(record["profile"])
