@@ -20,6 +20,7 @@ FAMILIES = {
     "03_gan": "gan",
     "04_transformer": "transformer",
     "05_diffusion": "diffusion",
+    "06_flows": "flows",
 }
 
 
