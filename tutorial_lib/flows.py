@@ -235,7 +235,9 @@ def _coupling_network(channels_in: int, channels_out: int, hidden: int, blocks: 
     h = layer(hidden, activation="relu")(inputs)
     for _ in range(blocks):
         r = layer(hidden, activation="relu")(h)
-        r = layer(hidden)(r)
+        # No bias before the sum: TensorFlow's graph optimizer fails (harmlessly, but with
+        # an error message) to fuse a dense layer's bias, a sum and a ReLU.
+        r = layer(hidden, use_bias=False)(r)
         h = keras.layers.Activation("relu")(h + r)
     out = layer(2 * channels_out, kernel_initializer="zeros", dtype="float32")(h)
     return keras.Model(inputs, out)

@@ -129,6 +129,18 @@ def build_deck(nb, name: str, out_dir: Path, *, offline: bool) -> Path:
     return path
 
 
+def prepare_folder(out_dir: Path) -> bool:
+    """Make ``out_dir`` and copy reveal.js into it when it is installed; whether the decks
+    written there work offline."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reveal = local_reveal()
+    if reveal is None:
+        return False
+    shutil.copytree(reveal, out_dir / REVEAL_DIR, dirs_exist_ok=True)
+    shutil.copy(SHIM, out_dir / REVEAL_DIR / SHIM.name)
+    return True
+
+
 def build_all(
     profile: str = "cpu",
     out_dir: str | Path = "slides",
@@ -143,11 +155,7 @@ def build_all(
     Raises RuntimeError naming the notebook and the error if a notebook fails.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    reveal = local_reveal()
-    if reveal is not None:
-        shutil.copytree(reveal, out_dir / REVEAL_DIR, dirs_exist_ok=True)
-        shutil.copy(SHIM, out_dir / REVEAL_DIR / SHIM.name)
+    offline = prepare_folder(out_dir)
     paths = [Path(path) for path in notebooks or lesson_notebooks()]
     with kernel_environment(profile), ThreadPoolExecutor(max_workers=workers) as pool:
         executed = list(pool.map(lambda path: execute(path, timeout=1800), paths))
@@ -156,5 +164,5 @@ def build_all(
         errors = error_outputs(nb)
         if errors:
             raise RuntimeError(f"{path.name} failed under the {profile} profile: {errors[0]}")
-        decks.append(build_deck(nb, path.stem, out_dir, offline=reveal is not None))
+        decks.append(build_deck(nb, path.stem, out_dir, offline=offline))
     return decks
