@@ -13,6 +13,7 @@ keys, integers index lists) in the store of the ``cpu`` profile
 * ``spread.03_gan.gan.frechet_distance.max`` -- over the seeds of ``pretrain``
   (``min``, ``max`` and ``mean`` of a list);
 * ``bench.rows.2.train_seconds``, ``bench.floor.frechet_distance`` -- the benchmark;
+* ``timings.load_seconds.03_gan`` -- how long each lesson ran, training or loading;
 * in a lesson, any other path is read in that lesson's own record
   (``runs.gan.frechet_distance``, ``experiments.mode_collapse.frozen.coverage.-1``).
 
@@ -56,10 +57,14 @@ AGGREGATES = {
 def context(profile: str = PROFILE) -> dict:
     """Everything a marker can name: the lessons' records, the spread, the benchmark."""
     store = checkpoints.store_dir(profile)
-    found = {"lessons": {}, "spread": {}, "bench": {}}
+    found = {"lessons": {}, "spread": {}, "bench": {}, "timings": {}}
     for path in sorted(store.glob(f"*/{checkpoints.RECORD_FILE}")):
         found["lessons"][path.parent.name] = json.loads(path.read_text())
-    for key, name in (("spread", "spread.json"), ("bench", "bench.json")):
+    for key, name in (
+        ("spread", "spread.json"),
+        ("bench", "bench.json"),
+        ("timings", "lessons.json"),
+    ):
         if (store / name).is_file():
             found[key] = json.loads((store / name).read_text())
     return found
@@ -68,7 +73,7 @@ def context(profile: str = PROFILE) -> dict:
 def value_at(root: dict, path: str, lesson: str | None = None):
     """The number a marker's ``path`` names (see the module's description)."""
     head = path.split(".", 1)[0]
-    if lesson is not None and head not in ("lessons", "spread", "bench"):
+    if lesson is not None and head not in ("lessons", "spread", "bench", "timings"):
         path = f"lessons.{lesson}.{path}"
     parts = path.split(".")
     if parts[-1] in AGGREGATES:
@@ -115,8 +120,9 @@ def fill_tables(text: str, root: dict) -> str:
 
 
 def documents() -> list[Path]:
-    """The lessons and the README: every text that may quote a figure."""
-    return [*sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")), ROOT / "README.md"]
+    """The lessons, the README and the instructors' guide: every text that may quote a figure."""
+    lessons = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    return [*lessons, ROOT / "README.md", ROOT / "INSTRUCTORS.md"]
 
 
 def _texts(path: Path):

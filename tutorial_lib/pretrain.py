@@ -11,6 +11,9 @@
 3. The seed documents' recipes (:mod:`tutorial_lib.baselines`) train for as many
    seconds as the lesson's model took, on the same machine: ``bench.json``.
 4. ``SHA256SUMS`` over the store, and the total size (at most 25 MB).
+5. Every lesson once more with the switch on (loading what step 1 wrote): how long
+   a class waits with the shipped checkpoints. ``lessons.json`` holds each
+   lesson's seconds both ways.
 
 The figures the lessons' Markdown and the README quote are filled in from this
 record by ``python -m tutorial_lib.notebook_tools figures``.
@@ -28,6 +31,7 @@ from tutorial_lib.profiles import Profile, get_profile
 
 SPREAD_FILE = "spread.json"
 BENCH_FILE = "bench.json"
+LESSONS_FILE = "lessons.json"
 MAX_BYTES = 25 * 1024 * 1024
 # The figures whose spread over seeds the lessons quote.
 SPREAD_KEYS = (
@@ -50,12 +54,12 @@ def training_lessons() -> list[Path]:
     ]
 
 
-def record_lesson(path: Path, profile: Profile, root: Path) -> float:
-    """Execute one lesson with the switch on ``record``, writing under ``root``; its
-    wall-clock seconds."""
+def record_lesson(path: Path, profile: Profile, root: Path, mode: str = "record") -> float:
+    """Execute one lesson with the switch on ``mode`` (``record`` writes under ``root``,
+    ``1`` loads from there); its wall-clock seconds."""
     settings = {
         "TUTORIAL_PROFILE": profile.name,
-        checkpoints.PRETRAINED_ENV: "record",
+        checkpoints.PRETRAINED_ENV: mode,
         checkpoints.STORE_ENV: str(root),
     }
     start = time.perf_counter()
@@ -144,14 +148,21 @@ def pretrain(
     root = Path(root) if root is not None else checkpoints.STORE
     store = root / profile.name
     store.mkdir(parents=True, exist_ok=True)
-    timings = {}
-    for path in lessons or training_lessons():
-        timings[path.stem] = round(record_lesson(path, profile, root), 1)
-        print(f"recorded {path.stem} in {timings[path.stem]:.0f} s")
-    (store / "lessons.json").write_text(json.dumps({"record_seconds": timings}, indent=1) + "\n")
+    paths = lessons or training_lessons()
+    timings = {"record_seconds": {}, "load_seconds": {}}
+    for path in paths:
+        seconds = record_lesson(path, profile, root)
+        timings["record_seconds"][path.stem] = round(seconds, 1)
+        print(f"recorded {path.stem} in {seconds:.0f} s")
     if seeds > 1:
         (store / SPREAD_FILE).write_text(json.dumps(spread(store, profile, seeds), indent=1) + "\n")
     (store / BENCH_FILE).write_text(json.dumps(seed_recipes(store, profile), indent=1) + "\n")
+    checkpoints.write_checksums(store)
+    for path in paths:
+        seconds = record_lesson(path, profile, root, mode="1")
+        timings["load_seconds"][path.stem] = round(seconds, 1)
+        print(f"{path.stem} from the shipped checkpoints in {seconds:.0f} s")
+    (store / LESSONS_FILE).write_text(json.dumps(timings, indent=1) + "\n")
     checkpoints.write_checksums(store)
     size = store_bytes(store)
     print(f"store {store}: {size / 2**20:.1f} MiB")
