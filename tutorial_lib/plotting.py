@@ -545,7 +545,8 @@ def bars_with_spread(groups: dict, *, xlabel: str, ylabel: str, title: str) -> F
             values = np.asarray(series[label], dtype=np.float64)
             x = g + (i - (len(labels) - 1) / 2) * width
             mean = values.mean()
-            ax.bar(x, mean, width=width, color=colour, alpha=0.75, label=label if g == 0 else None)
+            first = all(label not in earlier for earlier in list(groups.values())[:g])
+            ax.bar(x, mean, width=width, color=colour, alpha=0.75, label=label if first else None)
             ax.errorbar(
                 x,
                 mean,
