@@ -518,3 +518,109 @@ def warped_grid(before: list, after: list, *, title: str, limits=None) -> Figure
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------
+# Measurements over seeds, and pairs of images (notebook 08)
+# --------------------------------------------------------------------------
+
+
+def bars_with_spread(groups: dict, *, xlabel: str, ylabel: str, title: str) -> Figure:
+    """Grouped bars of values measured over several seeds: ``groups`` maps a group
+    (an x position) to its series (label -> the values over seeds). Each bar is the
+    mean, its error bar spans the smallest to the largest value, and a dot marks
+    every seed."""
+    if not groups:
+        raise ValueError("bars_with_spread needs at least one group.")
+    labels = list(dict.fromkeys(label for series in groups.values() for label in series))
+    width = 0.8 / len(labels)
+    fig = Figure(figsize=(max(6.0, 1.3 * len(groups) * max(1, len(labels) / 2)), 3.8))
+    ax = fig.subplots()
+    colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, label in enumerate(labels):
+        colour = colours[i % len(colours)]
+        for g, series in enumerate(groups.values()):
+            if label not in series:
+                continue
+            values = np.asarray(series[label], dtype=np.float64)
+            x = g + (i - (len(labels) - 1) / 2) * width
+            mean = values.mean()
+            first = all(label not in earlier for earlier in list(groups.values())[:g])
+            ax.bar(x, mean, width=width, color=colour, alpha=0.75, label=label if first else None)
+            ax.errorbar(
+                x,
+                mean,
+                yerr=[[mean - values.min()], [values.max() - mean]],
+                color="black",
+                capsize=3,
+                linewidth=1,
+            )
+            ax.scatter(np.full(len(values), x), values, s=8, color="black", zorder=3)
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels(list(groups))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return fig
+
+
+def points_with_spread(
+    points: dict, *, xlabel: str, ylabel: str, title: str, log_x: bool = False
+) -> Figure:
+    """One labelled point per entry (label -> (x, values of y over seeds)): the mean of
+    y, with a bar from its smallest to its largest value."""
+    if not points:
+        raise ValueError("points_with_spread needs at least one point.")
+    fig = Figure(figsize=(6.5, 4.2))
+    ax = fig.subplots()
+    for label, (x, values) in points.items():
+        values = np.asarray(values, dtype=np.float64)
+        mean = values.mean()
+        ax.errorbar(
+            x,
+            mean,
+            yerr=[[mean - values.min()], [values.max() - mean]],
+            fmt="o",
+            capsize=3,
+            label=label,
+        )
+        ax.annotate(label, (x, mean), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def image_pairs(rows: dict, *, n: int = 4, title: str, pair_labels=("sample", "nearest")) -> Figure:
+    """Pairs of images side by side, one row per entry (label -> (images, partners)):
+    each image followed by its partner (a sample and its nearest training image)."""
+    if not rows:
+        raise ValueError("image_pairs needs at least one row.")
+    rows = {label: (_as_images(a), _as_images(b)) for label, (a, b) in rows.items()}
+    for label, (a, b) in rows.items():
+        if a.shape != b.shape:
+            raise ValueError(f"{label}: {a.shape} images and {b.shape} partners must match.")
+    n = min(n, *(len(a) for a, _ in rows.values()))
+    fig = Figure(figsize=(1.0 * 2 * n + 1.2, 1.15 * len(rows) + 0.8))
+    axes = fig.subplots(len(rows), 2 * n, squeeze=False)
+    for row, (label, (a, b)) in enumerate(rows.items()):
+        for i in range(n):
+            for j, image in enumerate((a[i], b[i])):
+                ax = axes[row, 2 * i + j]
+                ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if row == 0:
+                    ax.set_title(pair_labels[j], fontsize=8)
+        axes[row, 0].set_ylabel(label, fontsize=8)
+    fig.supxlabel(f"{n} pairs per row: {pair_labels[0]}, then {pair_labels[1]}", fontsize=9)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
