@@ -16,7 +16,7 @@
    lesson's seconds both ways.
 
 The figures the lessons' Markdown and the README quote are filled in from this
-record by ``python -m tutorial_lib.notebook_tools figures``.
+record by ``python -m tutorial_lib.figures fill``.
 """
 
 from __future__ import annotations
@@ -153,6 +153,7 @@ def pretrain(
     for path in paths:
         seconds = record_lesson(path, profile, root)
         timings["record_seconds"][path.stem] = round(seconds, 1)
+        checkpoints.write_checksums(store)  # later lessons load this one's models and results
         print(f"recorded {path.stem} in {seconds:.0f} s")
     if seeds > 1:
         (store / SPREAD_FILE).write_text(json.dumps(spread(store, profile, seeds), indent=1) + "\n")
@@ -183,5 +184,5 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("lessons", nargs="*", type=Path)
     args = parser.parse_args(argv)
     os.environ.setdefault("MPLBACKEND", "Agg")
-    pretrain(args.profile, lessons=args.lessons or None, seeds=args.seeds, store=args.out)
+    pretrain(args.profile, lessons=args.lessons or None, seeds=args.seeds, root=args.out)
     return 0
