@@ -26,7 +26,7 @@ from pathlib import Path
 from tutorial_lib import bench, checkpoints, families, notebook_tools, runs
 from tutorial_lib.profiles import Profile, get_profile
 
-SPREAD_FILE = "spread.json"
+SPREAD_FILE = checkpoints.SPREAD_FILE
 BENCH_FILE = "bench.json"
 MAX_BYTES = 25 * 1024 * 1024
 # The figures whose spread over seeds the lessons quote.
