@@ -121,11 +121,7 @@ def test_the_family_trains_saves_and_loads_through_the_life_cycle(tmp_path):
     assert history[-1] < history[0], "training lowers the negative log-likelihood"
     checkpoints.save_model(run.model, tmp_path / "half.keras")
     loaded = checkpoints.load_model(tmp_path / "half.keras")
-    x = _binary((2, 28, 28, 1))
-    np.testing.assert_allclose(
-        pixelcnn.negative_log_likelihood(loaded, x),
-        pixelcnn.negative_log_likelihood(run.model, x),
-        rtol=1e-2,
-    )
+    for trained, shipped in zip(run.model.get_weights(), loaded.get_weights(), strict=True):
+        np.testing.assert_array_equal(trained, shipped)  # rounded once trained: nothing lost
     assert loaded.reach == run.model.reach
-    assert pixelcnn.sample(loaded, 2).shape == (2, 28, 28, 1)
+    np.testing.assert_array_equal(pixelcnn.sample(loaded, 4), pixelcnn.sample(run.model, 4))
