@@ -147,6 +147,10 @@ def pretrain(
     timings = {}
     for path in lessons or training_lessons():
         timings[path.stem] = round(record_lesson(path, profile, root), 1)
+        # Checksums now, so that a later lesson that loads this one's results
+        # (checkpoints.Lesson(..., pretrained="auto"), as notebooks 06 and 07 do) finds
+        # them verified instead of training them again.
+        checkpoints.write_checksums(store)
         print(f"recorded {path.stem} in {timings[path.stem]:.0f} s")
     (store / "lessons.json").write_text(json.dumps({"record_seconds": timings}, indent=1) + "\n")
     if seeds > 1:
