@@ -21,6 +21,7 @@ FAMILIES = {
     "04_transformer": "transformer",
     "05_diffusion": "diffusion",
     "06_flows": "flows",
+    "07_compare": "compare",
     "08_in_the_world": "in_the_world",
 }
 

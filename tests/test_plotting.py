@@ -120,3 +120,22 @@ def test_measurements_over_seeds_and_image_pairs():
     for function in (plotting.bars_with_spread, plotting.points_with_spread):
         with pytest.raises(ValueError, match="at least one"):
             function({}, xlabel="x", ylabel="y", title="t")
+
+
+def test_labelled_scatter_labels_every_point_with_ranges_and_a_reference():
+    fig = plotting.labelled_scatter(
+        {"gan": (0.05, 40.0), "diffusion": (5.0, 12.0)},
+        xlabel="ms per sample (log)",
+        ylabel="FD",
+        title="Quality against sampling time",
+        log_x=True,
+        ranges={"gan": (30.0, 55.0)},
+        reference=4.8,
+        reference_label="real images",
+    )
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["gan", "diffusion"]
+    assert ax.get_xscale() == "log" and len(ax.collections) == 3  # two points, one range
+    assert _has_title_and_axis_label(fig)
+    with pytest.raises(ValueError, match="at least one point"):
+        plotting.labelled_scatter({}, xlabel="x", ylabel="y", title="t")

@@ -45,6 +45,8 @@ def table_row(record: dict, *, images: bool = True) -> dict:
     unit, kind = record.get("nll_unit"), record.get("likelihood")
     if unit == "nats per image" and kind == "bound":
         row["test_negative_elbo"] = record["nll"]
+    elif unit == "nats per image" and "binarization" in (record.get("config") or {}):
+        row["test_exact_nll"] = record["nll"]  # an exact likelihood of binary pixels (PixelCNN)
     elif unit == "nats per image":  # an exact likelihood of dequantized pixels (a flow)
         row["test_bits_per_dim"] = record["bits_per_dim"]
     elif unit == "nats per character":
@@ -138,6 +140,7 @@ COLUMNS = [
     ("sample_images_per_second", "sample img/s"),
     ("test_mse", "test MSE"),
     ("test_negative_elbo", "test -ELBO (nats)"),
+    ("test_exact_nll", "test NLL, binary (nats)"),
     ("test_bits_per_dim", "test bits/dim"),
     ("val_loss", "val loss (nats/char)"),
     ("val_bits_per_character", "val bits/char"),

@@ -52,6 +52,7 @@ STORE = Path(__file__).resolve().parent / "pretrained"
 RECORD_FILE = "record.json"
 ARRAYS_FILE = "arrays.npz"
 CHECKSUMS_FILE = "SHA256SUMS"
+SPREAD_FILE = "spread.json"  # python -m tutorial_lib pretrain: figures over seeds
 MODES = ("train", "load", "auto", "record")
 
 
@@ -414,7 +415,18 @@ class Lesson:
 def shipped_record(lesson: str, profile: str | Profile | None = None) -> dict | None:
     """The shipped record of ``lesson`` for ``profile`` (another lesson's figures, to
     compare with), or None when there is none."""
-    path = store_dir(get_profile(profile).name) / lesson / RECORD_FILE
+    return _json_or_none(store_dir(get_profile(profile).name) / lesson / RECORD_FILE)
+
+
+def shipped_spread(profile: str | Profile | None = None) -> dict | None:
+    """The spread over seeds that ``pretrain`` ships for ``profile``: per lesson and run
+    key, each headline figure over the seeds, the lesson's own run first
+    (``spread["03_gan"]["gan"]["frechet_distance"]``), or None when there is none."""
+    return _json_or_none(store_dir(get_profile(profile).name) / SPREAD_FILE)
+
+
+def _json_or_none(path: Path):
+    """The JSON in ``path``, or None when it is missing or not JSON."""
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):

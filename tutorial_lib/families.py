@@ -139,6 +139,15 @@ class Family:
         return self.load().config_for(self.name, profile, **options)
 
 
+def _binarization_option() -> Option:
+    return Option(
+        "--binarization",
+        "train",
+        "binary pixels by a threshold at 0.5, or drawn with the grey value as probability",
+        choices=("threshold", "stochastic"),
+    )
+
+
 def _label_option(help_text: str) -> Option:
     return Option(
         "--label",
@@ -173,6 +182,7 @@ FAMILIES: dict[str, Family] = {
             likelihood_unit="nats per image",
             dimensions=PIXELS,
             seed_recipe="seed000_vae",
+            options=(_binarization_option(),),
         ),
         Family(
             name="gan",
@@ -295,6 +305,17 @@ FAMILIES: dict[str, Family] = {
                     type=float,
                 ),
             ),
+        ),
+        Family(
+            name="pixelcnn",
+            module="tutorial_lib.pixelcnn",
+            title="PixelCNN (autoregressive, binary pixels)",
+            lesson="07_compare",
+            samples="images",
+            likelihood="exact",
+            likelihood_unit="nats per image",
+            dimensions=PIXELS,
+            options=(_binarization_option(),),
         ),
     )
 }

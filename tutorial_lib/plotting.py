@@ -375,7 +375,14 @@ def text_panels(
 
 
 def line_plot(
-    x, series: dict, *, xlabel: str, ylabel: str, title: str, log_y: bool = False
+    x,
+    series: dict,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    log_y: bool = False,
+    log_x: bool = False,
 ) -> Figure:
     """Curves over a common x axis (label -> y values), with a legend."""
     if not series:
@@ -388,6 +395,8 @@ def line_plot(
     ax.set_ylabel(ylabel)
     if log_y:
         ax.set_yscale("log")
+    if log_x:
+        ax.set_xscale("log")
     ax.grid(alpha=0.3)
     ax.legend()
     ax.set_title(title)
@@ -622,5 +631,49 @@ def image_pairs(rows: dict, *, n: int = 4, title: str, pair_labels=("sample", "n
         axes[row, 0].set_ylabel(label, fontsize=8)
     fig.supxlabel(f"{n} pairs per row: {pair_labels[0]}, then {pair_labels[1]}", fontsize=9)
     fig.suptitle(title)
+
+
+# Trade-offs between families (notebook 07)
+# --------------------------------------------------------------------------
+
+
+def labelled_scatter(
+    points: dict,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    log_x: bool = False,
+    log_y: bool = False,
+    ranges: dict | None = None,
+    reference: float | None = None,
+    reference_label: str = "reference",
+) -> Figure:
+    """One labelled point per entry (label -> (x, y)): a trade-off between two measures.
+
+    ``ranges`` (label -> (low, high)) draws each point's range in y, such as its spread
+    over seeds; ``reference`` a dashed horizontal line (the real-data floor).
+    """
+    if not points:
+        raise ValueError("labelled_scatter needs at least one point.")
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
+    for label, (x, y) in points.items():
+        ax.scatter([x], [y], s=40, zorder=3)
+        if ranges and label in ranges:
+            low, high = ranges[label]
+            ax.vlines(x, low, high, color="grey", linewidth=2, alpha=0.6, zorder=2)
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    if reference is not None:
+        ax.axhline(reference, color="black", linestyle="--", linewidth=1, label=reference_label)
+        ax.legend(fontsize=8, loc="best")
+    if log_x:
+        ax.set_xscale("log")
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     return fig

@@ -29,7 +29,7 @@ from pathlib import Path
 from tutorial_lib import bench, checkpoints, families, notebook_tools, runs
 from tutorial_lib.profiles import Profile, get_profile
 
-SPREAD_FILE = "spread.json"
+SPREAD_FILE = checkpoints.SPREAD_FILE
 BENCH_FILE = "bench.json"
 LESSONS_FILE = "lessons.json"
 MAX_BYTES = 25 * 1024 * 1024
