@@ -631,8 +631,11 @@ def image_pairs(rows: dict, *, n: int = 4, title: str, pair_labels=("sample", "n
         axes[row, 0].set_ylabel(label, fontsize=8)
     fig.supxlabel(f"{n} pairs per row: {pair_labels[0]}, then {pair_labels[1]}", fontsize=9)
     fig.suptitle(title)
+    fig.tight_layout()
+    return fig
 
 
+# --------------------------------------------------------------------------
 # Trade-offs between families (notebook 07)
 # --------------------------------------------------------------------------
 
