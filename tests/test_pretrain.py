@@ -10,8 +10,10 @@ from tutorial_lib import checkpoints, pretrain
 def test_a_later_lesson_loads_an_earlier_ones_results_while_pretrain_records(tmp_path, monkeypatch):
     loaded = {}
 
-    def record(path, profile, root):
+    def record(path, profile, root, mode="record"):
         monkeypatch.setenv(checkpoints.STORE_ENV, str(root))
+        if mode != "record":  # pretrain then times each lesson from what was recorded
+            return 0.05
         lesson = checkpoints.Lesson(path.stem, profile, pretrained="record")
         if path.stem == "02_later":
             earlier = checkpoints.Lesson("01_earlier", profile, pretrained="auto")
@@ -26,3 +28,5 @@ def test_a_later_lesson_loads_an_earlier_ones_results_while_pretrain_records(tmp
     )
     assert loaded == {"value": "recorded by 01_earlier"}
     assert json.loads((store / "02_later" / checkpoints.RECORD_FILE).read_text())["experiments"]
+    timings = json.loads((store / pretrain.LESSONS_FILE).read_text())
+    assert set(timings["load_seconds"]) == {"01_earlier", "02_later"}
