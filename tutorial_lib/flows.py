@@ -89,7 +89,7 @@ class RealNVPConfig:
     final_couplings: int = 4
     hidden_channels: int = 64
     blocks: int = 2
-    alpha: float = 0.05
+    alpha: float = 1e-5
     batch_size: int = 64
     learning_rate: float = 1e-3
     epochs: int = 30
@@ -115,8 +115,9 @@ CONFIGS = {
         hidden_channels=32,
         blocks=1,
         batch_size=64,
-        epochs=10,
-        steps_per_epoch=200,
+        learning_rate=2e-3,
+        epochs=6,
+        steps_per_epoch=250,
         train_examples=None,
     ),
     "gpu": RealNVPConfig(hidden_channels=64, blocks=4, batch_size=64, epochs=100),
@@ -400,7 +401,7 @@ class RealNVP(keras.Model):
         final_couplings: int = 4,
         hidden_channels: int = 64,
         blocks: int = 2,
-        alpha: float = 0.05,
+        alpha: float = 1e-5,
         seed: int | None = None,
         **kwargs,
     ):
