@@ -38,6 +38,9 @@ def table_row(record: dict, *, images: bool = True) -> dict:
     """One row of the table from a run's record (or a seed recipe's numbers);
     ``images``: whether its samples are images (their rate is a column)."""
     row = {k: record.get(k) for k in ("model", "dataset", "train_seconds", *QUALITY_KEYS)}
+    binarization = (record.get("config") or {}).get("binarization")
+    if binarization and row["dataset"]:  # the data model its likelihood is measured on
+        row["dataset"] = f"{row['dataset']} ({binarization} binary)"
     for key in ("train_images_per_second", "train_tokens_per_second", "test_mse"):
         row[key] = record.get(key)
     if images and record.get("sample_seconds_per_item"):
