@@ -62,6 +62,7 @@ def _record_a_lesson():
     result = lesson.experiment(
         "sums", lambda: {"total": 3, "values": np.arange(4.0), "nested": {"label": "a"}}
     )
+    assert lesson.note("measured", {"auc": np.float32(0.5)}) == {"auc": np.float32(0.5)}
     checkpoints.write_checksums(lesson.folder.parent)
     return run, result
 
@@ -82,6 +83,9 @@ def test_a_lesson_records_then_loads_the_same_results(store, capsys):
     assert again["total"] == 3 and again["nested"] == {"label": "a"}
     np.testing.assert_array_equal(again["values"], result["values"])
     assert lesson.figure("runs.autoencoder.test_mse") == run.record["test_mse"]
+    assert lesson.figure("experiments.measured.auc") == 0.5, "a noted figure is in the record"
+    assert lesson.note("measured", {"auc": 0.7}) == {"auc": 0.7}, "only recording keeps it"
+    assert lesson.figure("experiments.measured.auc") == 0.5
     assert "(" not in capsys.readouterr().out
 
 

@@ -407,6 +407,17 @@ class Lesson:
             self._save_record()
         return results
 
+    def note(self, key: str, figures: dict) -> dict:
+        """Keep ``figures`` (numbers a cell just measured, cheap to measure again) in the
+        record under ``experiments.key`` when recording, so the prose can quote them;
+        in every mode, give them back unchanged."""
+        if self.mode == "record":
+            arrays: dict = {}
+            self._record["experiments"][key] = _to_json(figures, self.folder, arrays, key)
+            self._save_arrays(arrays)
+            self._save_record()
+        return figures
+
     def figure(self, path: str):
         """The recorded value at ``path`` (see :func:`lookup`)."""
         return lookup(self.record, path)

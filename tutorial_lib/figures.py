@@ -46,6 +46,7 @@ NAMED_FORMATS = {
     "ms": lambda v: f"{v * 1000:.1f}",  # seconds as milliseconds
     "tenths": lambda v: f"{round(v * 10)}/10",  # a coverage as n/10 digits
     "int": lambda v: f"{round(v):,}",
+    "millions": lambda v: f"{v / 1e6:.1f}",
 }
 AGGREGATES = {
     "min": min,

@@ -41,6 +41,7 @@ RECORD_KEYS = {
     "parameters": "trainable and frozen weights of the model",
     "train_seconds": "wall-clock seconds of training, every leg of a resumed run added up "
     "(without the time callbacks spent measuring, such as sample grids)",
+    "examples_seen": "training examples processed (images, or characters for a text model)",
     "train_legs": "how many legs the training took (1 unless it was interrupted and resumed)",
     "train_images_per_second": "training images processed per second (image models)",
     "train_tokens_per_second": "training tokens processed per second (text models)",
@@ -172,6 +173,7 @@ def train(
         config=dataclasses.asdict(config),
         parameters=int(model.count_params()),
         train_seconds=round(seconds, 2),
+        examples_seen=int(trained.examples_seen),
         train_legs=len(legs),
         final_logs={key: values[-1] for key, values in history.items() if values},
         date=datetime.date.today().isoformat(),
