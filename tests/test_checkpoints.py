@@ -130,6 +130,15 @@ def test_figures_are_written_and_checked_from_the_record():
     assert figures.render(90.0, "min") == "1.5" and figures.render(0.0123, "ms") == "12.3"
 
 
+def test_the_facilitator_table_comes_from_the_timings_and_the_notebooks():
+    timings = {"record_seconds": {"01_autoencoder": 150.0}, "load_seconds": {}, "fast_seconds": {}}
+    text = "Before\n<!-- begin lessons -->\nold table\n<!-- end lessons -->\nAfter"
+    filled = figures.fill_tables(text, {"timings": timings})
+    row = next(line for line in filled.splitlines() if line.startswith("| 01 "))
+    assert row.endswith("| 2.5 | – | – |") and "old table" not in filled
+    assert figures.fill_tables(filled, {"timings": timings}) == filled
+
+
 SHIPPED = checkpoints.store_dir("cpu")
 
 

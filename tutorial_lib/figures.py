@@ -24,7 +24,9 @@ test runs it), so the prose can only quote the record.
 
 A whole table can come from the record too: in the README, the lines between
 ``<!-- begin bench -->`` and ``<!-- end bench -->`` are the benchmark of the
-store (:func:`tutorial_lib.bench.markdown_report` of its ``bench.json``).
+store (:func:`tutorial_lib.bench.markdown_report` of its ``bench.json``); in
+INSTRUCTORS.md, those between ``<!-- begin lessons -->`` and ``<!-- end lessons -->``
+are each lesson's slides and minutes (:func:`lessons_table`).
 """
 
 from __future__ import annotations
@@ -111,13 +113,46 @@ def fill(text: str, root: dict, lesson: str | None = None) -> tuple[str, list[st
 BENCH_BLOCK = re.compile(r"(<!-- begin bench -->\n)(.*?)(<!-- end bench -->)", re.S)
 
 
+LESSONS_BLOCK = re.compile(r"(<!-- begin lessons -->\n)(.*?)(<!-- end lessons -->)", re.S)
+
+
+def lessons_table(timings: dict) -> str:
+    """The facilitator's table: each lesson's slides and its minutes in the ``cpu``
+    profile (training, or loading the shipped checkpoints) and in the ``fast`` profile."""
+    import nbformat
+
+    from tutorial_lib import notebook_tools, slides
+
+    lines = [
+        "| Lesson | Slides | cpu, training (min) | cpu, shipped checkpoints (min) "
+        "| fast profile (min) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for path in notebook_tools.lesson_notebooks():
+        nb = nbformat.read(path, as_version=4)
+        title = nb.cells[0].source.splitlines()[0].lstrip("# ").strip()
+        minutes = [
+            NAMED_FORMATS["min"](timings[key][path.stem]) if path.stem in timings[key] else "–"
+            for key in ("record_seconds", "load_seconds", "fast_seconds")
+        ]
+        lines.append(f"| {title} | {slides.count_slides(nb)} | " + " | ".join(minutes) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def fill_tables(text: str, root: dict) -> str:
-    """``text`` with its benchmark block (if any) written from the record's ``bench``."""
+    """``text`` with its benchmark block (if any) written from the record's ``bench``, and
+    its lessons block from the lessons' timings."""
     from tutorial_lib.bench import markdown_report
 
-    if not root.get("bench"):
-        return text
-    return BENCH_BLOCK.sub(lambda m: m.group(1) + markdown_report(root["bench"]) + m.group(3), text)
+    if root.get("bench"):
+        text = BENCH_BLOCK.sub(
+            lambda m: m.group(1) + markdown_report(root["bench"]) + m.group(3), text
+        )
+    if root.get("timings"):
+        text = LESSONS_BLOCK.sub(
+            lambda m: m.group(1) + lessons_table(root["timings"]) + m.group(3), text
+        )
+    return text
 
 
 def documents() -> list[Path]:
@@ -146,7 +181,7 @@ def disagreements(root: dict | None = None) -> list[str]:
         for index, text in _texts(path):
             where = path.name if index is None else f"{path.name} cell {index}"
             if fill_tables(text, root) != text:
-                problems.append(f"{where}: the benchmark table is not the record's")
+                problems.append(f"{where}: a table (benchmark or lessons) is not the record's")
             filled, missing = fill(text, root, lesson)
             problems += [f"{where}: {p} is not in the record" for p in missing]
             for old, new in zip(MARKER.finditer(text), MARKER.finditer(filled), strict=True):

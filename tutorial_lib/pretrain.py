@@ -12,8 +12,9 @@
    seconds as the lesson's model took, on the same machine: ``bench.json``.
 4. ``SHA256SUMS`` over the store, and the total size (at most 25 MB).
 5. Every lesson once more with the switch on (loading what step 1 wrote): how long
-   a class waits with the shipped checkpoints. ``lessons.json`` holds each
-   lesson's seconds both ways.
+   a class waits with the shipped checkpoints; and every lesson in the ``fast``
+   profile. ``lessons.json`` holds each lesson's seconds all three ways (a lesson
+   that trains nothing takes as long with checkpoints as without).
 
 The figures the lessons' Markdown and the README quote are filled in from this
 record by ``python -m tutorial_lib.figures fill``.
@@ -78,11 +79,14 @@ def lesson_records(store: Path) -> dict[str, dict]:
     }
 
 
-def spread(store: Path, profile: Profile, seeds: int) -> dict:
-    """Each life-cycle model of the lessons trained with seeds 1..seeds-1 too; per lesson,
-    model and figure, the values over all seeds (the lesson's own run, seed 0, first)."""
+def spread(store: Path, profile: Profile, seeds: int, lessons: list[str] | None = None) -> dict:
+    """Each life-cycle model of the lessons (default: all in the store) trained with seeds
+    1..seeds-1 too; per lesson, model and figure, the values over all seeds (the lesson's
+    own run, seed 0, first)."""
     result = {}
     for lesson, record in lesson_records(store).items():
+        if lessons is not None and lesson not in lessons:
+            continue
         for key, run_record in record["runs"].items():
             name, options = run_record["model"], _train_options(run_record)
             values = {k: [run_record.get(k)] for k in SPREAD_KEYS}
@@ -143,33 +147,54 @@ def pretrain(
     root: Path | None = None,
 ) -> Path:
     """Write the store of ``profile`` under ``root`` (default: the package's; see the
-    module's description). Returns the profile's folder."""
+    module's description). Returns the profile's folder.
+
+    With ``lessons``, only those are recorded again; the spread and timings of the
+    others stay as they were, and the benchmark is redone from every record."""
     profile = get_profile(profile)
     root = Path(root) if root is not None else checkpoints.STORE
     store = root / profile.name
     store.mkdir(parents=True, exist_ok=True)
     paths = lessons or training_lessons()
-    timings = {"record_seconds": {}, "load_seconds": {}}
+    timings = _read_json(store / LESSONS_FILE) or {}
+    for key in ("record_seconds", "load_seconds", "fast_seconds"):
+        timings.setdefault(key, {})
     for path in paths:
         seconds = record_lesson(path, profile, root)
         timings["record_seconds"][path.stem] = round(seconds, 1)
         checkpoints.write_checksums(store)  # later lessons load this one's models and results
         print(f"recorded {path.stem} in {seconds:.0f} s")
     if seeds > 1:
-        (store / SPREAD_FILE).write_text(json.dumps(spread(store, profile, seeds), indent=1) + "\n")
+        found = _read_json(store / SPREAD_FILE) or {}
+        found.update(spread(store, profile, seeds, [path.stem for path in paths]))
+        (store / SPREAD_FILE).write_text(json.dumps(found, indent=1) + "\n")
     (store / BENCH_FILE).write_text(json.dumps(seed_recipes(store, profile), indent=1) + "\n")
     checkpoints.write_checksums(store)
     for path in paths:
         seconds = record_lesson(path, profile, root, mode="1")
         timings["load_seconds"][path.stem] = round(seconds, 1)
         print(f"{path.stem} from the shipped checkpoints in {seconds:.0f} s")
-    (store / LESSONS_FILE).write_text(json.dumps(timings, indent=1) + "\n")
+    if lessons is None:
+        # The lessons that train nothing take as long either way; and every lesson in the
+        # smallest profile, for an instructor's dry run.
+        for path in notebook_tools.lesson_notebooks():
+            if path not in paths:
+                seconds = round(record_lesson(path, profile, root, mode="0"), 1)
+                timings["record_seconds"][path.stem] = timings["load_seconds"][path.stem] = seconds
+            fast = record_lesson(path, get_profile("fast"), root, mode="0")
+            timings["fast_seconds"][path.stem] = round(fast, 1)
+            print(f"{path.stem} in the fast profile in {fast:.0f} s")
+    (store / LESSONS_FILE).write_text(json.dumps(timings, indent=1, sort_keys=True) + "\n")
     checkpoints.write_checksums(store)
     size = store_bytes(store)
     print(f"store {store}: {size / 2**20:.1f} MiB")
     if size > MAX_BYTES:
         raise RuntimeError(f"The store holds {size / 2**20:.1f} MiB, more than the 25 MiB allowed.")
     return store
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def main(argv: list[str] | None = None) -> int:
