@@ -10,6 +10,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The tests also need the instructors' tools (nbgrader); the learner's install does not.
+INSTRUCTOR_STAMP := $(VENV)/.installed-instructor
 # Test processes (pytest-xdist). Each test file runs whole in one of them, so a
 # notebook's cells stay in order. Two fill CI's two cores: most of a fast-profile
 # test is single-threaded start-up (kernels, imports, graph tracing).
@@ -24,7 +26,7 @@ export TUTORIAL_DATA_DIR := $(abspath ../shared/data)
 endif
 endif
 
-.PHONY: setup lab test slides lint format clean
+.PHONY: setup instructor lab test slides lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version.split()[0]'
@@ -33,13 +35,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev,slides,browser]"
 	touch $(STAMP)
 
+$(INSTRUCTOR_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,slides,browser,instructor]"
+	touch $(INSTRUCTOR_STAMP)
+
 setup: $(STAMP)
+
+instructor: $(INSTRUCTOR_STAMP)
+
+# `make lab` listens on this machine only; `make lab LAB_IP=0.0.0.0` on every
+# network interface. LAB_PORT is the first port tried.
+LAB_IP ?= 127.0.0.1
+LAB_PORT ?= 8888
 
 lab: $(STAMP)
 	$(BIN)/python -m tutorial_lib info
-	$(BIN)/jupyter lab notebooks/00_setup.ipynb
+	$(BIN)/python scripts/lab.py --ip $(LAB_IP) --port $(LAB_PORT) notebooks/00_setup.ipynb
 
-test: $(STAMP)
+test: $(INSTRUCTOR_STAMP)
 	@if [ -z "$$TUTORIAL_DATA_DIR" ]; then $(BIN)/python -m tutorial_lib download; fi
 	TUTORIAL_PROFILE=fast $(BIN)/python -m pytest --run-browser -n $(TEST_WORKERS) --dist loadfile
 	$(BIN)/ruff check .

@@ -3,6 +3,7 @@
 Notebook kernels started by nbval inherit these environment variables.
 """
 
+import copy
 import os
 import socket
 from pathlib import Path
@@ -10,7 +11,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TUTORIAL_PROFILE", "fast")
-os.environ.setdefault("MPLBACKEND", "Agg")
+# The inline backend: the lessons' kernels (which inherit this) put every plot into the
+# cell's outputs, so a slide deck can be built from the very execution nbval checks.
+os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 _SHARED_DATA = Path(__file__).resolve().parent.parent / "shared" / "data"
 if "TUTORIAL_DATA_DIR" not in os.environ and _SHARED_DATA.is_dir():
@@ -58,7 +61,46 @@ def pytest_addoption(parser):
     )
 
 
+class LessonDeck(pytest.Item):
+    """A lesson's reveal.js deck, built from the outputs nbval just produced for its cells
+    (one execution serves both): every slide its metadata promises, no errors or logs,
+    and the plots in it."""
+
+    def runtest(self):
+        from tutorial_lib import slides
+
+        cells = [i for i in self.session.items if i.parent is self.parent and i is not self]
+        nb = copy.deepcopy(self.parent.nb)
+        code = [cell for cell in nb.cells if cell.cell_type == "code"]
+        for cell, item in zip(code, cells, strict=True):
+            cell.outputs = list(getattr(item, "test_outputs", None) or [])
+        out = Path(self.config.rootpath) / "test-artifacts" / "decks"
+        deck = slides.build_deck(nb, self.path.stem, out, offline=slides.prepare_folder(out))
+        html = deck.read_text(encoding="utf-8")
+        assert slides.deck_slide_count(html) == slides.count_slides(self.parent.nb)
+        assert 'data-mime-type="application/vnd.jupyter.stderr"' not in html, "no errors, no logs"
+        assert "Traceback (most recent call last)" not in html
+        assert "<img" in html, "the executed plots are in the deck"
+
+    def reportinfo(self):
+        return self.path, 0, f"{self.path.name}: slide deck"
+
+
+def _with_lesson_decks(items):
+    """Each lesson's cells, then its deck (an item of the same file: the same worker, the
+    same kernel's outputs)."""
+    result = []
+    for index, item in enumerate(items):
+        result.append(item)
+        parent = item.parent
+        last = index + 1 == len(items) or items[index + 1].parent is not parent
+        if last and item.path.suffix == ".ipynb" and item.path.parent.name == "notebooks":
+            result.append(LessonDeck.from_parent(parent, name="slide deck"))
+    return result
+
+
 def pytest_collection_modifyitems(config, items):
+    items[:] = _with_lesson_decks(items)
     if config.getoption("--run-browser"):
         return
     skip = pytest.mark.skip(reason="real-browser test: run with --run-browser (make test does)")

@@ -1,174 +1,212 @@
-"""The exercise checks of notebook 01: right answers pass, stubs are 'not attempted',
-and typical wrong answers fail with the message meant for them."""
+"""The exercise checks of exercise 01: the solution passes (the visible and the hidden
+cases), stubs are 'not attempted', and plausible wrong answers fail with the message
+that names their mistake."""
 
 import keras
 import numpy as np
 import pytest
-from check_helpers import expect_failure, stub
+from check_helpers import (
+    expect_failure,
+    expect_pass,
+    mistakes_test,
+    task_tests,
+)
 
-from tutorial_lib import autoencoder
-from tutorial_lib.checks import FAILED, NOT_ATTEMPTED, PASSED, run_check
 from tutorial_lib.checks import autoencoder as checks
 
-
-def encoder(latent_dim, hidden=(256, 128), code_activation=None):
-    inputs = keras.Input((28, 28, 1))
-    h = keras.layers.Flatten()(inputs)
-    for units in hidden:
-        h = keras.layers.Dense(units, activation="relu")(h)
-    return keras.Model(inputs, keras.layers.Dense(latent_dim, activation=code_activation)(h))
-
-
-ALL_CHECKS = [
-    checks.check_encoder,
-    checks.check_add_noise,
-    checks.check_reconstruction_errors,
-    checks.check_threshold,
-]
-REFERENCES = [
-    lambda d: autoencoder.build_dense_encoder(autoencoder.AutoencoderConfig(latent_dim=d)),
-    autoencoder.add_noise,
-    autoencoder.reconstruction_errors,
-    autoencoder.choose_threshold,
-]
+EX = "01_autoencoder"
+TASKS = {
+    "build_encoder": checks.check_encoder,
+    "mask_noise": checks.check_mask_noise,
+    "PCAAutoencoder": checks.check_pca_autoencoder,
+    "code_size_experiment": checks.check_code_size,
+}
 
 
-@pytest.mark.parametrize("check, reference", list(zip(ALL_CHECKS, REFERENCES, strict=True)))
-def test_the_reference_solution_passes(check, reference, capsys):
-    result = check(reference)
-    assert result.status == PASSED, result
-    assert capsys.readouterr().out.startswith("[pass]")
+test_the_solution_passes_the_visible_and_the_hidden_cases, test_a_stub_is_not_attempted_yet = (
+    task_tests(EX, TASKS)
+)
 
 
-@pytest.mark.parametrize("check", ALL_CHECKS)
-def test_a_stub_is_not_attempted_yet(check):
-    result = check(stub, quiet=True)
-    assert result.status == NOT_ATTEMPTED
-    assert "not attempted yet" in str(result) and "stub" in str(result)
+def test_hints_come_in_two_tiers():
+    first, second = checks.hint.text("pca"), checks.hint.text("pca", 2)
+    assert first.startswith("Hint 1 of 2 for pca (the idea)") and "hint('pca', 2)" in first
+    assert second.startswith("Hint 2 of 2 for pca (what to use)")
+    with pytest.raises(KeyError, match="no hints"):
+        checks.hint.text("nope")
 
 
-def test_encoder_with_the_wrong_bottleneck_size():
-    expect_failure(
-        checks.check_encoder(lambda d: encoder(64), quiet=True),
-        "expected output shape (None, 32), got (None, 64): is your bottleneck layer the right size?",
-    )
+# --------------------------------------------------------------------------
+# Task 1: the encoder
+# --------------------------------------------------------------------------
+
+ENCODER_MISTAKES = {
+    "no hidden activations": (
+        [('activation="relu"', "activation=None")],
+        "affine map",
+    ),
+    "ReLU on the code": (
+        [("keras.layers.Dense(latent_dim)", 'keras.layers.Dense(latent_dim, activation="relu")')],
+        "ReLU on the code layer",
+    ),
+    "tanh on the code": (
+        [("keras.layers.Dense(latent_dim)", 'keras.layers.Dense(latent_dim, activation="tanh")')],
+        "squashed",
+    ),
+    "fixed grey input": (
+        [("keras.Input(input_shape)", "keras.Input((28, 28, 1))")],
+        "not a fixed (28, 28, 1)",
+    ),
+    "hidden argument ignored": (
+        [("for units in hidden:", "for units in (256, 128):")],
+        "make one Dense layer per entry of the hidden argument",
+    ),
+    "no Flatten": (
+        [("keras.layers.Flatten()(inputs)", "inputs")],
+        "flatten the image first",
+    ),
+    "fixed code size": (
+        [("keras.layers.Dense(latent_dim)", "keras.layers.Dense(32)")],
+        "use the latent_dim argument",
+    ),
+}
 
 
-def test_encoder_ignoring_latent_dim():
-    def fixed(latent_dim):
-        return encoder(32)
-
-    expect_failure(
-        checks.check_encoder(fixed, quiet=True), "build_encoder(8)", "latent_dim argument"
-    )
+test_encoder_mistakes_are_named = mistakes_test(
+    EX, "build_encoder", checks.check_encoder, ENCODER_MISTAKES
+)
 
 
-def test_encoder_with_a_relu_bottleneck():
-    expect_failure(
-        checks.check_encoder(lambda d: encoder(d, code_activation="relu"), quiet=True),
-        "ReLU on the bottleneck",
-    )
+def test_encoder_not_a_model():
+    expect_failure(checks.check_encoder(lambda *a: "encoder", quiet=True), "keras.Model")
 
 
-def test_encoder_with_wrong_hidden_sizes():
-    expect_failure(
-        checks.check_encoder(lambda d: encoder(d, hidden=(128, 64)), quiet=True),
-        "parameters for Dense layers 784 -> 256 -> 128 -> 32",
-    )
+def test_encoder_with_a_relu_layer_of_its_own_passes():
+    """ReLU as a layer of its own is as good as activation='relu'."""
+
+    def build(input_shape, latent_dim, hidden=(256, 128)):
+        inputs = keras.Input(input_shape)
+        h = keras.layers.Flatten()(inputs)
+        for units in hidden:
+            h = keras.layers.ReLU()(keras.layers.Dense(units)(h))
+        return keras.Model(inputs, keras.layers.Dense(latent_dim)(h))
+
+    expect_pass(checks.check_encoder(build, quiet=True))
+    expect_pass(checks.check_encoder(build, hidden=True, quiet=True))
 
 
-def test_encoder_that_returns_layers_not_a_model():
-    expect_failure(
-        checks.check_encoder(lambda d: [keras.layers.Dense(d)], quiet=True), "keras.Model"
-    )
+# --------------------------------------------------------------------------
+# Task 2: masking noise
+# --------------------------------------------------------------------------
+
+MASK_MISTAKES = {
+    "mask drawn once and broadcast": (
+        [("rng.random(np.shape(x))", "rng.random(np.shape(x)[1:])")],
+        "the mask was drawn once (for one image) and broadcast",
+    ),
+    "one coin per image": (
+        [("rng.random(np.shape(x))", "rng.random((len(x),) + (1,) * (np.ndim(x) - 1))")],
+        "dropped whole or kept whole",
+    ),
+    "keep probability swapped": (
+        [(">= drop_rate", "< drop_rate")],
+        "it is the probability of dropping it",
+    ),
+    "dropout rescaling": (
+        [("np.where(keep, x, 0.0)", "np.where(keep, x / (1 - drop_rate), 0.0)")],
+        "rescaling of dropout layers",
+    ),
+    "global random state": (
+        [("rng.random(np.shape(x))", "np.random.random(np.shape(x))")],
+        "np.random.default_rng(seed)",
+    ),
+    "float64": ([(".astype(np.float32)", ".astype(np.float64)")], "float32"),
+}
 
 
-def test_noise_without_clipping():
-    def unclipped(x, noise_factor, seed):
-        rng = np.random.default_rng(seed)
-        return (x + noise_factor * rng.standard_normal(x.shape)).astype(np.float32)
-
-    expect_failure(checks.check_add_noise(unclipped, quiet=True), "must stay in [0, 1]", "np.clip")
+test_mask_noise_mistakes_are_named = mistakes_test(
+    EX, "mask_noise", checks.check_mask_noise, MASK_MISTAKES
+)
 
 
-def test_noise_ignoring_the_seed():
-    def unseeded(x, noise_factor, seed):
-        noisy = x + noise_factor * np.random.standard_normal(x.shape)
-        return np.clip(noisy, 0, 1).astype(np.float32)
+def test_mask_noise_in_place_and_multiplicative_noise():
+    def in_place(x, drop_rate, seed):
+        x[np.random.default_rng(seed).random(x.shape) < drop_rate] = 0
+        return x.astype(np.float32)
 
-    expect_failure(checks.check_add_noise(unseeded, quiet=True), "seed=7 gave different images")
+    def scaled_by_noise(x, drop_rate, seed):
+        return (x * np.random.default_rng(seed).random(x.shape)).astype(np.float32)
 
-
-def test_uniform_noise_has_the_wrong_size():
-    def uniform(x, noise_factor, seed):
-        rng = np.random.default_rng(seed)
-        noisy = x + noise_factor * rng.uniform(-1, 1, x.shape)
-        return np.clip(noisy, 0, 1).astype(np.float32)
-
-    expect_failure(
-        checks.check_add_noise(uniform, quiet=True), "standard deviation", "standard normal"
-    )
+    expect_failure(checks.check_mask_noise(in_place, quiet=True), "do not zero values in place")
+    expect_failure(checks.check_mask_noise(scaled_by_noise, quiet=True), "0/1 mask")
 
 
-def test_noise_added_in_place():
-    def in_place(x, noise_factor, seed):
-        x += noise_factor * np.random.default_rng(seed).standard_normal(x.shape).astype(np.float32)
-        np.clip(x, 0, 1, out=x)
-        return x
+# --------------------------------------------------------------------------
+# Task 3: the PCA autoencoder
+# --------------------------------------------------------------------------
 
-    expect_failure(checks.check_add_noise(in_place, quiet=True), "changed the images it was given")
-
-
-def test_errors_averaged_over_the_whole_batch():
-    def one_number(model, x):
-        return float(np.mean(np.square(x - model.predict(x, verbose=0))))
-
-    expect_failure(
-        checks.check_reconstruction_errors(one_number, quiet=True),
-        "expected one error per image, shape (10,), got ()",
-        "also average over the images",
-    )
-
-
-def test_errors_summed_over_pixels():
-    def summed(model, x):
-        return np.sum(np.square(x - model.predict(x, verbose=0)), axis=(1, 2, 3))
-
-    expect_failure(checks.check_reconstruction_errors(summed, quiet=True), "784 times")
-
-
-def test_errors_not_squared():
-    def absolute(model, x):
-        return np.mean(np.abs(x - model.predict(x, verbose=0)), axis=(1, 2, 3))
-
-    expect_failure(
-        checks.check_reconstruction_errors(absolute, quiet=True), "square before averaging"
-    )
+PCA_MISTAKES = {
+    "no centring": (
+        [("self.mean = flat.mean(axis=0)", "self.mean = 0.0 * flat.mean(axis=0)")],
+        "the data was not centred",
+    ),
+    "one mean for all pixels": (
+        [("self.mean = flat.mean(axis=0)", "self.mean = flat.mean()")],
+        "subtract the mean *image*",
+    ),
+    "smallest directions": (
+        [("vectors[:, ::-1]", "vectors")],
+        "directions of *smallest* variance",
+    ),
+    "flat images out": (
+        [("flat.reshape(len(codes), *self.image_shape)", "flat")],
+        "reshape the flat vectors back",
+    ),
+    "fit returns nothing": ([("        return self\n", "")], "return self"),
+    "mean forgotten when decoding": (
+        [("codes @ self.directions + self.mean", "codes @ self.directions")],
+        "best 3-code linear autoencoder",
+    ),
+}
 
 
-def test_threshold_at_the_mean():
-    expect_failure(
-        checks.check_threshold(lambda e, rate: float(np.mean(e)), quiet=True),
-        "flags 37.1% of the normal validation images",
-        "expected about 5%",
-    )
+test_pca_mistakes_are_named = mistakes_test(
+    EX, "PCAAutoencoder", checks.check_pca_autoencoder, PCA_MISTAKES
+)
 
 
-def test_threshold_at_the_low_quantile():
-    expect_failure(
-        checks.check_threshold(lambda e, rate: float(np.quantile(e, rate)), quiet=True),
-        "did you take the low quantile?",
-    )
+def test_pca_with_svd_passes_on_rgb_images():
+    class SVDAutoencoder:
+        def __init__(self, latent_dim):
+            self.k = latent_dim
+
+        def fit(self, x):
+            self.shape, flat = x.shape[1:], x.reshape(len(x), -1).astype(np.float64)
+            self.mu = flat.mean(0)
+            self.v = np.linalg.svd(flat - self.mu, full_matrices=False)[2][: self.k]
+            return self
+
+        def encode(self, x):
+            return (x.reshape(len(x), -1) - self.mu) @ self.v.T
+
+        def decode(self, codes):
+            return (codes @ self.v + self.mu).reshape(len(codes), *self.shape)
+
+    expect_pass(checks.check_pca_autoencoder(SVDAutoencoder, hidden=True, quiet=True))
 
 
-def test_a_crash_in_learner_code_is_reported_with_its_type():
-    def broken(x, noise_factor, seed):
-        return x + undefined_name  # noqa: F821
-
-    result = checks.check_add_noise(broken, quiet=True)
-    expect_failure(result, "broken raised NameError")
+# --------------------------------------------------------------------------
+# Task 4 (investigate): the code size
+# --------------------------------------------------------------------------
 
 
-def test_run_check_rejects_a_non_function():
-    result = run_check("check_x", 42, [], quiet=True)
-    assert result.status == FAILED and "expected a function" in result.message
+def test_code_size_answers():
+    right = checks._smallest_dim(checks._mnist_pca_curves()["test"])
+    train = checks._smallest_dim(checks._mnist_pca_curves()["train"])
+    assert 10 < right < 100 and train < right
+    expect_pass(checks.check_code_size(lambda: right + 1, quiet=True))  # within 10%
+    expect_failure(checks.check_code_size(lambda: train, quiet=True), "training images")
+    expect_failure(checks.check_code_size(lambda: 2 * right, quiet=True), "too large")
+    expect_failure(checks.check_code_size(lambda: right // 2, quiet=True), "too small")
+    expect_failure(checks.check_code_size(lambda: None, quiet=True), "expected one number")
+    expect_failure(checks.check_code_size(lambda: float("nan"), quiet=True), "expected the")

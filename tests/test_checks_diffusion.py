@@ -1,227 +1,171 @@
-"""The exercise checks of notebook 05: right answers pass, stubs are 'not attempted',
-and the usual wrong answers fail with a message that names the mistake."""
+"""The exercise checks of exercise 05: the solution passes (visible and hidden cases),
+stubs are 'not attempted', and plausible wrong answers fail with the message that
+names their mistake, on data of any rank and at the edges t = 0 and t = T - 1."""
 
 import numpy as np
-import pytest
-from check_helpers import expect_failure, stub
+from check_helpers import (
+    expect_failure,
+    expect_pass,
+    mistakes_test,
+    solution,
+    task_tests,
+)
 
-from tutorial_lib.checks import NOT_ATTEMPTED, PASSED
 from tutorial_lib.checks import diffusion as checks
 
+EX = "05_diffusion"
+TASKS = {
+    "forward_noise": checks.check_forward_noise,
+    "v_target": checks.check_v_target,
+    "ddim_sample_v": checks.check_ddim_v,
+    "lost_digits_experiment": checks.check_lost_digits,
+}
+
+
+test_the_solution_passes_the_visible_and_the_hidden_cases, test_a_stub_is_not_attempted_yet = (
+    task_tests(EX, TASKS)
+)
+
+
+PER_EXAMPLE = "np.asarray(alpha_bars)[t]"
+FORWARD_MISTAKES = {
+    "t = 0 treated as clean data": (
+        [(PER_EXAMPLE, "np.concatenate([[1.0], alpha_bars])[t]")],
+        "step 0 is treated as clean data",
+    ),
+    "off by one": ([(PER_EXAMPLE, "np.asarray(alpha_bars)[np.minimum(t + 1, 49)]")], "t + 1"),
+    "missing square root": (
+        [("np.sqrt(ab) * x0", "ab * x0")],
+        "the square root is missing on alpha-bar",
+    ),
+    "noise scaled by the variance": (
+        [("np.sqrt(1.0 - ab) * noise", "(1.0 - ab) * noise")],
+        "not by the variance",
+    ),
+    "images only": (
+        [("(-1,) + (1,) * (np.ndim(x0) - 1)", "(-1, 1, 1, 1)")],
+        "wrong for data of shape",
+    ),
+    "broadcast on the wrong axis": (
+        [("np.reshape(np.asarray(alpha_bars)[t], per_example)", "np.asarray(alpha_bars)[t]")],
+        "broadcast against the wrong axes",
+    ),
+    "swapped": (
+        [
+            (
+                "np.sqrt(ab) * x0 + np.sqrt(1.0 - ab) * noise",
+                "np.sqrt(1.0 - ab) * x0 + np.sqrt(ab) * noise",
+            )
+        ],
+        "signal and noise are swapped",
+    ),
+}
+
+
+test_forward_noise_mistakes_are_named = mistakes_test(
+    EX, "forward_noise", checks.check_forward_noise, FORWARD_MISTAKES
+)
+
+
+def test_the_first_step_alone_catches_a_clean_step_zero():
+    """Right everywhere but at t = 0, where it returns the clean data: the edge case fails."""
+
+    def clean_at_zero(x0, t, noise, alpha_bars):
+        right = solution(EX, "forward_noise")(x0, t, noise, alpha_bars)
+        return np.where(np.reshape(t, (-1,) + (1,) * (x0.ndim - 1)) == 0, x0, right)
+
+    expect_failure(checks.check_forward_noise(clean_at_zero, quiet=True), "t = 0")
+
+
+V_MISTAKES = {
+    "sign flipped": (
+        [
+            (
+                "np.sqrt(ab) * noise - np.sqrt(1.0 - ab) * x0",
+                "np.sqrt(1.0 - ab) * x0 - np.sqrt(ab) * noise",
+            )
+        ],
+        "the sign is flipped",
+    ),
+    "roles swapped": (
+        [
+            (
+                "np.sqrt(ab) * noise - np.sqrt(1.0 - ab) * x0",
+                "np.sqrt(ab) * x0 - np.sqrt(1.0 - ab) * noise",
+            )
+        ],
+        "noise and data are swapped",
+    ),
+    "added": ([("noise - np.sqrt", "noise + np.sqrt")], "must be *subtracted*"),
+    "epsilon target": (
+        [("return np.sqrt(ab) * noise - np.sqrt(1.0 - ab) * x0", "return noise + 0 * ab")],
+        "epsilon-prediction target",
+    ),
+    "t = 0 treated as clean data": (
+        [(PER_EXAMPLE, "np.concatenate([[1.0], alpha_bars])[t]")],
+        "step 0 is treated as clean data",
+    ),
+    "no square roots": (
+        [("np.sqrt(ab) * noise - np.sqrt(1.0 - ab) * x0", "ab * noise - (1.0 - ab) * x0")],
+        "the square roots are missing",
+    ),
+}
+
+
+test_v_target_mistakes_are_named = mistakes_test(EX, "v_target", checks.check_v_target, V_MISTAKES)
+
 
-def _ab(alpha_bars, t):
-    return np.asarray(alpha_bars)[t].reshape(-1, 1, 1, 1)
-
-
-# Reference answers, as a learner would write them.
-def forward_noise(x0, t, noise, alpha_bars):
-    ab = _ab(alpha_bars, t)
-    return np.sqrt(ab) * x0 + np.sqrt(1 - ab) * noise
-
-
-def diffusion_loss(network, x0, t, noise, alpha_bars):
-    x_t = forward_noise(x0, t, noise, alpha_bars)
-    return np.mean((noise - network(x_t, t)) ** 2)
-
-
-def ddim_update(x_t, eps, t, t_prev, alpha_bars):
-    ab = alpha_bars[t]
-    ab_prev = alpha_bars[t_prev] if t_prev >= 0 else 1.0
-    x0 = (x_t - np.sqrt(1 - ab) * eps) / np.sqrt(ab)
-    return np.sqrt(ab_prev) * x0 + np.sqrt(1 - ab_prev) * eps
-
-
-ALL = [
-    (checks.check_forward_noise, forward_noise),
-    (checks.check_diffusion_loss, diffusion_loss),
-    (checks.check_ddim_update, ddim_update),
-]
-
-
-@pytest.mark.parametrize("check, reference", ALL)
-def test_the_reference_solution_passes(check, reference, capsys):
-    result = check(reference)
-    assert result.status == PASSED, result
-    assert capsys.readouterr().out.startswith("[pass]")
-
-
-def test_the_library_formulas_pass_too():
-    from tutorial_lib import diffusion
-
-    schedule = checks.SCHEDULE
-
-    def library_forward(x0, t, noise, alpha_bars):
-        return np.asarray(diffusion.q_sample(schedule, x0, t, noise))
-
-    assert checks.check_forward_noise(library_forward, quiet=True).passed
-
-    def library_ddim(x_t, eps, t, t_prev, alpha_bars):
-        return diffusion.ddim_step(schedule, x_t, eps, t, t_prev)
-
-    assert checks.check_ddim_update(library_ddim, quiet=True).passed
-
-
-@pytest.mark.parametrize("check, _", ALL)
-def test_a_stub_is_not_attempted_yet(check, _):
-    result = check(stub, quiet=True)
-    assert result.status == NOT_ATTEMPTED and "not attempted yet" in str(result)
-
-
-# --- Task 1: forward noising ----------------------------------------------
-
-
-def test_forward_without_the_square_root_on_alpha_bar():
-    def wrong(x0, t, noise, alpha_bars):
-        ab = _ab(alpha_bars, t)
-        return ab * x0 + np.sqrt(1 - ab) * noise
-
-    expect_failure(
-        checks.check_forward_noise(wrong, quiet=True), "square root is missing on alpha-bar"
-    )
-
-
-def test_forward_with_noise_scaled_by_the_variance():
-    def wrong(x0, t, noise, alpha_bars):
-        ab = _ab(alpha_bars, t)
-        return np.sqrt(ab) * x0 + (1 - ab) * noise
-
-    expect_failure(
-        checks.check_forward_noise(wrong, quiet=True), "noise has the wrong scale", "variance"
-    )
-
-
-def test_forward_with_unscaled_noise():
-    def wrong(x0, t, noise, alpha_bars):
-        return np.sqrt(_ab(alpha_bars, t)) * x0 + noise
-
-    expect_failure(
-        checks.check_forward_noise(wrong, quiet=True), "noise has the wrong scale", "unscaled"
-    )
-
-
-@pytest.mark.parametrize("shift, text", [(-1, "alpha_bars[t - 1]"), (1, "alpha_bars[t + 1]")])
-def test_forward_with_the_timestep_off_by_one(shift, text):
-    def wrong(x0, t, noise, alpha_bars):
-        ab = _ab(alpha_bars, t + shift)
-        return np.sqrt(ab) * x0 + np.sqrt(1 - ab) * noise
-
-    expect_failure(checks.check_forward_noise(wrong, quiet=True), "timestep is off by one", text)
-
-
-def test_forward_without_the_per_image_reshape():
-    def wrong(x0, t, noise, alpha_bars):
-        ab = np.asarray(alpha_bars)[t]
-        return np.sqrt(ab) * x0 + np.sqrt(1 - ab) * noise
-
-    expect_failure(checks.check_forward_noise(wrong, quiet=True), "reshape it to (N, 1, 1, 1)")
-
-
-def test_forward_with_one_step_for_every_image():
-    def wrong(x0, t, noise, alpha_bars):
-        ab = alpha_bars[t[0]]
-        return np.sqrt(ab) * x0 + np.sqrt(1 - ab) * noise
-
-    expect_failure(checks.check_forward_noise(wrong, quiet=True))
-
-
-# --- Task 2: the loss -----------------------------------------------------
-
-
-def test_loss_against_the_clean_image():
-    def wrong(network, x0, t, noise, alpha_bars):
-        return np.mean((x0 - network(forward_noise(x0, t, noise, alpha_bars), t)) ** 2)
-
-    expect_failure(
-        checks.check_diffusion_loss(wrong, quiet=True), "target is the noise", "not the clean"
-    )
-
-
-def test_loss_with_the_network_told_the_wrong_step():
-    def wrong(network, x0, t, noise, alpha_bars):
-        return np.mean((noise - network(forward_noise(x0, t, noise, alpha_bars), t + 1)) ** 2)
-
-    expect_failure(checks.check_diffusion_loss(wrong, quiet=True), "timestep is off by one")
-
-
-def test_loss_on_clean_images():
-    def wrong(network, x0, t, noise, alpha_bars):
-        return np.mean((noise - network(x0, t)) ** 2)
-
-    expect_failure(checks.check_diffusion_loss(wrong, quiet=True), "network got the clean images")
-
-
-def test_loss_with_a_wrongly_noised_input():
-    def wrong(network, x0, t, noise, alpha_bars):
-        ab = _ab(alpha_bars, t)
-        x_t = ab * x0 + np.sqrt(1 - ab) * noise
-        return np.mean((noise - network(x_t, t)) ** 2)
-
-    expect_failure(
-        checks.check_diffusion_loss(wrong, quiet=True), "wrong input", "square root is missing"
-    )
-
-
-def test_loss_summed():
-    def wrong(network, x0, t, noise, alpha_bars):
-        return np.sum((noise - network(forward_noise(x0, t, noise, alpha_bars), t)) ** 2)
-
-    expect_failure(checks.check_diffusion_loss(wrong, quiet=True), "summed")
-
-
-def test_loss_per_image():
-    def wrong(network, x0, t, noise, alpha_bars):
-        pred = network(forward_noise(x0, t, noise, alpha_bars), t)
-        return np.mean((noise - pred) ** 2, axis=(1, 2, 3))
-
-    expect_failure(checks.check_diffusion_loss(wrong, quiet=True), "expected one number")
-
-
-# --- Task 3: DDIM ---------------------------------------------------------
-
-
-def test_ddim_without_the_square_root_in_the_x0_estimate():
-    def wrong(x_t, eps, t, t_prev, alpha_bars):
-        ab = alpha_bars[t]
-        ab_prev = alpha_bars[t_prev] if t_prev >= 0 else 1.0
-        x0 = (x_t - np.sqrt(1 - ab) * eps) / ab
-        return np.sqrt(ab_prev) * x0 + np.sqrt(1 - ab_prev) * eps
-
-    expect_failure(
-        checks.check_ddim_update(wrong, quiet=True), "square root is missing on alpha-bar"
-    )
-
-
-def test_ddim_with_noise_at_the_old_scale():
-    def wrong(x_t, eps, t, t_prev, alpha_bars):
-        ab = alpha_bars[t]
-        ab_prev = alpha_bars[t_prev] if t_prev >= 0 else 1.0
-        x0 = (x_t - np.sqrt(1 - ab) * eps) / np.sqrt(ab)
-        return np.sqrt(ab_prev) * x0 + np.sqrt(1 - ab) * eps
-
-    expect_failure(checks.check_ddim_update(wrong, quiet=True), "noise has the wrong scale")
-
-
-def test_ddim_with_the_timestep_off_by_one():
-    def wrong(x_t, eps, t, t_prev, alpha_bars):
-        return ddim_update(x_t, eps, t - 1, t_prev, alpha_bars)
-
-    expect_failure(
-        checks.check_ddim_update(wrong, quiet=True), "timestep is off by one", "alpha_bars[t - 1]"
-    )
-
-
-def test_ddim_reading_alpha_bars_minus_one_as_the_last_step():
-    def wrong(x_t, eps, t, t_prev, alpha_bars):
-        ab, ab_prev = alpha_bars[t], alpha_bars[t_prev]
-        x0 = (x_t - np.sqrt(1 - ab) * eps) / np.sqrt(ab)
-        return np.sqrt(ab_prev) * x0 + np.sqrt(1 - ab_prev) * eps
-
-    expect_failure(checks.check_ddim_update(wrong, quiet=True), "alpha_bars[-1]", "LAST step")
-
-
-def test_ddim_returning_the_x0_estimate():
-    def wrong(x_t, eps, t, t_prev, alpha_bars):
-        ab = alpha_bars[t]
-        return (x_t - np.sqrt(1 - ab) * eps) / np.sqrt(ab)
-
-    expect_failure(checks.check_ddim_update(wrong, quiet=True), "returned the x0 estimate")
+DDIM_MISTAKES = {
+    "alpha_bars[-1] after the last step": (
+        [
+            (
+                "1.0 if t_next is None else float(alpha_bars[t_next])",
+                "float(alpha_bars[-1 if t_next is None else t_next])",
+            )
+        ],
+        "alpha_bars[-1]",
+    ),
+    "output read as epsilon": (
+        [
+            (
+                "x0_hat = np.sqrt(ab) * x - np.sqrt(1.0 - ab) * v",
+                "x0_hat = (x - np.sqrt(1.0 - ab) * v) / np.sqrt(ab)",
+            ),
+            ("eps_hat = np.sqrt(1.0 - ab) * x + np.sqrt(ab) * v", "eps_hat = v"),
+        ],
+        "as the noise epsilon",
+    ),
+    "told the next step": (
+        [("np.full(len(x), t)", "np.full(len(x), -1 if t_next is None else t_next)")],
+        "not the one you are moving to",
+    ),
+    "one scalar step": ([("np.full(len(x), t)", "t")], "one step per example"),
+    "clean estimate every step": (
+        [("x = np.sqrt(ab_next) * x0_hat + np.sqrt(1.0 - ab_next) * eps_hat", "x = x0_hat")],
+        "jumped to the clean estimate at every step",
+    ),
+    "stops at the last listed step": (
+        [
+            (
+                "zip(steps, steps[1:] + [None], strict=True)",
+                "zip(steps[:-1], steps[1:], strict=True)",
+            )
+        ],
+        "called",
+    ),
+}
+
+
+test_ddim_mistakes_are_named = mistakes_test(
+    EX, "ddim_sample_v", checks.check_ddim_v, DDIM_MISTAKES
+)
+
+
+def test_lost_digits_answers():
+    right, cosine = checks._lost_step(), checks._lost_step("cosine")
+    assert 20 < right < cosine < 999
+    expect_pass(checks.check_lost_digits(lambda: round(right * 1.05), quiet=True))
+    expect_failure(checks.check_lost_digits(lambda: cosine, quiet=True), "cosine schedule")
+    expect_failure(checks.check_lost_digits(lambda: 999, quiet=True), "too large")
+    expect_failure(checks.check_lost_digits(lambda: 0, quiet=True), "too small")
+    expect_failure(checks.check_lost_digits(lambda: "t=140", quiet=True), "expected one number")

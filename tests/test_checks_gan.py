@@ -1,251 +1,170 @@
-"""The exercise checks of notebook 03: the reference passes, stubs are 'not attempted',
-and the usual wrong answers fail with the message that names the mistake."""
+"""The exercise checks of exercise 03: the solution passes (visible and hidden cases),
+stubs are 'not attempted', and plausible wrong answers fail with the message that
+names their mistake, for examples of any rank and logits of +-200."""
 
-import keras
-import numpy as np
-import pytest
-import tensorflow as tf
-from check_helpers import expect_failure, stub
-from keras import ops
+from check_helpers import expect_failure, expect_pass, mistakes_test, solution, task_tests, variant
 
-from tutorial_lib import gan
-from tutorial_lib.checks import NOT_ATTEMPTED, PASSED
 from tutorial_lib.checks import gan as checks
 
-
-def bce(labels, logits):
-    """Mean cross-entropy from logits, as a learner would write it."""
-    return ops.mean(
-        ops.binary_crossentropy(ops.full_like(logits, labels), logits, from_logits=True)
-    )
-
-
-ALL_CHECKS = [
-    checks.check_discriminator_loss,
-    checks.check_generator_loss,
-    checks.check_gradient_penalty,
-]
-REFERENCES = [gan.discriminator_loss, gan.generator_loss, gan.gradient_penalty]
+EX = "03_gan"
+TASKS = {
+    "hinge_d_loss": checks.check_hinge_d_loss,
+    "gradient_penalty": checks.check_gradient_penalty,
+    "HingeGAN": checks.check_hinge_gan,
+    "saturation_experiment": checks.check_saturation,
+}
 
 
-@pytest.mark.parametrize("check, reference", list(zip(ALL_CHECKS, REFERENCES, strict=True)))
-def test_the_reference_solution_passes(check, reference, capsys):
-    result = check(reference)
-    assert result.status == PASSED, result
-    assert capsys.readouterr().out.startswith("[pass]")
+test_the_solution_passes_the_visible_and_the_hidden_cases, test_a_stub_is_not_attempted_yet = (
+    task_tests(EX, TASKS)
+)
 
 
-@pytest.mark.parametrize("check", ALL_CHECKS)
-def test_a_stub_is_not_attempted_yet(check):
-    result = check(stub, quiet=True)
-    assert result.status == NOT_ATTEMPTED
-    assert "not attempted yet" in str(result) and "stub" in str(result)
+REAL = "ops.relu(1.0 - real_scores)"
+FAKE = "ops.relu(1.0 + fake_scores)"
+HINGE_MISTAKES = {
+    "no ReLU": (
+        [(REAL, "(1.0 - real_scores)"), (FAKE, "(1.0 + fake_scores)")],
+        "the ReLU is missing",
+    ),
+    "signs swapped": (
+        [(REAL, "ops.relu(1.0 + real_scores)"), (FAKE, "ops.relu(1.0 - fake_scores)")],
+        "swapped",
+    ),
+    "no margin": ([(REAL, "ops.relu(-real_scores)"), (FAKE, "ops.relu(fake_scores)")], "margin"),
+    "averaged": (
+        [("return real_term + fake_term", "return (real_term + fake_term) / 2")],
+        "averaged",
+    ),
+    "summed over the batch": (
+        [
+            ("ops.mean(ops.relu(1.0 - real", "ops.sum(ops.relu(1.0 - real"),
+            ("ops.mean(ops.relu(1.0 + fake", "ops.sum(ops.relu(1.0 + fake"),
+        ],
+        "summed over the batch",
+    ),
+    "ReLU of the means": (
+        [
+            ("ops.mean(ops.relu(1.0 - real_scores))", "ops.relu(1.0 - ops.mean(real_scores))"),
+            ("ops.mean(ops.relu(1.0 + fake_scores))", "ops.relu(1.0 + ops.mean(fake_scores))"),
+        ],
+        "ReLU of the batch means",
+    ),
+    "NumPy": (
+        [
+            (
+                "ops.mean(ops.relu(1.0 - real_scores))",
+                "np.mean(np.maximum(0, 1.0 - np.asarray(real_scores)))",
+            )
+        ],
+        "inside a tf.function",
+    ),
+}
 
 
-# -- Task 1: the discriminator's loss -----------------------------------------
+test_hinge_mistakes_are_named = mistakes_test(
+    EX, "hinge_d_loss", checks.check_hinge_d_loss, HINGE_MISTAKES
+)
 
 
-def test_a_learner_solution_with_tf_nn_passes():
-    def d_loss(real_logits, fake_logits):
-        real = tf.nn.sigmoid_cross_entropy_with_logits(tf.ones_like(real_logits), real_logits)
-        fake = tf.nn.sigmoid_cross_entropy_with_logits(tf.zeros_like(fake_logits), fake_logits)
-        return tf.reduce_mean(real) + tf.reduce_mean(fake)
+PENALTY_MISTAKES = {
+    "one-sided": ([("ops.square(norms - 1.0)", "ops.square(ops.relu(norms - 1.0))")], "one-sided"),
+    "at the real examples": (
+        [("x_hat = epsilon * real + (1.0 - epsilon) * fake", "x_hat = real + 0 * epsilon")],
+        "at the real examples",
+    ),
+    "squared norm": ([("ops.square(norms - 1.0)", "ops.square(norms)")], "towards 1, not 0"),
+    "no square root": (
+        [
+            (
+                "ops.sqrt(ops.sum(ops.square(grads), axis=example_axes) + 1e-12)",
+                "ops.sum(ops.square(grads), axis=example_axes)",
+            )
+        ],
+        "square root",
+    ),
+    "one norm for the batch": ([("axis=example_axes", "axis=None")], "whole batch"),
+    "the lesson's image axes": ([("list(range(1, len(grads.shape)))", "[1, 2, 3]")], "raised"),
+    "first axis only": ([("list(range(1, len(grads.shape)))", "[1]")], "over axis 1 only"),
+    "no tape.watch": ([("        tape.watch(x_hat)\n", "")], "watch the interpolates"),
+}
 
-    assert checks.check_discriminator_loss(d_loss, quiet=True).passed
+
+test_penalty_mistakes_are_named = mistakes_test(
+    EX, "gradient_penalty", checks.check_gradient_penalty, PENALTY_MISTAKES
+)
 
 
-def test_discriminator_loss_with_swapped_labels():
+D_NOISE = "        z = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)\n        with tf.GradientTape() as tape:\n            fake"
+GAN_MISTAKES = {
+    "noise drawn once and broadcast": (
+        [
+            (
+                D_NOISE,
+                "        z = ops.broadcast_to(keras.random.normal((1, self.latent_dim), seed=self.seed_generator), (batch, self.latent_dim))\n        with tf.GradientTape() as tape:\n            fake",
+            )
+        ],
+        "drawn once and broadcast",
+    ),
+    "swapped real and fake": (
+        [
+            (
+                "self.discriminator(real, training=True), self.discriminator(fake, training=True)",
+                "self.discriminator(fake, training=True), self.discriminator(real, training=True)",
+            )
+        ],
+        "swapped",
+    ),
+    "generator loss with a ReLU": (
+        [("g_loss = -ops.mean(scores)", "g_loss = ops.mean(ops.relu(1.0 - scores))")],
+        "no ReLU",
+    ),
+    "generator loss sign": (
+        [("g_loss = -ops.mean(scores)", "g_loss = ops.mean(scores)")],
+        "with a minus sign",
+    ),
+    "discriminator never updated": (
+        [("self.d_optimizer.apply(tape.gradient(d_loss, d_vars), d_vars)", "pass")],
+        "discriminator's weights did not change",
+    ),
+    "discriminator step updates the generator too": (
+        [("d_vars = self.discriminator.trainable_variables", "d_vars = self.trainable_variables")],
+        "did the discriminator's step also update the generator",
+    ),
+    "no logs": (
+        [('return {"d_loss": d_loss, "g_loss": g_loss}', "return None")],
+        "'d_loss' and 'g_loss'",
+    ),
+}
+
+
+test_hinge_gan_mistakes_are_named = mistakes_test(
+    EX, "HingeGAN", checks.check_hinge_gan, GAN_MISTAKES
+)
+
+
+def test_saturation_answers():
+    import numpy as np
+
+    expect_pass(checks.check_saturation(lambda: 0.01, quiet=True))
     expect_failure(
-        checks.check_discriminator_loss(lambda r, f: bce(0.0, r) + bce(1.0, f), quiet=True),
-        "the labels are swapped",
-        "real images must get label 1",
+        checks.check_saturation(lambda: np.log(0.01), quiet=True), "you answered the logit"
     )
-
-
-def test_discriminator_loss_on_probabilities():
-    def probabilities(real_logits, fake_logits):
-        loss = keras.losses.BinaryCrossentropy()  # from_logits=False, as in seed 002
-        return loss(ops.ones_like(real_logits), real_logits) + loss(
-            ops.zeros_like(fake_logits), fake_logits
-        )
-
+    expect_failure(checks.check_saturation(lambda: 0.99, quiet=True), "the other way round")
+    expect_failure(checks.check_saturation(lambda: 0.1, quiet=True), "too large")
     expect_failure(
-        checks.check_discriminator_loss(probabilities, quiet=True),
-        "treated the logits as probabilities",
-        "from_logits=True",
+        checks.check_saturation(lambda: np.array([0.01, 0.02]), quiet=True), "expected one number"
     )
 
 
-def test_discriminator_loss_averaging_the_two_terms():
-    expect_failure(
-        checks.check_discriminator_loss(lambda r, f: (bce(1.0, r) + bce(0.0, f)) / 2, quiet=True),
-        "you averaged the two terms",
+def test_a_wrong_hinge_loss_counts_only_in_its_own_task():
+    namespace = solution(EX, "HingeGAN").train_step.__globals__
+    right = namespace["hinge_d_loss"]
+    namespace["hinge_d_loss"] = variant(
+        EX, "hinge_d_loss", ("ops.relu(1.0 - real_scores)", "(1.0 - real_scores)")
     )
-
-
-def test_discriminator_loss_forgetting_the_fakes():
-    expect_failure(
-        checks.check_discriminator_loss(lambda r, f: bce(1.0, r), quiet=True),
-        "only the real images count",
-    )
-
-
-def test_discriminator_loss_per_image():
-    def per_image(real_logits, fake_logits):
-        return ops.binary_crossentropy(
-            ops.ones_like(real_logits), real_logits, from_logits=True
-        ) + ops.binary_crossentropy(ops.zeros_like(fake_logits), fake_logits, from_logits=True)
-
-    expect_failure(
-        checks.check_discriminator_loss(per_image, quiet=True),
-        "should return a single number",
-        "shape (32, 1)",
-    )
-
-
-def test_discriminator_loss_via_log_sigmoid_overflows():
-    def naive(real_logits, fake_logits):
-        return -ops.mean(ops.log(ops.sigmoid(real_logits))) - ops.mean(
-            ops.log(1.0 - ops.sigmoid(fake_logits))
-        )
-
-    expect_failure(checks.check_discriminator_loss(naive, quiet=True), "overflows", "from_logits")
-
-
-def test_discriminator_loss_in_numpy_fails_in_a_train_step():
-    def with_numpy(real_logits, fake_logits):
-        r, f = np.asarray(real_logits, np.float64), np.asarray(fake_logits, np.float64)
-        return np.mean(np.logaddexp(0, -r)) + np.mean(np.logaddexp(0, f))
-
-    expect_failure(
-        checks.check_discriminator_loss(with_numpy, quiet=True), "inside a tf.function", "NumPy"
-    )
-
-
-# -- Task 2: the generator's loss ---------------------------------------------
-
-
-def test_the_saturating_generator_loss():
-    expect_failure(
-        checks.check_generator_loss(lambda f: -bce(0.0, f), quiet=True),
-        "this is the saturating loss",
-        "non-saturating",
-    )
-
-
-def test_generator_loss_with_label_zero():
-    expect_failure(
-        checks.check_generator_loss(lambda f: bce(0.0, f), quiet=True),
-        "you gave the fakes label 0",
-        "use label 1",
-    )
-
-
-def test_generator_loss_summed_over_the_batch():
-    expect_failure(
-        checks.check_generator_loss(lambda f: ops.sum(bce(1.0, f)) * 32, quiet=True),
-        "you summed over the batch",
-    )
-
-
-def test_generator_loss_via_log_sigmoid_underflows():
-    # Right value for moderate logits, but log(sigmoid(-200)) = log(0).
-    expect_failure(
-        checks.check_generator_loss(lambda f: -ops.mean(ops.log(ops.sigmoid(f))), quiet=True),
-        "underflows",
-    )
-
-
-# -- Task 3: the gradient penalty ---------------------------------------------
-
-
-def penalty(critic, real, fake, epsilon, *, points="interpolates", per_image=True, minus=1.0):
-    """The gradient penalty with one deliberate mistake switched on."""
-    x_hat = {
-        "interpolates": epsilon * real + (1.0 - epsilon) * fake,
-        "mirrored": epsilon * fake + (1.0 - epsilon) * real,
-        "real": real,
-        "fake": fake,
-    }[points]
-    with tf.GradientTape() as tape:
-        tape.watch(x_hat)
-        scores = critic(x_hat)
-    grads = tape.gradient(scores, x_hat)
-    if per_image:
-        norms = tf.sqrt(tf.reduce_sum(tf.square(grads), axis=[1, 2, 3]) + 1e-12)
-    else:
-        norms = tf.norm(grads)
-    return tf.reduce_mean(tf.square(norms - minus))
-
-
-def test_penalty_with_mirrored_interpolates_passes():
-    result = checks.check_gradient_penalty(
-        lambda c, r, f, e: penalty(c, r, f, e, points="mirrored"), quiet=True
-    )
-    assert result.passed, result
-
-
-def test_penalty_at_the_real_images():
-    expect_failure(
-        checks.check_gradient_penalty(
-            lambda c, r, f, e: penalty(c, r, f, e, points="real"), quiet=True
-        ),
-        "you took the gradient at the real images",
-        "interpolates",
-    )
-
-
-def test_penalty_at_the_fakes():
-    expect_failure(
-        checks.check_gradient_penalty(
-            lambda c, r, f, e: penalty(c, r, f, e, points="fake"), quiet=True
-        ),
-        "you took the gradient at the fakes",
-    )
-
-
-def test_penalty_pulling_the_norm_to_zero():
-    expect_failure(
-        checks.check_gradient_penalty(
-            lambda c, r, f, e: penalty(c, r, f, e, minus=0.0), quiet=True
-        ),
-        "(||grad|| - 1)^2",
-    )
-
-
-def test_penalty_with_one_norm_for_the_batch():
-    expect_failure(
-        checks.check_gradient_penalty(
-            lambda c, r, f, e: penalty(c, r, f, e, per_image=False), quiet=True
-        ),
-        "one norm per image",
-    )
-
-
-def test_penalty_with_its_own_epsilon():
-    def own_random(critic, real, fake, epsilon):
-        return penalty(critic, real, fake, tf.random.uniform(tf.shape(epsilon)))
-
-    expect_failure(
-        checks.check_gradient_penalty(own_random, quiet=True), "use the epsilon argument"
-    )
-
-
-def test_penalty_without_tape_watch():
-    def unwatched(critic, real, fake, epsilon):
-        x_hat = epsilon * real + (1.0 - epsilon) * fake
-        with tf.GradientTape() as tape:
-            scores = critic(x_hat)
-        grads = tape.gradient(scores, x_hat)  # None: x_hat is not a variable
-        return tf.reduce_mean(tf.square(tf.norm(grads, axis=[1, 2]) - 1.0))
-
-    expect_failure(checks.check_gradient_penalty(unwatched, quiet=True), "tape.watch(x_hat)")
-
-
-def test_penalty_computed_in_numpy_cannot_train_the_critic():
-    def detached(critic, real, fake, epsilon):
-        return tf.stop_gradient(penalty(critic, real, fake, epsilon))
-
-    expect_failure(
-        checks.check_gradient_penalty(detached, quiet=True), "no gradient w.r.t. the critic"
-    )
+    try:
+        expect_failure(checks.check_hinge_d_loss(namespace["hinge_d_loss"], quiet=True))
+        expect_pass(checks.check_hinge_gan(solution(EX, "HingeGAN"), quiet=True))
+    finally:
+        namespace["hinge_d_loss"] = right

@@ -1,223 +1,173 @@
-"""The exercise checks of notebook 04: right answers pass, stubs are 'not attempted',
-and typical wrong answers fail with the message meant for them."""
+"""The exercise checks of exercise 04: the solution passes (visible and hidden cases),
+stubs are 'not attempted', and plausible wrong answers fail with the message that names
+their mistake, on batched multi-head tensors, logits of +-200, windows of 1 and of the
+whole sequence."""
 
-import numpy as np
-import pytest
-from check_helpers import expect_failure, stub
+from check_helpers import expect_failure, expect_pass, mistakes_test, solution, task_tests
 
-from tutorial_lib import transformer
-from tutorial_lib.checks import NOT_ATTEMPTED, PASSED
 from tutorial_lib.checks import transformer as checks
 
-
-def _softmax(x, axis=-1):
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-def attention(q, k, v, mask=None, *, scale="sqrt", axis=-1, mask_after=False, stable=True):
-    """A NumPy attention with switches for the classic mistakes."""
-    d = q.shape[-1]
-    scores = q @ np.swapaxes(k, -1, -2)
-    scores = scores / {"sqrt": np.sqrt(d), "none": 1.0, "d": d}[scale]
-    if mask is not None and not mask_after:
-        scores = np.where(mask, scores, -np.inf)
-    if stable:
-        weights = _softmax(scores, axis=axis)
-    else:
-        weights = np.exp(scores) / np.exp(scores).sum(axis=axis, keepdims=True)
-    if mask is not None and mask_after:
-        weights = weights * mask
-    return weights @ v, weights
+EX = "04_transformer"
+TASKS = {
+    "window_mask": checks.check_window_mask,
+    "min_p_filter": checks.check_min_p,
+    "grouped_query_attention": checks.check_gqa,
+    "temperature_experiment": checks.check_temperature,
+}
 
 
-ALL_CHECKS = [checks.check_causal_mask, checks.check_attention, checks.check_top_k]
-REFERENCES = [
-    transformer.causal_mask,
-    transformer.scaled_dot_product_attention,
-    transformer.top_k_filter,
-]
+test_the_solution_passes_the_visible_and_the_hidden_cases, test_a_stub_is_not_attempted_yet = (
+    task_tests(EX, TASKS)
+)
 
 
-@pytest.mark.parametrize("check, reference", list(zip(ALL_CHECKS, REFERENCES, strict=True)))
-def test_the_reference_solution_passes(check, reference, capsys):
-    result = check(reference)
-    assert result.status == PASSED, result
-    assert capsys.readouterr().out.startswith("[pass]")
+def test_the_mask_of_the_task_text():
+    got = solution(EX, "window_mask")(2, 5, 3).astype(int).tolist()
+    assert got == [[0, 1, 1, 1, 0], [0, 0, 1, 1, 1]]
 
 
-def test_a_numpy_attention_passes():
-    assert checks.check_attention(attention, quiet=True).passed
-
-
-@pytest.mark.parametrize("check", ALL_CHECKS)
-def test_a_stub_is_not_attempted_yet(check):
-    result = check(stub, quiet=True)
-    assert result.status == NOT_ATTEMPTED
-    assert "not attempted yet" in str(result) and "stub" in str(result)
-
-
-# --- task 1: the causal mask ---------------------------------------------
-
-
-def test_mask_that_lets_the_future_in():
-    expect_failure(
-        checks.check_causal_mask(lambda n: np.triu(np.ones((n, n), bool)), quiet=True),
-        "lets the future in: query 0 may look at key 1",
-    )
-    expect_failure(
-        checks.check_causal_mask(lambda n: np.ones((n, n), bool), quiet=True),
+MASK_MISTAKES = {
+    "future let in": (
+        [("key_positions <= query_positions", "key_positions >= 0 * query_positions")],
         "lets the future in",
-    )
-
-
-def test_mask_without_the_diagonal():
-    expect_failure(
-        checks.check_causal_mask(lambda n: np.tril(np.ones((n, n), bool), k=-1), quiet=True),
-        "the diagonal is False",
-        "j <= i, not j < i",
-    )
-
-
-def test_additive_float_mask_is_not_what_is_asked():
-    def additive(n):
-        return np.where(np.tril(np.ones((n, n), bool)), 0.0, -np.inf)
-
-    expect_failure(checks.check_causal_mask(additive, quiet=True), "expected a boolean array")
-
-
-def test_mask_of_a_fixed_size():
-    expect_failure(
-        checks.check_causal_mask(lambda n: np.tril(np.ones((4, 4), bool)), quiet=True),
-        "causal_mask(1) is wrong",
-        "from the argument n",
-    )
-
-
-# --- task 2: attention ----------------------------------------------------
-
-
-def test_attention_without_scaling():
-    expect_failure(
-        checks.check_attention(
-            lambda q, k, v, m=None: attention(q, k, v, m, scale="none"), quiet=True
-        ),
-        "no scaling: divide the scores q @ k^T by sqrt(d)",
-    )
-
-
-def test_attention_scaled_by_d():
-    expect_failure(
-        checks.check_attention(
-            lambda q, k, v, m=None: attention(q, k, v, m, scale="d"), quiet=True
-        ),
-        "divide by sqrt(d)",
-    )
-
-
-def test_softmax_over_the_wrong_axis():
-    expect_failure(
-        checks.check_attention(lambda q, k, v, m=None: attention(q, k, v, m, axis=-2), quiet=True),
-        "the softmax runs over the wrong axis",
-        "axis=-1",
-    )
-
-
-def test_attention_that_ignores_the_mask():
-    expect_failure(
-        checks.check_attention(lambda q, k, v, m=None: attention(q, k, v, None), quiet=True),
-        "the mask lets the future in",
-        "before the softmax",
-    )
-
-
-def test_mask_applied_after_the_softmax():
-    expect_failure(
-        checks.check_attention(
-            lambda q, k, v, m=None: attention(q, k, v, m, mask_after=True), quiet=True
-        ),
-        "rows no longer sum to 1",
-        "not the weights after it",
-    )
-
-
-def test_softmax_without_the_max_shift_overflows():
-    expect_failure(
-        checks.check_attention(
-            lambda q, k, v, m=None: attention(q, k, v, m, stable=False), quiet=True
-        ),
-        "subtract each row's maximum",
-    )
-
-
-def test_attention_with_keys_and_queries_swapped():
-    def swapped(q, k, v, mask=None):
-        weights = _softmax(k @ np.swapaxes(q, -1, -2) / np.sqrt(q.shape[-1]))
-        return weights @ v[..., : weights.shape[-1], :], weights
-
-    expect_failure(checks.check_attention(swapped, quiet=True), "should have shape (2, 3, 5)")
-
-
-def test_attention_returning_only_the_output():
-    expect_failure(
-        checks.check_attention(lambda q, k, v, m=None: attention(q, k, v, m)[0], quiet=True),
-        "should return a pair (output, weights)",
-    )
-
-
-# --- task 3: top-k --------------------------------------------------------
-
-
-def _top_k_with(fill=-np.inf, smallest=False, extra=0, in_place=False, axis=-1, probs=False):
-    def top_k(logits, k):
-        order = np.argsort(logits if smallest else -logits, axis=axis)
-        keep = np.take(order, range(k + extra), axis=axis)
-        out = logits if in_place else logits.copy()
-        mask = np.zeros(logits.shape, bool)
-        np.put_along_axis(mask, keep, True, axis=axis)
-        if probs:
-            values = _softmax(logits)
-            out[...] = np.where(mask, values, fill)
-        else:
-            out[~mask] = fill
-        return out
-
-    return top_k
-
-
-def test_top_k_with_zeros_instead_of_minus_infinity():
-    expect_failure(
-        checks.check_top_k(_top_k_with(fill=0.0), quiet=True), "the removed logits are 0"
-    )
-
-
-def test_top_k_with_a_large_negative_fill():
-    expect_failure(checks.check_top_k(_top_k_with(fill=-1e9), quiet=True), "set them to -np.inf")
-
-
-def test_top_k_off_by_one():
-    expect_failure(
-        checks.check_top_k(_top_k_with(extra=1), quiet=True),
-        "with k=1 your filter keeps 2 logits, expected 1",
+    ),
+    "queries at the start": (
+        [("np.arange(num_keys - num_queries, num_keys)", "np.arange(num_queries)")],
+        "LAST num_queries positions",
+    ),
+    "window ignored": (
+        [("recent = key_positions > query_positions - window", "recent = True")],
+        "plain causal mask",
+    ),
+    "window one too wide": (
+        [("query_positions - window", "query_positions - window - 1")],
         "off by one",
+    ),
+    "diagonal excluded": (
+        [("key_positions <= query_positions", "key_positions < query_positions")],
+        "the diagonal is False",
+    ),
+    "integers": (
+        [("return not_future & recent", "return (not_future & recent).astype(int)")],
+        "boolean",
+    ),
+}
+
+
+test_window_mask_mistakes_are_named = mistakes_test(
+    EX, "window_mask", checks.check_window_mask, MASK_MISTAKES
+)
+
+
+KEEP = "keep = logits >= row_max + np.log(p_base)"
+MIN_P_MISTAKES = {
+    "absolute threshold": (
+        [
+            (
+                KEEP,
+                "keep = np.exp(logits - row_max) / np.exp(logits - row_max).sum(-1, keepdims=True) >= p_base",
+            )
+        ],
+        "p_base itself",
+    ),
+    "logit ratio": ([(KEEP, "keep = logits >= p_base * row_max")], "largest logit"),
+    "zeros instead of -inf": (
+        [("np.where(keep, logits, -np.inf)", "np.where(keep, logits, 0.0)")],
+        "-np.inf",
+    ),
+    "probabilities returned": (
+        [
+            (
+                "np.where(keep, logits, -np.inf)",
+                "np.where(keep, np.exp(logits - row_max) / np.exp(logits - row_max).sum(-1, keepdims=True), -np.inf)",
+            )
+        ],
+        "returned probabilities",
+    ),
+    "one maximum for the batch": (
+        [("np.max(logits, axis=-1, keepdims=True)", "np.max(logits)")],
+        "its own largest logit",
+    ),
+    "naive probabilities overflow": (
+        [
+            (
+                KEEP,
+                "probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True); keep = probs >= p_base * probs.max(-1, keepdims=True)",
+            )
+        ],
+        "exp(200) overflows",
+    ),
+    "in place": (
+        [("return np.where(keep, logits, -np.inf)", "logits[~keep] = -np.inf\n    return logits")],
+        "changed its input",
+    ),
+}
+
+
+test_min_p_mistakes_are_named = mistakes_test(
+    EX, "min_p_filter", checks.check_min_p, MIN_P_MISTAKES
+)
+
+
+GQA_MISTAKES = {
+    "no causal mask": (
+        [
+            (
+                "scores = np.where(np.tril(np.ones((length, length), dtype=bool)), scores, -np.inf)",
+                "pass",
+            )
+        ],
+        "causal mask",
+    ),
+    "np.tile": (
+        [
+            (
+                "np.repeat(split_heads(x @ w_k, num_kv_heads), group, axis=1)",
+                "np.tile(split_heads(x @ w_k, num_kv_heads), (1, group, 1, 1))",
+            ),
+            (
+                "np.repeat(split_heads(x @ w_v, num_kv_heads), group, axis=1)",
+                "np.tile(split_heads(x @ w_v, num_kv_heads), (1, group, 1, 1))",
+            ),
+        ],
+        "np.tile",
+    ),
+    "split without transpose": (
+        [
+            (
+                "t.reshape(batch, length, heads, d_head).transpose(0, 2, 1, 3)",
+                "t.reshape(batch, heads, length, d_head)",
+            )
+        ],
+        "mixes positions",
+    ),
+    "merge without transpose": (
+        [("(weights @ v).transpose(0, 2, 1, 3).reshape", "(weights @ v).reshape")],
+        "merged with a plain reshape",
+    ),
+    "scaled by the width": ([("/ np.sqrt(d_head)", "/ np.sqrt(width)")], "sqrt(width)"),
+    "no output projection": ([("return merged @ w_o", "return merged")], "w_o is missing"),
+    "unstable softmax": (
+        [("np.exp(scores - scores.max(axis=-1, keepdims=True))", "np.exp(scores)")],
+        "inf or nan",
+    ),
+}
+
+
+test_gqa_mistakes_are_named = mistakes_test(
+    EX, "grouped_query_attention", checks.check_gqa, GQA_MISTAKES
+)
+
+
+def test_temperature_answers():
+    bigram, unigram = checks._bigram_bpc()
+    right = checks._doubling(bigram)
+    assert 0.1 < right < 0.5
+    assert abs(bigram(right) - 2 * bigram(1.0)) < 1e-3
+    expect_pass(checks.check_temperature(lambda: round(right, 2), quiet=True))
+    expect_failure(checks.check_temperature(lambda: 1 / right, quiet=True), "multiplied")
+    expect_failure(
+        checks.check_temperature(lambda: checks._doubling(unigram), quiet=True), "unigram"
     )
-
-
-def test_top_k_keeping_the_smallest():
-    expect_failure(checks.check_top_k(_top_k_with(smallest=True), quiet=True), "3 smallest logits")
-
-
-def test_top_k_returning_probabilities():
-    expect_failure(checks.check_top_k(_top_k_with(probs=True), quiet=True), "return logits")
-
-
-def test_top_k_in_place():
-    expect_failure(checks.check_top_k(_top_k_with(in_place=True), quiet=True), "changed the array")
-
-
-def test_top_k_with_one_threshold_for_the_whole_batch():
-    def global_threshold(logits, k):
-        threshold = np.sort(logits, axis=None)[-k]
-        return np.where(logits >= threshold, logits, -np.inf)
-
-    expect_failure(checks.check_top_k(global_threshold, quiet=True), "each row should keep its own")
+    expect_failure(checks.check_temperature(lambda: 0.5, quiet=True), "too large")
+    expect_failure(checks.check_temperature(lambda: float("inf"), quiet=True), "expected the")

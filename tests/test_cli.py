@@ -1,9 +1,11 @@
 import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,10 +24,18 @@ def _run(*args, env=None):
 
 
 def test_info_prints_the_device_report():
-    result = _run("info")
+    env = {key: "" for key in ("TUTORIAL_TF_LOGS", "TF_CPP_MIN_LOG_LEVEL")}  # the defaults
+    result = _run("info", env=env)
     assert result.returncode == 0, result.stderr
     for key in ("tensorflow", "keras", "gpus", "profile", "precision_policy"):
         assert key in result.stdout
+    # TensorFlow's start-up notices are held back: on a machine without a GPU the
+    # report says so in plain words instead of CUDA's error line.
+    for notice in ("absl::InitializeLog", "oneDNN", "cpu_feature_guard"):
+        assert notice not in result.stderr
+    if "none found" in result.stdout:
+        assert "cuInit" not in result.stderr and "cuda drivers" not in result.stderr
+        assert "Nothing is wrong" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -111,6 +121,10 @@ def _fake_module():
 @pytest.fixture
 def fake_family(monkeypatch):
     """A new family: its module and one registry entry, nothing else."""
+    return _register_fake_family(monkeypatch)
+
+
+def _register_fake_family(monkeypatch) -> str:
     from tutorial_lib import families
 
     monkeypatch.setitem(sys.modules, "fake_family", _fake_module())
@@ -145,14 +159,105 @@ def test_sampling_a_missing_run_exits_1_with_advice(tmp_path, fake_family, capsy
     assert "never finished" in capsys.readouterr().err
 
 
-def test_sampling_a_damaged_run_exits_1_in_one_line(tmp_path, fake_family, capsys):
-    run = tmp_path / "run"
-    assert cli.main(["train", fake_family, "--profile", "fast", "--out", str(run)]) == 0
-    (run / "model.keras").write_bytes(b"PK\x03\x04 truncated")
-    argv = ["sample", fake_family, "--run", str(run), "--out", str(tmp_path / "s.npy")]
+# Every file of a run folder that `sample` reads, damaged as files get damaged: cut
+# short by a full disk or an interrupted copy, overwritten, edited by hand.
+RETRAIN = "train fake --out {run}`"  # the advice: train again, into the run folder
+AGAIN = "Train the run again"  # a record: the model it names may be damaged too
+DROP_LOG = "delete it to use the run without them"  # only the per-epoch log is lost
+DAMAGE = {
+    "model.keras cut short": ("model.keras", b"PK\x03\x04 truncated", RETRAIN),
+    "model.keras empty": ("model.keras", b"", RETRAIN),
+    "metrics.json cut short": ("metrics.json", b'{"model": "fake", "prof', AGAIN),
+    "metrics.json not a record": ("metrics.json", b"[1, 2, 3]", AGAIN),
+    "metrics.json unknown profile": ("metrics.json", b'{"model": "fake", "profile": "x"}', AGAIN),
+    "metrics.json not text": ("metrics.json", b"\xff\xfe\x00garbage", AGAIN),
+    "history.csv not text": ("history.csv", b"\x89PNG\r\n\x1a\n\x00\x00", DROP_LOG),
+    "history.csv without epochs": ("history.csv", b"loss,val_loss\n0.5,0.6\n", DROP_LOG),
+    "history.csv row cut short": ("history.csv", b"epoch,loss\n0,0.5\n1\n", DROP_LOG),
+    "history.csv not numbers": ("history.csv", b"epoch,loss\n0,<html>\n", DROP_LOG),
+    # latent diffusion keeps its VAE in a stage folder: the run folder trains again
+    "stage autoencoder/model.keras": ("autoencoder/model.keras", b"not a keras file", RETRAIN),
+}
+
+
+@pytest.fixture(scope="module")
+def trained_fake_run(tmp_path_factory):
+    """One run folder of the fake family, trained once for the tests that damage it."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        name = _register_fake_family(monkeypatch)
+        run = tmp_path_factory.mktemp("fake") / "run"
+        assert cli.main(["train", name, "--profile", "fast", "--out", str(run)]) == 0
+    return run
+
+
+@pytest.fixture
+def fake_run(trained_fake_run, tmp_path, fake_family):
+    """A copy of that run folder, this test's to damage."""
+    return Path(shutil.copytree(trained_fake_run, tmp_path / "run"))
+
+
+@pytest.mark.parametrize("kind", DAMAGE)
+def test_sampling_a_damaged_run_exits_1_in_one_line(kind, fake_run, tmp_path, capsys):
+    name, content, advice = DAMAGE[kind]
+    (fake_run / name).parent.mkdir(exist_ok=True)
+    (fake_run / name).write_bytes(content)
+    capsys.readouterr()
+    argv = ["sample", "fake", "--run", str(fake_run), "--out", str(tmp_path / "s.npy")]
     assert cli.main(argv) == 1
     err = capsys.readouterr().err
-    assert "is damaged" in err and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert str(fake_run / name) in err and "damaged" in err
+    assert advice.format(run=fake_run) in err
+
+
+def test_training_over_a_damaged_clock_exits_1_in_one_line(fake_run, capsys):
+    (fake_run / "clock.json").write_text('{"legs": [12.5, ')  # cut short
+    capsys.readouterr()
+    assert cli.main(["train", "fake", "--profile", "fast", "--out", str(fake_run)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(fake_run / "clock.json") in err and "Delete it" in err
+
+
+def test_training_on_damaged_data_exits_1_in_one_line(no_data_dir, tmp_path, capsys):
+    path = no_data_dir / "mnist" / "train-images-idx3-ubyte.gz"
+    path.parent.mkdir()
+    path.write_bytes(b"\x1f\x8b\x08 cut short")
+    argv = ["train", "autoencoder", "--profile", "fast", "--out", str(tmp_path / "run")]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(path) in err and "Fix:" in err
+
+
+def test_an_interrupted_cli_run_resumes_and_records_every_leg(tmp_path, monkeypatch, capsys):
+    """`train`, stopped after its first epoch, then the same command again: the record
+    adds up both legs' seconds and says there were two."""
+    from tutorial_lib import training
+
+    run = tmp_path / "run"
+    argv = ["train", "autoencoder", "--profile", "fast", "--out", str(run)]
+
+    def stop_after_the_first_epoch(self, epoch, logs=None):
+        if epoch == 1 and not self.resumed:  # epoch 0 is logged, backed up and timed...
+            raise KeyboardInterrupt  # ...and Ctrl-C comes before epoch 1 starts
+
+    monkeypatch.setattr(training.TrainingClock, "on_epoch_begin", stop_after_the_first_epoch)
+    assert cli.main(argv) == 130  # Ctrl-C: no traceback, but what to do
+    assert capsys.readouterr().err == (
+        f"\ninterrupted; run the same command again to resume the run in {run}\n"
+    )
+    first_leg = json.loads((run / "clock.json").read_text())["legs"]
+    assert len(first_leg) == 1 and not (run / "metrics.json").exists()
+    assert (run / "backup").is_dir()  # the next leg resumes; it does not start over
+
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"resuming the interrupted run in {run}")
+    record = json.loads((run / "metrics.json").read_text())
+    assert record["train_legs"] == 2
+    assert record["train_seconds"] > first_leg[0] > 0
+    assert not (run / "clock.json").exists()
+    with open(run / "history.csv") as handle:
+        assert [line.split(",")[0] for line in handle][1:] == ["0", "1"]  # both epochs
 
 
 def test_check_samples_rejects_what_the_cli_must_not_write():

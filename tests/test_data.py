@@ -28,6 +28,47 @@ def test_binarize_gives_zeros_and_ones():
     assert set(np.unique(x)) == {0.0, 1.0}
 
 
+def test_stochastic_binarisation_is_one_fixed_draw_per_split():
+    grey, _ = data.load_images("mnist", "test", limit=500)
+    x, _ = data.load_images("mnist", "test", limit=500, binarize="stochastic")
+    assert set(np.unique(x)) == {0.0, 1.0}
+    np.testing.assert_array_equal(
+        x, data.load_images("mnist", "test", limit=500, binarize="stochastic")[0]
+    )
+    fewer, _ = data.load_images("mnist", "test", limit=20, binarize="stochastic")
+    np.testing.assert_array_equal(fewer, x[:20])  # the same draw whatever the limit
+    assert x[grey == 0].max() == 0 and x[grey == 1].min() == 1  # sure pixels stay sure
+    grey_pixels = (grey > 0) & (grey < 1)
+    assert abs(x[grey_pixels].mean() - grey[grey_pixels].mean()) < 0.01  # p(1) = grey value
+    threshold, _ = data.load_images("mnist", "test", limit=500, binarize="threshold")
+    assert 0 < np.mean(x != threshold) < 0.05  # they differ only on the grey edge pixels
+    np.testing.assert_array_equal(
+        threshold, data.load_images("mnist", "test", limit=500, binarize=True)[0]
+    )
+    train, _ = data.load_images("mnist", "train", limit=500, binarize="stochastic")
+    assert not np.array_equal(train[:10], x[:10])
+    with pytest.raises(ValueError, match="threshold, stochastic"):
+        data.load_images("mnist", binarize="dither")
+
+
+def test_a_stochastically_binarised_pipeline_draws_every_batch_afresh():
+    grey, y = data.load_images("mnist", "test", limit=64)
+    batches = data.image_dataset(grey, y, batch_size=64, shuffle=False, binarize="stochastic")
+    first, labels = next(iter(batches))
+    second, _ = next(iter(batches))  # the next epoch
+    first, second = first.numpy(), second.numpy()
+    assert set(np.unique(first)) == {0.0, 1.0}
+    assert not np.array_equal(first, second), "each epoch sees other binary images"
+    np.testing.assert_array_equal(labels.numpy(), y)
+    assert abs(first.mean() - grey.mean()) < 0.01
+    inputs, targets = next(
+        iter(data.image_dataset(grey, batch_size=8, targets="inputs", binarize="stochastic"))
+    )
+    np.testing.assert_array_equal(inputs.numpy(), targets.numpy())
+    only = next(iter(data.image_dataset(grey, batch_size=8, targets="none", binarize="threshold")))
+    assert set(np.unique(only.numpy())) == {0.0, 1.0}
+
+
 def test_uint8_option_returns_stored_pixels():
     x, _ = data.load_images("mnist", "train", limit=3, as_uint8=True)
     assert x.dtype == np.uint8 and x.shape == (3, 28, 28)
@@ -85,6 +126,34 @@ def test_a_file_that_is_not_gzip_is_reported_as_corrupt(no_data_dir):
     path.write_text("<html>404 Not Found</html>")
     with pytest.raises(data.DataCorruptError, match="not a readable gzip file"):
         data.load_raw("mnist")
+
+
+def test_a_gzip_file_without_an_idx_header_is_reported_as_corrupt(no_data_dir):
+    path = no_data_dir / "mnist" / "train-images-idx3-ubyte.gz"
+    path.parent.mkdir()
+    path.write_bytes(gzip.compress(b"PK\x03\x04 some other file, gzipped"))
+    with pytest.raises(data.DataCorruptError, match="does not start with an IDX header") as info:
+        data.load_raw("mnist")
+    assert str(path) in str(info.value)
+
+
+def test_a_damaged_keras_cache_says_which_copy_to_delete(monkeypatch, tmp_path):
+    monkeypatch.delenv("TUTORIAL_DATA_DIR", raising=False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    cached = tmp_path / "datasets" / "fashion-mnist"  # Keras keeps no checksum of these
+    cached.mkdir(parents=True)
+    for split in ("train", "t10k"):
+        for part in ("labels-idx1", "images-idx3"):
+            (cached / f"{split}-{part}-ubyte.gz").write_bytes(b"\x1f\x8b\x08 cut short")
+    data.load_raw.cache_clear()
+    try:
+        with pytest.raises(data.DataCorruptError) as info:
+            data.load_raw("fashion_mnist")
+    finally:
+        data.load_raw.cache_clear()
+    message = str(info.value)
+    assert f"the copy in the Keras cache ({cached}) cannot be read" in message
+    assert f"Fix: delete {cached}" in message
 
 
 def test_altered_shakespeare_is_reported_as_corrupt(no_data_dir):

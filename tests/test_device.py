@@ -35,6 +35,23 @@ def test_report_formats_gpus():
     assert "NVIDIA H100, compute capability 9.0, 79.6 GiB" in device.format_report(info)
 
 
+def test_report_says_in_plain_words_what_no_gpu_means(monkeypatch):
+    import tutorial_lib
+
+    monkeypatch.setattr(tutorial_lib, "has_nvidia_device", lambda: False)
+    text = device.format_report({"gpus": []})
+    assert text.startswith("gpus                   none found: no NVIDIA GPU on this machine")
+    assert "Nothing is wrong" in text and "cpu profile" in text
+    assert all(line.startswith(" " * 23) for line in text.splitlines()[1:])  # aligned
+    monkeypatch.setattr(tutorial_lib, "has_nvidia_device", lambda: True)
+    text = device.format_report({"gpus": []})
+    assert "none usable: this machine has an NVIDIA GPU" in text
+    assert "tensorflow[and-cuda]" in text and "TUTORIAL_TF_LOGS=1" in text
+    checks = {row["check"]: row for row in device.check_environment()}
+    if not checks["GPU"]["detail"].startswith("/physical_device"):
+        assert "none usable" in checks["GPU"]["detail"]
+
+
 def test_precision_policy_follows_compute_capability(monkeypatch):
     monkeypatch.setattr(device, "gpu_names", lambda: ["gpu0"])
     for capability, expected in [

@@ -184,7 +184,7 @@ def test_the_network_sees_the_step_as_a_time_in_the_unit_interval():
 
 @pytest.mark.parametrize("conditional", [False, True])
 def test_unet_predicts_noise_of_the_images_shape(conditional):
-    net = diffusion.build_network(dataclasses.replace(TINY, conditional=conditional))
+    net = denoisers.build_network(dataclasses.replace(TINY, conditional=conditional))
     inputs = [_images(3), np.array([0.05, 0.3, 1.0], np.float32)]
     if conditional:
         inputs.append(np.array([0, 9, 10], np.int32))  # 10 is the null class
@@ -201,8 +201,8 @@ def test_unet_predicts_noise_of_the_images_shape(conditional):
 
 
 def test_unet_width_follows_the_config():
-    small = diffusion.build_network(TINY).count_params()
-    wider = diffusion.build_network(dataclasses.replace(TINY, channels=8)).count_params()
+    small = denoisers.build_network(TINY).count_params()
+    wider = denoisers.build_network(dataclasses.replace(TINY, channels=8)).count_params()
     assert wider > 3 * small
 
 
@@ -215,7 +215,7 @@ def test_profiles_size_the_networks():
 
 
 def test_latent_denoiser_shape():
-    net = diffusion.build_network(_conditional(TINY_LATENT), 6)
+    net = denoisers.build_network(_conditional(TINY_LATENT), 6)
     times = np.linspace(0.1, 1.0, 4).astype(np.float32)
     eps = np.asarray(net([np.ones((4, 6), np.float32), times, np.full(4, 10)]))
     assert eps.shape == (4, 6)
@@ -228,7 +228,7 @@ def test_latent_denoiser_shape():
 
 def _fit(model, x, y=None, steps=2):
     profile = dataclasses.replace(PROFILES["fast"], steps_per_epoch=steps)
-    return diffusion.fit_model(model, x, y, config=TINY_TRAIN, profile=profile, epochs=1)
+    return denoisers.fit_model(model, x, y, config=TINY_TRAIN, profile=profile, epochs=1)
 
 
 @pytest.fixture(scope="module")
@@ -285,7 +285,7 @@ def test_labels_are_dropped_to_the_null_class_at_the_set_rate():
     model = _latent_model(conditional=True, config=config)
     labels = np.full(4000, 3)
     inputs, _ = model.noisy_batch(np.zeros((4000, 3), np.float32), labels)
-    dropped = np.asarray(inputs[2]) == diffusion.NUM_CLASSES
+    dropped = np.asarray(inputs[2]) == denoisers.NULL_LABEL
     assert 0.25 < dropped.mean() < 0.35
     assert set(np.asarray(inputs[2])[~dropped].tolist()) == {3}
 
@@ -302,14 +302,14 @@ def test_data_of_the_wrong_shape_is_refused():
 
 
 def test_training_data_is_in_the_models_space():
-    inputs, decoder = diffusion.training_data(TINY_TRAIN, _images(4))
+    inputs, decoder = denoisers.training_data(TINY_TRAIN, _images(4))
     assert decoder is None and inputs.min() >= -1 and inputs.shape == (4, 28, 28, 1)
     with pytest.raises(ValueError, match="trained autoencoder"):
-        diffusion.training_data(TINY_LATENT, _images(4))
+        denoisers.training_data(TINY_LATENT, _images(4))
     autoencoder = vae.build_model(vae.VAEConfig(kind="dense", latent_dim=3, hidden_units=(8, 8)))
-    codes, decoder = diffusion.training_data(TINY_LATENT, _images(20), autoencoder)
+    codes, decoder = denoisers.training_data(TINY_LATENT, _images(20), autoencoder)
     model = diffusion.build_model(TINY_LATENT, decoder=decoder)
-    assert isinstance(model, diffusion.LatentDiffusion) and codes.shape == (20, 3)
+    assert model.decoder is decoder and codes.shape == (20, 3)
     assert model.data_shape == (3,)
 
 
@@ -430,7 +430,7 @@ def test_sample_images_and_the_trajectory(random_model):
 
 def test_latent_model_decodes_its_codes():
     model = _latent_model(conditional=True)
-    assert isinstance(model, diffusion.LatentDiffusion) and model.clip_range is None
+    assert model.decoder is not None and model.clip_range is None
     images = diffusion.sample(model, 4, steps=3, labels=2, guidance=1.0)
     assert images.shape == (4, 28, 28, 1) and images.min() >= 0 and images.max() <= 1
     codes = np.zeros((1, 3), np.float32)
@@ -515,18 +515,11 @@ def test_the_clipped_sampler_keeps_codes_in_range():
     assert np.abs(clipped).max() <= 2.0 + 1e-5
 
 
-def test_clip_to_codes_sets_the_range_when_training(tmp_path):
-    config = runs.config_of("diffusion", "fast", clip_to_codes=True)
-    assert config.clip_to_codes and config.space == "latent"
-    run = runs.train("diffusion", "fast", clip_to_codes=True, evaluate=False)
-    assert run.model.clip_range is not None and 1.0 < run.model.clip_range < 20.0
-
-
 def test_v_prediction_targets_the_velocity():
     model = _latent_model(config=TINY_V)
-    assert isinstance(model, diffusion.VPredictionLatentDiffusion)
+    assert isinstance(model, diffusion.VPredictionDiffusion)
     x0 = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32)
-    inputs, target = model.noisy_batch(x0)
+    inputs, target = model.training_pair(x0)
     xt, time = np.asarray(inputs[0]), np.asarray(inputs[1])
     t = np.round(time * TINY_V.timesteps - 1).astype(int)
     alpha_bar = model.schedule.alpha_bars[t][:, None]
@@ -548,15 +541,26 @@ def test_v_prediction_gives_the_samplers_the_noise():
     np.testing.assert_array_equal(plain.epsilon(x0, noise, 3), noise)
 
 
-def test_v_prediction_needs_a_latent_model_and_a_known_name(tmp_path):
-    with pytest.raises(ValueError, match="latent"):
-        diffusion.build_model(dataclasses.replace(TINY, prediction="v"))
+def test_v_prediction_refuses_an_unknown_name_and_survives_saving(tmp_path):
     with pytest.raises(ValueError, match="Unknown prediction"):
         _latent_model(config=dataclasses.replace(TINY_LATENT, prediction="x0"))
+    pixel = diffusion.build_model(dataclasses.replace(TINY, prediction="v"))
+    assert isinstance(pixel, diffusion.VPredictionDiffusion) and pixel.clip_range == 1.0
     model = _latent_model(config=TINY_V)
     model.save(tmp_path / "v.keras")
     loaded = keras.models.load_model(tmp_path / "v.keras")
-    assert type(loaded) is diffusion.VPredictionLatentDiffusion
+    assert type(loaded) is diffusion.VPredictionDiffusion
     np.testing.assert_allclose(
         diffusion.sample(loaded, 3, steps=3, seed=1), diffusion.sample(model, 3, steps=3, seed=1)
     )
+
+
+def test_the_recommended_recipe_predicts_the_velocity_with_a_longer_trained_vae():
+    for profile in PROFILES:
+        config = diffusion.config_for("latent_diffusion_v", profile)
+        assert config.prediction == "v" and config.space == "latent"
+        assert config.sample_steps <= 50
+    cpu, textbook = diffusion.config_for("latent_diffusion_v", "cpu"), diffusion.CONFIGS["cpu"]
+    assert cpu.autoencoder.epochs > textbook.autoencoder.epochs
+    with pytest.raises(ValueError, match="Unknown diffusion model"):
+        diffusion.config_for("flow", "cpu")

@@ -13,8 +13,8 @@ from tutorial_lib.profiles import PROFILES
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "tutorial_lib"
-# What runs.train takes besides a family's own train options.
-RUN_ARGUMENTS = {"profile", "dataset", "seed", "out_dir", "callbacks", "evaluate", "stages"}
+# What runs.train (and a lesson's checkpoint-aware train) takes besides a family's own options.
+RUN_ARGUMENTS = {"profile", "dataset", "seed", "out_dir", "callbacks", "evaluate", "stages", "key"}
 
 
 @pytest.mark.parametrize("name", families.names())
@@ -97,8 +97,8 @@ def test_the_package_has_no_import_circle():
 
 
 def _lesson_trainings() -> list[tuple[str, str, dict]]:
-    """Every ``runs.train("NAME", ..., option=value)`` call in the lessons, with the
-    options given as literals."""
+    """Every ``lesson.train("NAME", ..., option=value)`` call in the lessons (the
+    checkpoint-aware :func:`tutorial_lib.runs.train`), with the options given as literals."""
     calls = []
     for notebook in sorted((ROOT / "notebooks").glob("*.ipynb")):
         cells = json.loads(notebook.read_text())["cells"]
@@ -112,7 +112,7 @@ def _lesson_trainings() -> list[tuple[str, str, dict]]:
                     and isinstance(node.func, ast.Attribute)
                     and node.func.attr == "train"
                     and isinstance(node.func.value, ast.Name)
-                    and node.func.value.id == "runs"
+                    and node.func.value.id in ("runs", "lesson")
                 ):
                     name = ast.literal_eval(node.args[0])
                     options = {

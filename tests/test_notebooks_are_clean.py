@@ -13,6 +13,8 @@ def test_outputs_only_in_checked_cells(path):
         f"{path.name} has outputs in unchecked cells; "
         f"run `python -m tutorial_lib.notebook_tools refresh {path}`"
     )
+    if path.parent.name == "exercises" and not path.name.endswith("_solution.ipynb"):
+        return  # a learner's copy, as nbgrader releases it: nbval never runs it
     for cell in nb.cells:
         if notebook_tools.is_checked(cell):
             assert cell.outputs and cell.execution_count, (

@@ -92,3 +92,50 @@ def test_text_panels_line_plot_and_class_histograms():
     assert _has_title_and_axis_label(fig)
     with pytest.raises(ValueError, match="same number of classes"):
         plotting.class_histograms({"a": [1, 2], "b": [1, 2, 3]})
+
+
+def test_measurements_over_seeds_and_image_pairs():
+    groups = {
+        "100 labels": {"real": [0.6, 0.7, 0.65], "+ GAN": [0.8, 0.82, 0.9]},
+        "1000": {"real": [0.9, 0.91, 0.92]},
+    }
+    fig = plotting.bars_with_spread(groups, xlabel="labels", ylabel="accuracy", title="t")
+    heights = [patch.get_height() for patch in fig.axes[0].patches]
+    assert heights[0] == pytest.approx(0.65) and len(heights) == 3  # one bar per series and group
+    assert _has_title_and_axis_label(fig)
+    fig = plotting.points_with_spread(
+        {"GAN": (100.0, [0.9, 0.95, 0.97]), "VAE": (150.0, [0.99, 1.0, 1.0])},
+        xlabel="FD",
+        ylabel="AUC",
+        title="detection",
+        log_x=True,
+    )
+    assert fig.axes[0].get_xscale() == "log" and _has_title_and_axis_label(fig)
+    rng = np.random.default_rng(0)
+    pairs = {"GAN": (rng.random((5, 28, 28, 1)), rng.random((5, 28, 28)))}
+    fig = plotting.image_pairs(pairs, n=3, title="closest pairs")
+    assert len([ax for ax in fig.axes if ax.images]) == 6 and _has_title_and_axis_label(fig)
+    with pytest.raises(ValueError, match="must match"):
+        plotting.image_pairs({"GAN": (rng.random((5, 28, 28)), rng.random((4, 28, 28)))}, title="t")
+    for function in (plotting.bars_with_spread, plotting.points_with_spread):
+        with pytest.raises(ValueError, match="at least one"):
+            function({}, xlabel="x", ylabel="y", title="t")
+
+
+def test_labelled_scatter_labels_every_point_with_ranges_and_a_reference():
+    fig = plotting.labelled_scatter(
+        {"gan": (0.05, 40.0), "diffusion": (5.0, 12.0)},
+        xlabel="ms per sample (log)",
+        ylabel="FD",
+        title="Quality against sampling time",
+        log_x=True,
+        ranges={"gan": (30.0, 55.0)},
+        reference=4.8,
+        reference_label="real images",
+    )
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["gan", "diffusion"]
+    assert ax.get_xscale() == "log" and len(ax.collections) == 3  # two points, one range
+    assert _has_title_and_axis_label(fig)
+    with pytest.raises(ValueError, match="at least one point"):
+        plotting.labelled_scatter({}, xlabel="x", ylabel="y", title="t")

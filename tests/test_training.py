@@ -1,3 +1,6 @@
+import io
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -28,14 +31,15 @@ def test_set_seed_makes_initialisation_reproducible():
 
 
 class _Interrupt(keras.callbacks.Callback):
-    """Simulates a crash (kernel restart, Ctrl-C) right after epoch ``after`` finishes."""
+    """Simulates a crash (kernel restart, Ctrl-C) right after epoch ``after`` finishes:
+    as the next one begins, once every callback has seen the finished one."""
 
     def __init__(self, after):
         super().__init__()
         self.after = after
 
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 == self.after:
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.after:
             raise KeyboardInterrupt
 
 
@@ -97,7 +101,96 @@ def test_progress_is_quiet_in_the_fast_profile():
     from tutorial_lib.profiles import PROFILES
 
     assert training.progress_verbosity(PROFILES["fast"]) == 0
-    assert training.progress_verbosity(PROFILES["cpu"]) == "auto"  # not in a notebook
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_is_a_bar_on_a_terminal_and_a_line_per_epoch_elsewhere(monkeypatch):
+    from tutorial_lib.profiles import PROFILES
+
+    cpu = PROFILES["cpu"]
+    monkeypatch.setattr(sys, "stdout", _Terminal())
+    assert training.progress_verbosity(cpu) == 1  # Keras's live progress bar
+    monkeypatch.setattr(sys, "stdout", io.StringIO())  # `train ... > log.txt`, a pipe
+    assert training.progress_verbosity(cpu) == 2
+    monkeypatch.setattr(training, "_in_notebook", lambda: True)
+    assert training.progress_verbosity(cpu) == 2  # a notebook keeps one line per epoch
+
+
+def test_training_into_a_file_logs_each_epoch_once_without_redraws(capsys):
+    import tensorflow as tf
+
+    from tutorial_lib.profiles import PROFILES
+
+    x, y = _regression_data()
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(4).repeat()
+    training.fit_for_profile(
+        _small_model(), dataset, profile=PROFILES["cpu"], epochs=3, steps_per_epoch=16
+    )
+    out = capsys.readouterr().out  # captured: not a terminal
+    assert "\r" not in out and "\x08" not in out  # no progress-bar redraws
+    lines = out.splitlines()
+    assert [line for line in lines if line.startswith("Epoch ")] == [
+        "Epoch 1/3",
+        "Epoch 2/3",
+        "Epoch 3/3",
+    ]
+    assert len(lines) == 6 and all("loss:" in line for line in lines[1::2])
+
+
+def _interrupted_run(run_dir):
+    """A run folder as an interruption after the first of three epochs leaves it."""
+    x, y = _regression_data()
+    with pytest.raises(KeyboardInterrupt):
+        training.fit_resumable(
+            _small_model(), x, y=y, run_dir=run_dir, epochs=3, verbose=0, callbacks=[_Interrupt(1)]
+        )
+    return x, y
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("latest.weights.h5", b"\x89HDF\r\n cut short"),
+        ("training_metadata.json", b'{"epoch": '),
+    ],
+)
+def test_a_damaged_backup_says_what_to_do(tmp_path, name, content):
+    x, y = _interrupted_run(tmp_path)
+    (tmp_path / "backup" / name).write_bytes(content)
+    with pytest.raises(training.RunError) as info:
+        training.fit_resumable(_small_model(), x, y=y, run_dir=tmp_path, epochs=3, verbose=0)
+    message = str(info.value)
+    assert str(tmp_path / "backup") in message and "damaged" in message
+    assert f"Delete {tmp_path} and train again" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("content", ['{"legs": [1.5, ', '{"legs": ["soon"]}', '{"legs": [-3]}'])
+def test_a_damaged_clock_says_what_to_do(tmp_path, content):
+    (tmp_path / training.CLOCK_FILE).write_text(content)
+    with pytest.raises(training.RunError, match="Delete it to resume") as info:
+        training.TrainingClock(tmp_path)
+    assert str(tmp_path / training.CLOCK_FILE) in str(info.value)
+
+
+def test_a_damaged_history_says_what_to_do(tmp_path):
+    (tmp_path / training.HISTORY_FILE).write_text("epoch,loss\n0,0.5\n1\n")  # cut short
+    with pytest.raises(training.RunError, match="delete it to use the run without them"):
+        training.load_run_history(tmp_path)
+    (tmp_path / training.HISTORY_FILE).write_text("epoch,loss,val_loss\n0,0.5,NA\n1,0.4,NA\n")
+    assert training.load_run_history(tmp_path) == {"loss": [0.5, 0.4]}  # NA: never logged
+
+
+def test_a_damaged_stage_names_the_run_folder_to_train_again(tmp_path):
+    (tmp_path / training.METRICS_FILE).write_text('{"model": "diffusion", "profile": "cpu"}')
+    (tmp_path / "autoencoder").mkdir()
+    (tmp_path / "autoencoder" / training.MODEL_FILE).write_bytes(b"PK\x03\x04")
+    with pytest.raises(training.RunError) as info:
+        training.load_run_model(tmp_path / "autoencoder", model="diffusion")
+    assert f"train diffusion --out {tmp_path}`" in str(info.value)
 
 
 def test_timer_measures_a_block():
@@ -166,9 +259,9 @@ def test_a_resumed_run_adds_up_the_seconds_of_every_leg(tmp_path):
             _small_model(), x, y=y, run_dir=tmp_path, callbacks=[first, _Interrupt(2)], **kwargs
         )
     assert training.is_resuming(tmp_path)
-    earlier = first.legs()[0]
     second = training.TrainingClock(tmp_path)
-    assert second.resumed and second.earlier == [pytest.approx(earlier, abs=0.5)]
+    assert second.resumed and len(second.earlier) == 1
+    assert 0 < second.earlier[0] <= first.legs()[0]  # the first leg, up to its last epoch's end
     training.fit_resumable(_small_model(), x, y=y, run_dir=tmp_path, callbacks=[second], **kwargs)
     legs = second.finish()
     assert len(legs) == 2 and sum(legs) > legs[1]

@@ -322,21 +322,6 @@ def test_sample_options_parse():
     assert cli.family_options(args) == {"prompt": "JULIET:", "temperature": 0.8, "top_k": 10}
 
 
-def test_forward_with_the_library_pieces_reproduces_the_model():
-    model = _tiny_gpt()
-    tokens = _rng(7).integers(0, 11, (2, 12)).astype("int32")
-
-    def attention(q, k, v, mask):
-        out, w = transformer.scaled_dot_product_attention(q, k, v, mask)
-        return np.asarray(out), np.asarray(w)
-
-    logits, weights = transformer.forward_with(model, tokens, attention, transformer.causal_mask)
-    np.testing.assert_allclose(logits, np.asarray(model(tokens)), atol=1e-5)
-    assert len(weights) == 2 and weights[0].shape == (2, 2, 12, 12)
-    leaky, _ = transformer.forward_with(model, tokens, attention, lambda n: np.ones((n, n), bool))
-    assert not np.allclose(leaky[:, :-1], logits[:, :-1], atol=1e-5)  # the future leaks in
-
-
 def test_shortened_config_keeps_whole_epochs():
     config = transformer.GPTConfig(steps=2000, steps_per_epoch=250, warmup_steps=100)
     assert config.shortened(0.25).steps == 500

@@ -142,6 +142,19 @@ def test_importance_weighted_nll_is_tighter_than_the_elbo():
     assert nll > 0
 
 
+def test_a_stochastically_binarised_vae_trains_and_is_scored_on_its_data_model():
+    from tutorial_lib import data, runs
+
+    run = runs.train("vae", "fast", binarization="stochastic")
+    assert run.config.binarization == "stochastic"
+    x_test, _ = data.load_images(
+        "mnist", "test", limit=PROFILES["fast"].test_examples, binarize="stochastic"
+    )
+    terms = vae.negative_elbo(run.model, x_test)
+    assert run.record["nll"] == pytest.approx(terms["negative_elbo"], rel=0.05)
+    assert vae.config_for("vae", "cpu").binarization == "threshold"  # notebook 02's data
+
+
 def test_cli_trains_and_samples_a_vae(tmp_path):
     from tutorial_lib import cli
 

@@ -43,15 +43,22 @@ def table_row(record: dict, *, images: bool = True) -> dict:
     """One row of the table from a run's record (or a seed recipe's numbers);
     ``images``: whether its samples are images (their rate is a column)."""
     row = {k: record.get(k) for k in ("model", "dataset", "train_seconds", *QUALITY_KEYS)}
+    binarization = (record.get("config") or {}).get("binarization")
+    if binarization and row["dataset"]:  # the data model its likelihood is measured on
+        row["dataset"] = f"{row['dataset']} ({binarization} binary)"
     if record.get("frechet_distance") is not None and record.get("train_seconds"):
         row["train_minutes"] = round(record["train_seconds"] / 60.0, 2)
     for key in ("train_images_per_second", "train_tokens_per_second", "test_mse"):
         row[key] = record.get(key)
     if images and record.get("sample_seconds_per_item"):
         row["sample_images_per_second"] = round(1.0 / record["sample_seconds_per_item"], 1)
-    unit = record.get("nll_unit")
-    if unit == "nats per image":
+    unit, kind = record.get("nll_unit"), record.get("likelihood")
+    if unit == "nats per image" and kind == "bound":
         row["test_negative_elbo"] = record["nll"]
+    elif unit == "nats per image" and "binarization" in (record.get("config") or {}):
+        row["test_exact_nll"] = record["nll"]  # an exact likelihood of binary pixels (PixelCNN)
+    elif unit == "nats per image":  # an exact likelihood of dequantized pixels (a flow)
+        row["test_bits_per_dim"] = record["bits_per_dim"]
     elif unit == "nats per character":
         row["val_loss"], row["val_bits_per_character"] = record["nll"], record["bits_per_dim"]
     return {k: v for k, v in row.items() if v is not None}
@@ -108,17 +115,22 @@ def run_bench(
         ours.pop("train_examples", None)
         if family.improves is not None:
             ours["improves"] = family.improves
-    report = {
+    result = report(rows, profile, dataset)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out_dir / "bench.md").write_text(markdown_report(result))
+    return rows
+
+
+def report(rows: list[dict], profile: Profile, dataset: str) -> dict:
+    """The benchmark's rows with the date, the machine and the real-data floor."""
+    return {
         "date": datetime.date.today().isoformat(),
         "profile": profile.name,
         "machine": device.machine_description(),
         "floor": _quality_floor(dataset, profile),
         "rows": rows,
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out_dir / "bench.md").write_text(markdown_report(report))
-    return rows
 
 
 def _ordered(models: list[str]) -> list[str]:
@@ -153,6 +165,8 @@ COLUMNS = [
     ("sample_images_per_second", "sample img/s"),
     ("test_mse", "test MSE"),
     ("test_negative_elbo", "test -ELBO (nats)"),
+    ("test_exact_nll", "test NLL, binary (nats)"),
+    ("test_bits_per_dim", "test bits/dim"),
     ("val_loss", "val loss (nats/char)"),
     ("val_bits_per_character", "val bits/char"),
     ("confidence", "confidence"),

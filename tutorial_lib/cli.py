@@ -7,6 +7,7 @@
     python -m tutorial_lib train MODEL [--dataset D] [--profile P] --out DIR [options]
     python -m tutorial_lib sample MODEL --run DIR [--num N] [--out FILE] [options]
     python -m tutorial_lib bench [--profile P] [--models MODEL ...] [--out DIR]
+    python -m tutorial_lib pretrain [--profile P] [--seeds N] [--out DIR] [NOTEBOOK ...]
     python -m tutorial_lib slides [--profile P] [--out DIR] [NOTEBOOK ...]
 
 ``train`` writes a run folder (:func:`tutorial_lib.runs.train`): ``model.keras``,
@@ -30,7 +31,7 @@ import numpy as np
 from tutorial_lib import families
 from tutorial_lib.data import IMAGE_DATASETS, DataError
 from tutorial_lib.profiles import UnknownProfileError, get_profile, profile_names
-from tutorial_lib.training import RunError
+from tutorial_lib.training import RunError, is_resuming
 
 COMMON_TEXT_CHARS = 500  # characters a text model writes by default
 
@@ -59,6 +60,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--dataset", choices=IMAGE_DATASETS, default="mnist")
     bench.add_argument("--out", type=Path, default=Path("bench"), help="folder for bench.md/json")
+
+    pretrain = commands.add_parser(
+        "pretrain", help="train what every lesson trains and write the shipped checkpoints"
+    )
+    pretrain.add_argument("--profile", choices=profile_names(), default="cpu")
+    pretrain.add_argument(
+        "--seeds", type=int, default=3, help="train each model with this many seeds (spread)"
+    )
+    pretrain.add_argument(
+        "--out", type=Path, default=None, help="where the stores live (default: the package)"
+    )
+    pretrain.add_argument("notebooks", nargs="*", type=Path, help="default: every lesson")
 
     slides = commands.add_parser(
         "slides", help="execute the lessons and build reveal.js slide decks from them"
@@ -134,6 +147,9 @@ def _train(args) -> int:
     from tutorial_lib import runs
 
     profile = get_profile(args.profile)
+    if is_resuming(args.out):
+        print(f"resuming the interrupted run in {args.out} at its first unfinished epoch")
+    print(f"training {args.model} ({profile.name} profile) into {args.out}", flush=True)
     run = runs.train(
         args.model,
         profile,
@@ -176,6 +192,11 @@ def _sample(args, parser) -> int:
     return 0
 
 
+def _error(error: BaseException, context: str = "") -> None:
+    """Report a bad input on stderr in one line: what is wrong and what to do."""
+    print(f"error: {context}{' '.join(str(error).split())}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -210,6 +231,15 @@ def main(argv: list[str] | None = None) -> int:
             print((args.out / "bench.md").read_text())
             return 0
 
+        if args.command == "pretrain":
+            from tutorial_lib.pretrain import pretrain
+
+            store = pretrain(
+                args.profile, lessons=args.notebooks or None, seeds=args.seeds, root=args.out
+            )
+            print(f"wrote {store}")
+            return 0
+
         if args.command == "slides":
             from tutorial_lib.slides import build_all
 
@@ -221,18 +251,24 @@ def main(argv: list[str] | None = None) -> int:
             return _train(args)
         if args.command == "sample":
             return _sample(args, parser)
+    except KeyboardInterrupt:  # Ctrl-C: say what it left behind, without a traceback
+        note = "interrupted"
+        if args.command == "train" and is_resuming(args.out):
+            note += f"; run the same command again to resume the run in {args.out}"
+        print(f"\n{note}", file=sys.stderr)
+        return 130  # the shell's code for Ctrl-C
     except UnknownProfileError as error:
         parser.error(str(error))  # exits with code 2
     except NotImplementedError as error:  # e.g. sampling a model that defines no sampling
-        print(f"error: {args.command} {args.model}: {error}", file=sys.stderr)
+        _error(error, f"{args.command} {args.model}: ")
         return 2
-    except (DataError, RunError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except (DataError, RunError, OSError) as error:  # OSError: a folder that cannot be written
+        _error(error)
         return 1
     except ValueError as error:  # an option that does not fit the run, e.g. a label for
         if args.command not in ("train", "sample"):  # an unconditional model
             raise
-        print(f"error: {args.command} {args.model}: {error}", file=sys.stderr)
+        _error(error, f"{args.command} {args.model}: ")
         return 1
     parser.error(f"unknown command {args.command!r}")
     return 2

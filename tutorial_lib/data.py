@@ -31,6 +31,12 @@ import numpy as np
 DATA_DIR_ENV = "TUTORIAL_DATA_DIR"
 
 IMAGE_DATASETS = ("mnist", "fashion_mnist")
+# Two ways to turn grey pixels into the {0, 1} pixels of a Bernoulli likelihood: a threshold
+# at 0.5, or a draw per pixel with its grey value as the probability of 1 (the literature's
+# "stochastically binarised MNIST", e.g. the IWAE paper's).
+BINARIZATIONS = ("threshold", "stochastic")
+# The seed of the one fixed stochastic binarisation of each split (load_images).
+STOCHASTIC_SEEDS = {"train": 2008, "test": 2016}
 # Every image data set here: 28x28 grey pixels, one channel, ten classes.
 IMAGE_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
@@ -180,9 +186,18 @@ def _load_from_keras(dataset: str) -> dict[str, np.ndarray]:
 
     loader = {"mnist": keras.datasets.mnist, "fashion_mnist": keras.datasets.fashion_mnist}[dataset]
     cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
+    cached = cache / ("mnist.npz" if dataset == "mnist" else "fashion-mnist")
     try:
         (x_train, y_train), (x_test, y_test) = loader.load_data()
     except Exception as error:  # Keras raises plain Exception on a failed download
+        if cached.exists():  # Keras deletes a copy that fails its checksum: this one passed
+            raise DataCorruptError(  # none (Fashion-MNIST has none) and cannot be read
+                f"{dataset}: the copy in the Keras cache ({cached}) cannot be read "
+                f"({type(error).__name__}: {error}). Fix: delete {cached} and run again with "
+                "internet access to download a fresh one, or set "
+                f"{DATA_DIR_ENV} to a folder holding {_FOLDERS[dataset]}/ with the four "
+                "gzipped IDX files."
+            ) from error
         raise DataNotFoundError(
             f"{dataset}: could not load it from the Keras cache ({cache}) nor download it "
             f"({type(error).__name__}: {error}). Fix: connect to the internet once so Keras "
@@ -212,12 +227,35 @@ def load_raw(dataset: str = "mnist") -> dict[str, np.ndarray]:
     return arrays
 
 
+def binarization_of(binarize: bool | str | None) -> str | None:
+    """The binarisation ``binarize`` asks for: None (grey pixels), ``"threshold"`` (also
+    for True) or ``"stochastic"``; anything else is a ValueError naming the choices."""
+    if binarize is None or binarize is False:
+        return None
+    if binarize is True:
+        return "threshold"
+    if binarize not in BINARIZATIONS:
+        raise ValueError(
+            f"Unknown binarization {binarize!r}; choose one of {', '.join(BINARIZATIONS)} "
+            "(or False for grey pixels)."
+        )
+    return binarize
+
+
+def binarize_stochastic(x: np.ndarray, seed: int) -> np.ndarray:
+    """Each pixel 1 with probability its grey value in [0, 1], else 0: one draw, fixed by
+    ``seed`` (float32, the shape of ``x``). The first ``n`` images get the same draw
+    whatever follows them (uniforms are drawn image after image)."""
+    uniforms = np.random.default_rng(seed).random(np.shape(x), dtype=np.float32)
+    return (uniforms < x).astype(np.float32)
+
+
 def load_images(
     dataset: str = "mnist",
     split: str = "train",
     *,
     limit: int | None = None,
-    binarize: bool = False,
+    binarize: bool | str = False,
     as_uint8: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Images and labels of one split.
@@ -226,8 +264,12 @@ def load_images(
         dataset: ``"mnist"`` or ``"fashion_mnist"``.
         split: ``"train"`` (60,000 images) or ``"test"`` (10,000).
         limit: keep only the first ``limit`` examples (``None``: all of them).
-        binarize: map pixels to {0, 1} with a threshold at 0.5 (for Bernoulli
-            likelihoods, as in the VAE lesson).
+        binarize: map pixels to {0, 1} for a Bernoulli likelihood: ``True`` or
+            ``"threshold"``, a threshold at 0.5 (as in the VAE lesson);
+            ``"stochastic"``, each pixel 1 with probability its grey value, in one
+            draw fixed per split (:data:`STOCHASTIC_SEEDS`), so the test images are
+            the same every time. (Training draws afresh for every batch:
+            :func:`image_dataset` with ``binarize="stochastic"``.)
         as_uint8: return the stored uint8 pixels, shape (N, 28, 28), unscaled.
 
     Returns:
@@ -236,13 +278,16 @@ def load_images(
     """
     if split not in ("train", "test"):
         raise ValueError(f"Unknown split {split!r}; choose 'train' or 'test'.")
+    how = binarization_of(binarize)
     arrays = load_raw(dataset)
     x, y = arrays[f"x_{split}"][:limit], arrays[f"y_{split}"][:limit].astype(np.int64)
     if as_uint8:
         return x.copy(), y
     x = x.astype(np.float32)[..., None] / 255.0
-    if binarize:
+    if how == "threshold":
         x = (x > 0.5).astype(np.float32)
+    elif how == "stochastic":
+        x = binarize_stochastic(x, STOCHASTIC_SEEDS[split])
     return x, y
 
 
@@ -388,8 +433,9 @@ def image_dataset(
     targets: str = "labels",
     drop_remainder: bool = False,
     repeat: bool = False,
+    binarize: str | None = None,
 ):
-    """A ``tf.data`` pipeline over images: cache, shuffle, batch, prefetch.
+    """A ``tf.data`` pipeline over images: cache, shuffle, batch, binarise, prefetch.
 
     Args:
         x: images, shape (N, 28, 28, 1).
@@ -401,9 +447,14 @@ def image_dataset(
             ``"none"`` gives ``x`` alone (GANs, diffusion).
         drop_remainder: drop a last, smaller batch (keeps shapes static).
         repeat: loop forever (for training with a fixed ``steps_per_epoch``).
+        binarize: ``None`` (the images as given), ``"threshold"`` (each batch's pixels
+            above 0.5 become 1) or ``"stochastic"``: every batch draws its pixels afresh,
+            1 with probability the grey value, so no two epochs see the same binary
+            images (``seed`` seeds the draws).
     """
     import tensorflow as tf
 
+    how = binarization_of(binarize)
     if targets == "labels":
         if y is None:
             raise ValueError("targets='labels' needs y; pass labels or use targets='none'.")
@@ -419,7 +470,34 @@ def image_dataset(
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ds = ds.repeat()
-    return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder)
+    if how == "threshold":
+        ds = ds.map(lambda *batch: _binarized(batch, targets, batch[0] > 0.5))
+    elif how == "stochastic":
+        # One key per batch, from a stream that differs at every pass over the data, so a
+        # new epoch (a new iterator) draws new pixels too.
+        keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+
+        def draw(batch, key):
+            batch = batch if isinstance(batch, tuple) else (batch,)
+            x, pair = batch[0], tf.stack([key, tf.constant(seed, tf.int64)])
+            uniforms = tf.random.stateless_uniform(tf.shape(x), seed=pair, dtype=x.dtype)
+            return _binarized(batch, targets, uniforms < x)
+
+        ds = tf.data.Dataset.zip((ds, keys)).map(draw)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _binarized(batch: tuple, targets: str, ones):
+    """One batch with its images (the first part) replaced by the 0/1 pixels ``ones``
+    (booleans); an autoencoder's targets (``targets="inputs"``) are the same binary
+    images, labels stay as they are."""
+    import tensorflow as tf
+
+    binary = tf.cast(ones, batch[0].dtype)
+    if targets == "none":
+        return binary
+    return (binary, binary) if targets == "inputs" else (binary, batch[1])
 
 
 def text_windows(

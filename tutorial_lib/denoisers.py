@@ -1,5 +1,5 @@
 r"""What diffusion and flow matching share: networks that see noisy data at a time
-:math:`t \in [0, 1]`, and the loop that runs a sampler.
+:math:`t \in [0, 1]`, the model that trains one, and the loop that runs a sampler.
 
 Both families train one network on noisy data :math:`x_t` at a random time
 :math:`t` (and, for a class-conditional model, a label :math:`y`), then
@@ -12,6 +12,11 @@ for latent codes) take ``[x_t, time]`` or ``[x_t, time, label]``: ``time`` is a
 float in [0, 1], ``label`` an int in 0..9, or 10 for the *null* class that
 classifier-free guidance trains with. Their output has the shape of ``x_t``.
 
+**The model** (:class:`DenoisingModel`) trains a network on pairs that a family
+makes (``training_pair``: the network's inputs, and the target it should
+output), keeps an exponential moving average of its weights for sampling, and
+for a latent model holds the decoder that turns samples into pixels.
+
 **Samplers** are small objects with two methods: ``times()`` lists the pairs
 ``(t, t_next)`` of the path from noise to data, and ``step(predict, x, t,
 t_next, rng)`` takes one step, calling ``predict(x, t)`` (the network's output)
@@ -22,14 +27,38 @@ them, so a new sampler is a new class.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import keras
 import numpy as np
 from keras import ops
 
+from tutorial_lib import data, device, vae
 from tutorial_lib.data import IMAGE_SHAPE, NUM_CLASSES
+from tutorial_lib.profiles import Profile
+from tutorial_lib.training import (
+    Trained,
+    averaged_copy,
+    examples_seen,
+    fit_for_profile,
+    is_resuming,
+    load_run_model,
+    update_average,
+)
 
 NULL_LABEL = NUM_CLASSES  # the "no class" label of classifier-free guidance
+SPACES = ("pixel", "latent")
+AUTOENCODER_DIR = "autoencoder"  # where a latent run keeps its VAE
+
+
+def to_model_space(images) -> np.ndarray:
+    """Pixels in [0, 1] -> [-1, 1], the range in which pixel-space models work."""
+    return (np.asarray(images, np.float32) * 2.0 - 1.0).astype(np.float32)
+
+
+def to_unit_range(x) -> np.ndarray:
+    """[-1, 1] -> pixels in [0, 1], clipped."""
+    return np.clip((np.asarray(x, np.float32) + 1.0) / 2.0, 0.0, 1.0)
 
 
 @keras.saving.register_keras_serializable(package="tutorial_lib")
@@ -188,6 +217,169 @@ def build_mlp_denoiser(
     return keras.Model([x_in, *cond_inputs], out, name=name)
 
 
+def build_network(config, data_dim: int | None = None) -> keras.Model:
+    """The network of a diffusion or flow-matching ``config``: a :func:`build_unet` over
+    28x28 images (``config.space == "pixel"``) or a :func:`build_mlp_denoiser` over codes
+    of ``data_dim`` numbers (``"latent"``), with a label input if ``config.conditional``."""
+    if config.space not in SPACES:
+        raise ValueError(f"Unknown space {config.space!r}; choose one of {SPACES}.")
+    if config.space == "pixel":
+        return build_unet(
+            channels=config.channels,
+            channel_mults=config.channel_mults,
+            blocks_per_level=config.blocks_per_level,
+            attention_heads=config.attention_heads,
+            groups=config.groups,
+            conditional=config.conditional,
+        )
+    if data_dim is None:
+        raise ValueError("A latent denoiser needs the size of the codes: data_dim=...")
+    return build_mlp_denoiser(
+        data_dim,
+        width=config.mlp_width,
+        blocks=config.mlp_blocks,
+        conditional=config.conditional,
+        name="latent_denoiser",
+    )
+
+
+# --------------------------------------------------------------------------
+# The model: a network, its weight average, and (latent models) a decoder
+# --------------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="tutorial_lib")
+class DenoisingModel(keras.Model):
+    r"""A network trained to undo noise: the common part of diffusion and flow matching.
+
+    ``fit`` takes batches of clean data :math:`x_0` in the model's space
+    (pixels in [-1, 1], see :func:`to_model_space`, or the standardised codes
+    of a VAE), with labels for a class-conditional network. Each
+    :meth:`train_step` asks the family for a training pair (:meth:`training_pair`:
+    the network's inputs ``[x_t, time(, label)]`` and the target it should
+    output) and minimises the mean squared error, in float32. A conditional
+    model replaces a fraction ``label_dropout`` of the labels by the null class
+    (:meth:`drop_labels`), so it also learns the unconditional output that
+    guidance needs. After every step the ``ema_network`` moves towards the
+    trained weights (:func:`tutorial_lib.training.update_average`); samplers use it.
+
+    Args:
+        network: from :func:`build_unet` or :func:`build_mlp_denoiser`.
+        decoder: for a latent model, maps its samples (standardised codes) to
+            pixels in [0, 1] (:func:`tutorial_lib.vae.latent_codec`); None for pixels.
+        sample_steps, guidance: how the family samples by default (steps; the
+            guidance scale of a conditional model).
+    """
+
+    def __init__(
+        self,
+        network: keras.Model,
+        decoder: keras.Model | None = None,
+        ema_decay: float = 0.999,
+        label_dropout: float = 0.1,
+        seed: int | None = None,
+        sample_steps: int = 50,
+        guidance: float | None = None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not 0.0 <= label_dropout < 1.0:
+            raise ValueError(f"label_dropout must lie in [0, 1); got {label_dropout}.")
+        self.network = network
+        self.ema_network = averaged_copy(network)
+        self.decoder = decoder
+        if decoder is not None:
+            decoder.trainable = False
+        self.ema_decay, self.label_dropout = float(ema_decay), float(label_dropout)
+        self.seed = seed
+        self.sample_steps = int(sample_steps)
+        self.guidance = guidance
+        self.conditional = is_conditional(network)
+        self.data_shape = tuple(network.inputs[0].shape[1:])
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.built = True  # the networks were built by the caller
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+    def call(self, inputs, training=False):
+        """The (trained, not averaged) network's output for ``[x_t, time(, label)]``."""
+        return self.network(inputs, training=training)
+
+    def _unpack(self, batch):
+        if isinstance(batch, tuple | list):
+            x0, labels = batch[0], (batch[1] if len(batch) > 1 else None)
+        else:
+            x0, labels = batch, None
+        if self.conditional and labels is None:
+            raise ValueError(
+                "A class-conditional model trains on (data, labels) batches; got data only. "
+                "Pass the labels to fit_model(model, x, y, ...)."
+            )
+        return ops.cast(x0, "float32"), labels
+
+    def drop_labels(self, labels):
+        """The labels with a fraction ``label_dropout`` replaced by :data:`NULL_LABEL`."""
+        labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
+        drop = keras.random.uniform(ops.shape(labels), seed=self.seed_generator)
+        return ops.where(drop < self.label_dropout, NULL_LABEL, labels)
+
+    def training_pair(self, x0, labels=None):
+        """``(inputs, target)`` for one step: what the family trains its network on."""
+        raise NotImplementedError("a family's model defines its training pairs")
+
+    def train_step(self, batch):
+        import tensorflow as tf
+
+        inputs, target = self.training_pair(*self._unpack(batch))
+        with tf.GradientTape() as tape:
+            predicted = ops.cast(self.network(inputs, training=True), "float32")
+            loss = ops.mean(ops.square(target - predicted))
+            scaled = self.optimizer.scale_loss(loss / device.replicas_in_sync())
+        gradients = tape.gradient(scaled, self.network.trainable_weights)
+        self.optimizer.apply(gradients, self.network.trainable_weights)
+        update_average(self.ema_network, self.network, self.ema_decay, self.optimizer.iterations)
+        self.loss_tracker.update_state(loss)
+        return {"loss": self.loss_tracker.result()}
+
+    def test_step(self, batch):
+        inputs, target = self.training_pair(*self._unpack(batch))
+        predicted = ops.cast(self.network(inputs, training=False), "float32")
+        self.loss_tracker.update_state(ops.mean(ops.square(target - predicted)))
+        return {"loss": self.loss_tracker.result()}
+
+    def to_images(self, x) -> np.ndarray:
+        """Samples in the model's space -> pixels in [0, 1], shape (N, 28, 28, 1)."""
+        if self.decoder is None:
+            return to_unit_range(x)
+        pixels = self.decoder.predict(np.asarray(x, np.float32), batch_size=1000, verbose=0)
+        return np.clip(pixels, 0.0, 1.0)
+
+    def get_config(self):
+        config = {
+            **super().get_config(),
+            "network": keras.saving.serialize_keras_object(self.network),
+            "ema_decay": self.ema_decay,
+            "label_dropout": self.label_dropout,
+            "seed": self.seed,
+            "sample_steps": self.sample_steps,
+            "guidance": self.guidance,
+        }
+        if self.decoder is not None:
+            config["decoder"] = keras.saving.serialize_keras_object(self.decoder)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for part in ("network", "decoder"):
+            if config.get(part) is not None:
+                config[part] = keras.saving.deserialize_keras_object(config[part])
+        return cls(**config)
+
+
 def is_conditional(network: keras.Model) -> bool:
     """Whether a denoiser takes a label (three inputs: data, time, label)."""
     return len(network.inputs) == 3
@@ -256,3 +448,219 @@ def run_sampler(sampler, predict_fn, x, rng: np.random.Generator, keep=()) -> tu
             kept[t] = x
         x = sampler.step(predict_fn, x, t, t_next, rng)
     return x, kept
+
+
+# --------------------------------------------------------------------------
+# Training: the autoencoder of a latent model, then the denoiser
+# --------------------------------------------------------------------------
+
+
+def train_autoencoder(
+    x_train: np.ndarray,
+    vae_config: vae.VAEConfig,
+    profile: Profile,
+    *,
+    seed: int = 0,
+    run_dir=None,
+    callbacks: list | None = None,
+) -> vae.VAE:
+    """Train the VAE whose codes a latent model denoises, on binarised images; build it
+    under the strategy scope in force."""
+    binary = (x_train > 0.5).astype(np.float32)
+    model = vae.build_model(vae_config, seed=seed)
+    vae.fit_model(
+        model,
+        binary,
+        config=vae_config,
+        profile=profile,
+        seed=seed,
+        run_dir=run_dir,
+        callbacks=callbacks,
+    )
+    return model
+
+
+def trained_autoencoder(x_train, vae_config, profile, *, seed, run_dir, callbacks) -> vae.VAE:
+    """The VAE of a latent run: trained (and saved in ``run_dir/autoencoder``), or the
+    one an interrupted run already trained."""
+    if run_dir is None:
+        return train_autoencoder(x_train, vae_config, profile, seed=seed)
+    folder = Path(run_dir) / AUTOENCODER_DIR
+    saved = folder / "model.keras"
+    if saved.is_file() and is_resuming(run_dir):
+        return load_run_model(folder)
+    saved.unlink(missing_ok=True)  # a new run: a VAE left by an earlier one is stale
+    clocks = [c for c in callbacks or [] if hasattr(c, "legs")]  # time this stage too
+    model = train_autoencoder(
+        x_train, vae_config, profile, seed=seed, run_dir=folder, callbacks=clocks
+    )
+    model.save(saved)
+    return model
+
+
+def training_data(config, images: np.ndarray, autoencoder: vae.VAE | None = None):
+    """``(x, decoder)``: the training images in the model's space, ready for
+    :func:`fit_model`: pixels in [-1, 1] (no decoder) for a pixel model; for a
+    latent model, the standardised codes of the trained ``autoencoder`` and
+    their decoder (:func:`tutorial_lib.vae.latent_codec`)."""
+    if config.space == "pixel":
+        return to_model_space(images), None
+    if autoencoder is None:
+        raise ValueError(
+            "A latent model needs its trained autoencoder: "
+            "training_data(config, images, train_autoencoder(images, vae_config, profile))."
+        )
+    return vae.latent_codec(autoencoder, images)
+
+
+def fit_model(
+    model: DenoisingModel,
+    x: np.ndarray,
+    y: np.ndarray | None = None,
+    *,
+    config,
+    profile: Profile,
+    epochs: int | None = None,
+    seed: int = 0,
+    callbacks: list | None = None,
+    run_dir=None,
+) -> keras.callbacks.History:
+    """Train on data ``x`` in the model's space (labels ``y`` for a conditional model).
+
+    Batch size and epochs come from ``config`` (``epochs`` overrides), the cap
+    on steps per epoch and verbosity from the profile. With ``run_dir`` the run
+    resumes after an interruption.
+    """
+    if model.conditional and y is None:
+        raise ValueError("A class-conditional model needs the labels: fit_model(model, x, y).")
+    if tuple(x.shape[1:]) != model.data_shape:
+        raise ValueError(
+            f"The model works on data of shape {model.data_shape}; got {tuple(x.shape[1:])}. "
+            "Pixel models take to_model_space(images); latent models take latent_codec codes."
+        )
+    dataset = data.image_dataset(
+        x.astype(np.float32),
+        y if model.conditional else None,
+        batch_size=config.batch_size,
+        seed=seed,
+        targets="labels" if model.conditional else "none",
+        drop_remainder=True,
+        repeat=profile.steps_per_epoch is not None,
+    )
+    return fit_for_profile(
+        model,
+        dataset,
+        profile=profile,
+        epochs=epochs or config.epochs,
+        callbacks=callbacks,
+        run_dir=run_dir,
+    )
+
+
+def train_model(
+    build_model,
+    config,
+    *,
+    dataset: str = "mnist",
+    profile: Profile,
+    seed: int = 0,
+    run_dir=None,
+    callbacks: list | None = None,
+    autoencoder: vae.VAE | None = None,
+) -> Trained:
+    """A family's ``train_model`` (diffusion's, flow matching's): load the training
+    images (and labels); for a latent model train its VAE (kept in the run folder and
+    reused by a resumed run), or take the trained ``autoencoder`` given; then build the
+    model with ``build_model(config, decoder=..., seed=...)`` and fit it."""
+    x_train, y_train = data.load_images(dataset, "train", limit=config.train_examples)
+    if config.space == "latent" and autoencoder is None:
+        autoencoder = trained_autoencoder(
+            x_train, config.autoencoder, profile, seed=seed, run_dir=run_dir, callbacks=callbacks
+        )
+    x, decoder = training_data(config, x_train, autoencoder)
+    model = build_model(config, decoder=decoder, seed=seed)
+    history = fit_model(
+        model,
+        x,
+        y_train,
+        config=config,
+        profile=profile,
+        seed=seed,
+        callbacks=callbacks,
+        run_dir=run_dir,
+    )
+    seen = examples_seen(len(x), config.epochs, config.batch_size, profile)
+    stages = {} if autoencoder is None else {AUTOENCODER_DIR: autoencoder}
+    return Trained(model, history.history, seen, stages)
+
+
+# --------------------------------------------------------------------------
+# Sampling: one loop for every sampler
+# --------------------------------------------------------------------------
+
+
+def sample_codes(
+    model: DenoisingModel,
+    sampler,
+    num: int,
+    *,
+    network_time=float,
+    convert=None,
+    labels=None,
+    guidance: float | None = None,
+    seed: int = 0,
+    batch_size: int = 500,
+    ema: bool = True,
+    keep=None,
+) -> np.ndarray | tuple[np.ndarray, dict]:
+    r"""``num`` samples in the model's space, from :math:`\mathcal N(0, I)` noise taken to
+    data by ``sampler`` (:func:`run_sampler`), in batches of ``batch_size``.
+
+    Args:
+        network_time: maps a sampler's time to the network's time input in [0, 1]
+            (a diffusion step ``t`` -> :math:`(t + 1) / T`).
+        convert: ``convert(x, t, output)`` turns the network's output into what the
+            sampler takes (a v-predicting diffusion model's noise estimate); None: the
+            output itself.
+        labels: a digit or one per sample (conditional models); None: unconditional.
+        guidance: classifier-free guidance scale :math:`w` (None: no guidance).
+        seed: seeds the starting noise and every step's noise (NumPy).
+        ema: use the averaged weights (default) or the trained ones.
+        keep: times at which to keep the state; then returns ``(samples, {t: state})``.
+    """
+    network = model.ema_network if ema else model.network
+    labels = labels_for(labels, num)
+    rng = np.random.default_rng(seed)
+    out, kept = [], {}
+    for start in range(0, num, batch_size):
+        n = min(batch_size, num - start)
+        chunk_labels = None if labels is None else labels[start : start + n]
+
+        def predict_fn(x, t, chunk_labels=chunk_labels):
+            output = predict(network, x, float(network_time(t)), chunk_labels, guidance)
+            return output if convert is None else convert(x, output, t)
+
+        x = rng.standard_normal((n, *model.data_shape)).astype(np.float32)
+        x, states = run_sampler(sampler, predict_fn, x, rng, keep=() if keep is None else keep)
+        out.append(x)
+        for t, state in states.items():
+            kept.setdefault(t, []).append(state)
+    samples = np.concatenate(out)
+    if keep is not None:
+        return samples, {t: np.concatenate(v) for t, v in kept.items()}
+    return samples
+
+
+def sample_images(model: DenoisingModel, codes_fn, num: int, *, labels=None, guidance=None):
+    """``num`` images in [0, 1] from ``codes_fn(labels=..., guidance=...)`` (a family's
+    sampler), decoded or rescaled. A conditional model draws digits 0..9 in turn unless
+    given ``labels``, with the model's guidance unless given ``guidance``."""
+    if model.conditional:
+        labels = np.arange(num) % NUM_CLASSES if labels is None else labels
+        guidance = model.guidance if guidance is None else guidance
+    elif labels is not None or guidance is not None:
+        raise ValueError(
+            "Labels and guidance need the class-conditional model: train it with "
+            "--conditional (conditional=True)."
+        )
+    return model.to_images(codes_fn(labels=labels, guidance=guidance))

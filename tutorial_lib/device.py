@@ -245,6 +245,24 @@ def report() -> dict:
     return info
 
 
+def no_gpu_explanation() -> list[str]:
+    """What it means that TensorFlow sees no GPU here, in plain words (a few short lines)."""
+    from tutorial_lib import LOGS_ENV, has_nvidia_device
+
+    if has_nvidia_device():
+        return [
+            "none usable: this machine has an NVIDIA GPU, but TensorFlow cannot use it,",
+            "so training would run on the CPU. Check the driver with `nvidia-smi` and install",
+            "TensorFlow's GPU build (pip install 'tensorflow[and-cuda]'); TensorFlow's own",
+            f"error is printed above ({LOGS_ENV}=1 shows all of its logs).",
+        ]
+    return [
+        "none found: no NVIDIA GPU on this machine, so TensorFlow trains on the CPU.",
+        "Nothing is wrong: every notebook runs, and the cpu profile (the default",
+        "without a GPU) keeps each lesson's training to a few minutes.",
+    ]
+
+
 def format_report(info: dict | None = None) -> str:
     """The report as aligned ``key: value`` lines, one GPU per line."""
     info = report() if info is None else info
@@ -252,7 +270,9 @@ def format_report(info: dict | None = None) -> str:
     for key, value in info.items():
         if key == "gpus":
             if not value:
-                lines.append(f"{'gpus':<22} none (training runs on the CPU)")
+                first, *more = no_gpu_explanation()
+                lines.append(f"{'gpus':<22} {first}")
+                lines.extend(f"{'':<22} {line}" for line in more)
             for gpu in value:
                 memory = f", {gpu['memory_gib']} GiB" if gpu["memory_gib"] else ""
                 capability = gpu["compute_capability"]
@@ -342,7 +362,7 @@ def check_environment() -> list[dict]:
     add(
         "GPU",
         True,
-        ", ".join(gpus) if gpus else "none: the cpu profile trains everything on the CPU",
+        ", ".join(gpus) if gpus else " ".join(no_gpu_explanation()),
         "",
     )
     return rows

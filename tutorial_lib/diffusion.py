@@ -55,30 +55,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
 
 import keras
 import numpy as np
 from keras import ops
 
-from tutorial_lib import data, denoisers, device, vae
-from tutorial_lib.data import NUM_CLASSES
+from tutorial_lib import denoisers, vae
+from tutorial_lib.denoisers import to_model_space, to_unit_range  # noqa: F401 (lessons use both)
 from tutorial_lib.profiles import Profile
 from tutorial_lib.training import (
     Trained,
-    averaged_copy,
-    examples_seen,
-    fit_for_profile,
-    is_resuming,
-    load_run_model,
-    update_average,
 )
 
 SCHEDULES = ("linear", "cosine")
 SAMPLERS = ("ddpm", "ddim")
-SPACES = ("pixel", "latent")
 PREDICTIONS = ("epsilon", "v")
-AUTOENCODER_DIR = "autoencoder"  # where a latent run keeps its VAE
 
 
 # --------------------------------------------------------------------------
@@ -112,11 +103,8 @@ class DiffusionConfig:
         sample_steps: DDIM steps used by default when sampling.
         guidance: default guidance scale :math:`w` of the class-conditional model.
         autoencoder: the VAE whose codes a latent model diffuses.
-        clip_to_codes: a latent model's samplers clip their estimate of the clean
-            codes to the range of the training codes (``clip_range``, set when it
-            trains); without it they do not clip codes at all.
-        prediction: what the network learns to predict: ``"epsilon"`` (the noise) or,
-            for a latent model, ``"v"`` (the velocity, :class:`VPredictionLatentDiffusion`).
+        prediction: what the network learns to output: ``"epsilon"`` (the noise) or
+            ``"v"`` (the velocity, :class:`VPredictionDiffusion`).
     """
 
     space: str = "pixel"
@@ -139,7 +127,6 @@ class DiffusionConfig:
     sample_steps: int = 50
     guidance: float = 1.0
     autoencoder: vae.VAEConfig | None = None
-    clip_to_codes: bool = False
     prediction: str = "epsilon"
 
 
@@ -355,49 +342,9 @@ def q_posterior(schedule: NoiseSchedule, x0, xt, t) -> tuple[np.ndarray, np.ndar
     return mean, np.broadcast_to(schedule.posterior_variances[t], mean.shape)
 
 
-def to_model_space(images) -> np.ndarray:
-    """Pixels in [0, 1] -> [-1, 1], the range the pixel-space model diffuses."""
-    return (np.asarray(images, np.float32) * 2.0 - 1.0).astype(np.float32)
-
-
-def to_unit_range(x) -> np.ndarray:
-    """[-1, 1] -> pixels in [0, 1], clipped."""
-    return np.clip((np.asarray(x, np.float32) + 1.0) / 2.0, 0.0, 1.0)
-
-
 def time_of(t, timesteps: int):
     """Step index ``t`` (0 .. T-1) as the network's time input in (0, 1]: :math:`(t + 1) / T`."""
     return (ops.cast(t, "float32") + 1.0) / float(timesteps)
-
-
-# --------------------------------------------------------------------------
-# The networks: a U-Net for pixels, an MLP for latent codes
-# --------------------------------------------------------------------------
-
-
-def build_network(config: DiffusionConfig, data_dim: int | None = None) -> keras.Model:
-    r"""The noise predictor :math:`\epsilon_\theta(x_t, t[, y])` of ``config``: a
-    :func:`~tutorial_lib.denoisers.build_unet` over 28x28 images (pixel space) or
-    a :func:`~tutorial_lib.denoisers.build_mlp_denoiser` over codes of ``data_dim``
-    numbers (latent space)."""
-    if config.space == "pixel":
-        return denoisers.build_unet(
-            channels=config.channels,
-            channel_mults=config.channel_mults,
-            blocks_per_level=config.blocks_per_level,
-            attention_heads=config.attention_heads,
-            groups=config.groups,
-            conditional=config.conditional,
-        )
-    if data_dim is None:
-        raise ValueError("A latent denoiser needs the size of the codes: data_dim=...")
-    return denoisers.build_mlp_denoiser(
-        data_dim,
-        width=config.mlp_width,
-        blocks=config.mlp_blocks,
-        conditional=config.conditional,
-        name="latent_denoiser",
-    )
 
 
 # --------------------------------------------------------------------------
@@ -406,28 +353,22 @@ def build_network(config: DiffusionConfig, data_dim: int | None = None) -> keras
 
 
 @keras.saving.register_keras_serializable(package="tutorial_lib")
-class Diffusion(keras.Model):
-    r"""A denoising diffusion model around a noise-predicting ``network``.
+class Diffusion(denoisers.DenoisingModel):
+    r"""A denoising diffusion model around a noise-predicting ``network``
+    (:class:`tutorial_lib.denoisers.DenoisingModel` does the training and the averaging).
 
-    ``fit`` takes batches of clean data :math:`x_0` in the model's space
-    (pixels in [-1, 1], see :func:`to_model_space`), with labels for a
-    class-conditional network (one with a ``label`` input). Each
-    :meth:`train_step` draws one step :math:`t` and one noise :math:`\epsilon`
-    per example, noises :math:`x_0` to :math:`x_t` (:func:`q_sample`), and
-    minimises the mean squared error between :math:`\epsilon` and the
-    prediction, in float32. A conditional model replaces a fraction
-    ``label_dropout`` of the labels by the null class 10, so it also learns the
-    unconditional prediction that guidance needs. After every step the
-    ``ema_network`` moves towards the trained weights
-    (:func:`tutorial_lib.training.update_average`); samplers use the EMA weights.
+    Its training pair (:meth:`training_pair`): one step :math:`t` and one noise
+    :math:`\epsilon` per example, :math:`x_0` noised to :math:`x_t` in one jump
+    (:func:`q_sample`); the network sees :math:`x_t` and the time
+    :math:`(t + 1) / T`, and its target is :math:`\epsilon`.
 
     Args:
-        network: from :func:`build_network`.
+        network: from :func:`tutorial_lib.denoisers.build_network`.
+        decoder: a latent model's decoder (codes -> pixels); None for pixels.
         schedule: ``"linear"`` or ``"cosine"``; timesteps: :math:`T`.
         clip_range: samplers clip their estimate of :math:`x_0` to
             ``[-clip_range, clip_range]`` (1 for pixels; ``None`` for codes).
-        sample_steps, guidance: how :func:`sample` samples by default (DDIM steps;
-            the guidance scale of a conditional model).
+        Other arguments: see :class:`~tutorial_lib.denoisers.DenoisingModel`.
     """
 
     def __init__(
@@ -435,54 +376,17 @@ class Diffusion(keras.Model):
         network: keras.Model,
         schedule: str = "cosine",
         timesteps: int = 1000,
-        ema_decay: float = 0.999,
-        label_dropout: float = 0.1,
         clip_range: float | None = 1.0,
-        seed: int | None = None,
-        sample_steps: int = 50,
-        guidance: float | None = None,
         **kwargs,
     ):
-        super().__init__(**kwargs)
-        if not 0.0 <= label_dropout < 1.0:
-            raise ValueError(f"label_dropout must lie in [0, 1); got {label_dropout}.")
-        self.network = network
-        self.ema_network = averaged_copy(network)
+        super().__init__(network, **kwargs)
         self.schedule_kind, self.timesteps = schedule, int(timesteps)
         self.schedule = make_schedule(schedule, self.timesteps)
-        self.ema_decay, self.label_dropout = float(ema_decay), float(label_dropout)
-        self.clip_range = clip_range
-        self.seed = seed
-        self.sample_steps = int(sample_steps)
-        self.guidance = guidance
-        self.conditional = denoisers.is_conditional(network)
-        self.data_shape = tuple(network.inputs[0].shape[1:])
-        self.seed_generator = keras.random.SeedGenerator(seed)
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-        self.built = True  # the networks were built by the caller
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker]
-
-    def call(self, inputs, training=False):
-        """The (trained, not averaged) network's noise prediction for ``[x_t, time(, label)]``."""
-        return self.network(inputs, training=training)
-
-    def _unpack(self, batch):
-        if isinstance(batch, tuple | list):
-            x0, labels = batch[0], (batch[1] if len(batch) > 1 else None)
-        else:
-            x0, labels = batch, None
-        if self.conditional and labels is None:
-            raise ValueError(
-                "A class-conditional diffusion model trains on (data, labels) batches; got "
-                "data only. Pass the labels to fit_model(model, x, y, ...)."
-            )
-        return ops.cast(x0, "float32"), labels
+        self.clip_range = None if self.decoder is not None else clip_range
 
     def noisy_batch(self, x0, labels=None):
-        """``(inputs, noise)`` for one training step: ``inputs = [x_t, time(, label)]``."""
+        """``(inputs, noise)``: ``inputs = [x_t, time(, label)]`` with one random step per
+        example, and the noise that made ``x_t`` (the network's target)."""
         batch_size = ops.shape(x0)[0]
         t = keras.random.randint(
             (batch_size,), 0, self.timesteps, dtype="int32", seed=self.seed_generator
@@ -490,99 +394,29 @@ class Diffusion(keras.Model):
         noise = keras.random.normal(ops.shape(x0), seed=self.seed_generator)
         inputs = [q_sample(self.schedule, x0, t, noise), time_of(t, self.timesteps)]
         if self.conditional:
-            labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
-            drop = keras.random.uniform((batch_size,), seed=self.seed_generator)
-            inputs.append(ops.where(drop < self.label_dropout, denoisers.NULL_LABEL, labels))
+            inputs.append(self.drop_labels(labels))
         return inputs, noise
 
-    def train_step(self, batch):
-        import tensorflow as tf
-
-        x0, labels = self._unpack(batch)
-        inputs, noise = self.noisy_batch(x0, labels)
-        with tf.GradientTape() as tape:
-            predicted = ops.cast(self.network(inputs, training=True), "float32")
-            loss = ops.mean(ops.square(noise - predicted))
-            scaled = self.optimizer.scale_loss(loss / device.replicas_in_sync())
-        gradients = tape.gradient(scaled, self.network.trainable_weights)
-        self.optimizer.apply(gradients, self.network.trainable_weights)
-        update_average(self.ema_network, self.network, self.ema_decay, self.optimizer.iterations)
-        self.loss_tracker.update_state(loss)
-        return {"loss": self.loss_tracker.result()}
-
-    def test_step(self, batch):
-        x0, labels = self._unpack(batch)
-        inputs, noise = self.noisy_batch(x0, labels)
-        predicted = ops.cast(self.network(inputs, training=False), "float32")
-        self.loss_tracker.update_state(ops.mean(ops.square(noise - predicted)))
-        return {"loss": self.loss_tracker.result()}
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "network": keras.saving.serialize_keras_object(self.network),
-            "schedule": self.schedule_kind,
-            "timesteps": self.timesteps,
-            "ema_decay": self.ema_decay,
-            "label_dropout": self.label_dropout,
-            "clip_range": self.clip_range,
-            "seed": self.seed,
-            "sample_steps": self.sample_steps,
-            "guidance": self.guidance,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["network"] = keras.saving.deserialize_keras_object(config["network"])
-        return cls(**config)
-
-    def to_images(self, x) -> np.ndarray:
-        """Samples in the model's space -> pixels in [0, 1], shape (N, 28, 28, 1)."""
-        return to_unit_range(x)
+    def training_pair(self, x0, labels=None):
+        return self.noisy_batch(x0, labels)
 
     def epsilon(self, xt, output, t: int) -> np.ndarray:
-        """The noise estimate the samplers use, from the network's ``output`` for ``xt`` at
-        step ``t``: the output itself (this network predicts the noise)."""
+        """The noise estimate the samplers take, from the network's ``output`` for ``xt``
+        at step ``t``: the output itself (this network predicts the noise)."""
         return output
-
-
-@keras.saving.register_keras_serializable(package="tutorial_lib")
-class LatentDiffusion(Diffusion):
-    r"""Diffusion on autoencoder codes, decoded to pixels: the idea of Stable Diffusion.
-
-    The network denoises the standardised codes of :func:`tutorial_lib.vae.latent_codec`
-    (unit variance, so the schedule's noise levels mean the same as for pixels in
-    [-1, 1]); :meth:`to_images` runs ``decoder``, which maps such codes to pixels
-    in [0, 1].
-    """
-
-    def __init__(self, network, decoder, **kwargs):
-        kwargs.setdefault("clip_range", None)
-        super().__init__(network, **kwargs)
-        self.decoder = decoder
-        self.decoder.trainable = False
-
-    def to_images(self, x) -> np.ndarray:
-        pixels = self.decoder.predict(np.asarray(x, np.float32), batch_size=1000, verbose=0)
-        return np.clip(pixels, 0.0, 1.0)
 
     def get_config(self):
         return {
             **super().get_config(),
-            "decoder": keras.saving.serialize_keras_object(self.decoder),
+            "schedule": self.schedule_kind,
+            "timesteps": self.timesteps,
+            "clip_range": self.clip_range,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["decoder"] = keras.saving.deserialize_keras_object(config["decoder"])
-        return super().from_config(config)
 
 
 @keras.saving.register_keras_serializable(package="tutorial_lib")
-class VPredictionLatentDiffusion(LatentDiffusion):
-    r"""Latent diffusion whose network predicts the **velocity** (Salimans & Ho, 2022)
+class VPredictionDiffusion(Diffusion):
+    r"""A diffusion model whose network predicts the **velocity** (Salimans & Ho, 2022)
 
     .. math::  v = \sqrt{\bar\alpha_t}\, \epsilon - \sqrt{1 - \bar\alpha_t}\, x_0
 
@@ -596,10 +430,10 @@ class VPredictionLatentDiffusion(LatentDiffusion):
     unchanged: they receive :meth:`epsilon`.
     """
 
-    def noisy_batch(self, x0, labels=None):
+    def training_pair(self, x0, labels=None):
         """:meth:`Diffusion.noisy_batch`, with the velocity as the target instead of the noise."""
-        inputs, noise = super().noisy_batch(x0, labels)
-        t = ops.cast(ops.round(inputs[1] * self.timesteps), "int32") - 1  # time (t + 1) / T
+        inputs, noise = self.noisy_batch(x0, labels)
+        t = ops.cast(ops.round(inputs[1] * self.timesteps), "int32") - 1  # time = (t + 1) / T
         x0 = ops.convert_to_tensor(x0, "float32")
         ndim = len(x0.shape)
         signal = _per_example(np.sqrt(self.schedule.alpha_bars), t, ndim)
@@ -617,24 +451,20 @@ def build_model(
     *,
     decoder: keras.Model | None = None,
     seed: int | None = None,
-    clip_range: float | None = None,
 ) -> Diffusion:
     """A compiled diffusion model for ``config`` (build it under ``setup.strategy.scope()``).
 
-    Pixel space: a U-Net in a :class:`Diffusion`. Latent space: an MLP over codes
-    of the decoder's input size, in a :class:`LatentDiffusion` (a
-    :class:`VPredictionLatentDiffusion` for ``prediction="v"``) with ``decoder``
-    (standardised codes -> pixels in [0, 1], from :func:`tutorial_lib.vae.latent_codec`)
-    whose samplers clip their estimate of the clean codes to ``clip_range`` (None: no
-    clipping; see :func:`code_range`).
+    Pixel space: a U-Net over images. Latent space: an MLP over codes of the
+    decoder's input size, with ``decoder`` (standardised codes -> pixels in [0, 1],
+    from :func:`tutorial_lib.vae.latent_codec`) inside the model. A
+    :class:`VPredictionDiffusion` for ``prediction="v"``.
     Adam with a linear warm-up over the first 500 steps, gradients clipped to norm 1.
     """
-    if config.space not in SPACES:
-        raise ValueError(f"Unknown space {config.space!r}; choose one of {SPACES}.")
+    if config.space not in denoisers.SPACES:
+        raise ValueError(f"Unknown space {config.space!r}; choose one of {denoisers.SPACES}.")
     if config.prediction not in PREDICTIONS:
         raise ValueError(f"Unknown prediction {config.prediction!r}; choose one of {PREDICTIONS}.")
-    if config.prediction == "v" and config.space != "latent":
-        raise ValueError("v-prediction is implemented for latent models (space='latent').")
+    kind = VPredictionDiffusion if config.prediction == "v" else Diffusion
     common = dict(
         schedule=config.schedule,
         timesteps=config.timesteps,
@@ -645,127 +475,21 @@ def build_model(
         guidance=config.guidance if config.conditional else None,
     )
     if config.space == "pixel":
-        model = Diffusion(build_network(config), name="diffusion", **common)
+        model = kind(denoisers.build_network(config), name="diffusion", **common)
     else:
         if decoder is None:
             raise ValueError(
                 "A latent diffusion model needs the decoder of its autoencoder: "
                 "build_model(config, decoder=...) with the decoder of vae.latent_codec."
             )
-        network = build_network(config, int(decoder.inputs[0].shape[-1]))
-        kind = VPredictionLatentDiffusion if config.prediction == "v" else LatentDiffusion
-        model = kind(network, decoder, name="latent_diffusion", clip_range=clip_range, **common)
+        network = denoisers.build_network(config, int(decoder.inputs[0].shape[-1]))
+        model = kind(network, decoder=decoder, name="latent_diffusion", **common)
     warmup = keras.optimizers.schedules.PolynomialDecay(
         config.learning_rate / 500, 500, config.learning_rate, power=1.0
     )
     model.compile(optimizer=keras.optimizers.Adam(warmup, global_clipnorm=1.0))
     model.optimizer.build(model.network.trainable_variables)
     return model
-
-
-# --------------------------------------------------------------------------
-# Training: the autoencoder of latent diffusion, then the diffusion model
-# --------------------------------------------------------------------------
-
-
-def train_autoencoder(
-    x_train: np.ndarray,
-    config: DiffusionConfig,
-    profile: Profile,
-    *,
-    seed: int = 0,
-    run_dir=None,
-    callbacks: list | None = None,
-) -> vae.VAE:
-    """Train the VAE whose codes a latent model diffuses (``config.autoencoder``)
-    on binarised images; build it under the strategy scope in force."""
-    vae_config = config.autoencoder or vae.VAEConfig()
-    binary = (x_train > 0.5).astype(np.float32)
-    model = vae.build_model(vae_config, seed=seed)
-    vae.fit_model(
-        model,
-        binary,
-        config=vae_config,
-        profile=profile,
-        seed=seed,
-        run_dir=run_dir,
-        callbacks=callbacks,
-    )
-    return model
-
-
-def training_data(
-    config: DiffusionConfig, images: np.ndarray, autoencoder: vae.VAE | None = None
-) -> tuple[np.ndarray, keras.Model | None]:
-    """``(x, decoder)``: the training images in the model's space, ready for
-    :func:`fit_model`: pixels in [-1, 1] (no decoder) for a pixel model; for a
-    latent model, the standardised codes of the trained ``autoencoder`` and
-    their decoder (:func:`tutorial_lib.vae.latent_codec`)."""
-    if config.space == "pixel":
-        return to_model_space(images), None
-    if autoencoder is None:
-        raise ValueError(
-            "Latent diffusion needs its trained autoencoder: "
-            "training_data(config, images, train_autoencoder(images, config, profile))."
-        )
-    return vae.latent_codec(autoencoder, images)
-
-
-def code_range(codes: np.ndarray) -> float:
-    r"""The largest :math:`|z_i|` among the training codes: the range a latent sampler's
-    estimate :math:`\hat x_0` is clipped to (``clip_to_codes``).
-
-    A pixel model clips :math:`\hat x_0` to [-1, 1], the range of its data. Codes have
-    no fixed range, so the textbook latent model does not clip at all, and one bad
-    estimate at the noisiest step (where :math:`\hat x_0 = (x_t - \sqrt{1 - \bar\alpha_t}
-    \hat\epsilon) / \sqrt{\bar\alpha_t}` divides by :math:`\sqrt{\bar\alpha_t} \approx 5
-    \cdot 10^{-5}`) throws DDIM's codes far outside anything the decoder has seen.
-    """
-    return float(np.max(np.abs(codes)))
-
-
-def fit_model(
-    model: Diffusion,
-    x: np.ndarray,
-    y: np.ndarray | None = None,
-    *,
-    config: DiffusionConfig,
-    profile: Profile,
-    epochs: int | None = None,
-    seed: int = 0,
-    callbacks: list | None = None,
-    run_dir: str | Path | None = None,
-) -> keras.callbacks.History:
-    """Train on data ``x`` in the model's space (labels ``y`` for a conditional model).
-
-    Batch size and epochs come from ``config`` (``epochs`` overrides), the cap
-    on steps per epoch and verbosity from the profile. With ``run_dir`` the run
-    resumes after an interruption.
-    """
-    if model.conditional and y is None:
-        raise ValueError("A class-conditional model needs the labels: fit_model(model, x, y).")
-    if tuple(x.shape[1:]) != model.data_shape:
-        raise ValueError(
-            f"The model diffuses data of shape {model.data_shape}; got {tuple(x.shape[1:])}. "
-            "Pixel models take to_model_space(images); latent models take latent_codec codes."
-        )
-    dataset = data.image_dataset(
-        x.astype(np.float32),
-        y if model.conditional else None,
-        batch_size=config.batch_size,
-        seed=seed,
-        targets="labels" if model.conditional else "none",
-        drop_remainder=True,
-        repeat=profile.steps_per_epoch is not None,
-    )
-    return fit_for_profile(
-        model,
-        dataset,
-        profile=profile,
-        epochs=epochs or config.epochs,
-        callbacks=callbacks,
-        run_dir=run_dir,
-    )
 
 
 # --------------------------------------------------------------------------
@@ -875,6 +599,19 @@ class DDIMSampler:
         )
 
 
+def code_range(codes: np.ndarray) -> float:
+    r"""The largest :math:`|z_i|` among a latent model's training codes: a range its
+    samplers' estimate :math:`\hat x_0` can be clipped to (``model.clip_range``).
+
+    A pixel model clips :math:`\hat x_0` to [-1, 1], the range of its data. Codes have
+    no fixed range, so a latent model does not clip at all, and one bad estimate at the
+    noisiest step (where :math:`\hat x_0 = (x_t - \sqrt{1 - \bar\alpha_t}\,\hat\epsilon)
+    / \sqrt{\bar\alpha_t}` divides by :math:`\sqrt{\bar\alpha_t} \approx 5 \cdot 10^{-5}`
+    with the cosine schedule) throws DDIM's codes far outside anything the decoder saw.
+    """
+    return float(np.max(np.abs(codes)))
+
+
 def make_sampler(model: Diffusion, sampler: str = "ddim", steps: int | None = None, eta=0.0):
     """The :class:`DDPMSampler` or :class:`DDIMSampler` of ``model`` (``steps``, by default
     the model's ``sample_steps``)."""
@@ -897,12 +634,8 @@ def sample_codes(
     sampler: str = "ddim",
     steps: int | None = None,
     eta: float = 0.0,
-    labels=None,
-    guidance: float | None = None,
-    seed: int = 0,
-    batch_size: int = 500,
-    ema: bool = True,
     trajectory_at=None,
+    **options,
 ) -> np.ndarray | tuple[np.ndarray, dict]:
     r"""Generate ``num`` samples in the model's space (pixels in [-1, 1], or codes),
     starting from :math:`x_T \sim N(0, I)`.
@@ -911,64 +644,35 @@ def sample_codes(
         sampler: ``"ddpm"`` (every one of the T steps; ``steps`` must be None or T)
             or ``"ddim"`` (``steps`` of them, default the model's ``sample_steps``,
             with noise level ``eta``).
-        labels: a digit or one per sample (conditional models); None: unconditional.
-        guidance: classifier-free guidance scale :math:`w` (None: no guidance).
-        seed: seeds the starting noise and every step's noise (NumPy), so the
-            same call gives the same samples.
-        ema: use the averaged weights (default) or the trained ones.
         trajectory_at: step indices at which to keep :math:`x_t`; then returns
             ``(samples, {t: x_t})`` (for pictures of the reverse process).
+        options: ``labels``, ``guidance``, ``seed``, ``batch_size``, ``ema`` of
+            :func:`tutorial_lib.denoisers.sample_codes`.
     """
-    chosen = make_sampler(model, sampler, steps, eta)
-    network = model.ema_network if ema else model.network
-    labels = denoisers.labels_for(labels, num)
-    rng = np.random.default_rng(seed)
-    out, kept = [], {}
-    for start in range(0, num, batch_size):
-        n = min(batch_size, num - start)
-        chunk_labels = None if labels is None else labels[start : start + n]
-
-        def predict(x, t, chunk_labels=chunk_labels):
-            time = float(time_of(t, model.timesteps))
-            return model.epsilon(x, denoisers.predict(network, x, time, chunk_labels, guidance), t)
-
-        x = rng.standard_normal((n, *model.data_shape)).astype(np.float32)
-        x, states = denoisers.run_sampler(
-            chosen, predict, x, rng, keep=() if trajectory_at is None else trajectory_at
-        )
-        out.append(x)
-        for t, state in states.items():
-            kept.setdefault(t, []).append(state)
-    samples = np.concatenate(out)
-    if trajectory_at is not None:
-        return samples, {t: np.concatenate(v) for t, v in kept.items()}
-    return samples
+    return denoisers.sample_codes(
+        model,
+        make_sampler(model, sampler, steps, eta),
+        num,
+        network_time=lambda t: time_of(t, model.timesteps),
+        convert=model.epsilon,
+        keep=trajectory_at,
+        **options,
+    )
 
 
-def sample(
-    model: Diffusion,
-    num: int,
-    *,
-    seed: int = 0,
-    labels=None,
-    guidance: float | None = None,
-    **options,
-) -> np.ndarray:
+def sample(model: Diffusion, num: int, *, seed: int = 0, labels=None, guidance=None, **options):
     """``num`` images in [0, 1], shape (num, 28, 28, 1): :func:`sample_codes`, decoded
     (latent models) or rescaled (pixel models). A conditional model draws digits
     0..9 in turn unless given ``labels``, with the model's guidance unless given
     ``guidance``; ``options`` (``sampler``, ``steps``, ``eta``, ...) go to
     :func:`sample_codes`."""
-    if model.conditional:
-        labels = np.arange(num) % NUM_CLASSES if labels is None else labels
-        guidance = model.guidance if guidance is None else guidance
-    elif labels is not None or guidance is not None:
-        raise ValueError(
-            "Labels and guidance need the class-conditional model: train it with "
-            "`train diffusion --conditional` (conditional=True)."
-        )
-    codes = sample_codes(model, num, seed=seed, labels=labels, guidance=guidance, **options)
-    return model.to_images(codes)
+    return denoisers.sample_images(
+        model,
+        lambda **given: sample_codes(model, num, seed=seed, **given, **options),
+        num,
+        labels=labels,
+        guidance=guidance,
+    )
 
 
 # --------------------------------------------------------------------------
@@ -976,62 +680,12 @@ def sample(
 # --------------------------------------------------------------------------
 
 
-def train_model(
-    config: DiffusionConfig,
-    *,
-    dataset: str = "mnist",
-    profile: Profile,
-    seed: int = 0,
-    run_dir: str | Path | None = None,
-    callbacks: list | None = None,
-    autoencoder: vae.VAE | None = None,
-) -> Trained:
-    """Load the training images (and labels), train the VAE of a latent model (or
-    take the trained ``autoencoder`` given), then the diffusion model.
-
-    A latent run keeps its VAE in ``run_dir/autoencoder/model.keras``; a resumed
-    run reuses it. Returns the model (its VAE as ``model.autoencoder``), the
-    diffusion model's per-epoch logs and how many examples it trained on.
-    """
-    x_train, y_train = data.load_images(dataset, "train", limit=config.train_examples)
-    if config.space == "latent" and autoencoder is None:
-        autoencoder = _trained_autoencoder(
-            x_train, config, profile, seed=seed, run_dir=run_dir, callbacks=callbacks
-        )
-    x, decoder = training_data(config, x_train, autoencoder)
-    clip = code_range(x) if config.clip_to_codes and config.space == "latent" else None
-    model = build_model(config, decoder=decoder, seed=seed, clip_range=clip)
-    history = fit_model(
-        model,
-        x,
-        y_train,
-        config=config,
-        profile=profile,
-        seed=seed,
-        callbacks=callbacks,
-        run_dir=run_dir,
-    )
-    seen = examples_seen(len(x), config.epochs, config.batch_size, profile)
-    stages = {} if autoencoder is None else {AUTOENCODER_DIR: autoencoder}
-    return Trained(model, history.history, seen, stages)
-
-
-def _trained_autoencoder(x_train, config, profile, *, seed, run_dir, callbacks) -> vae.VAE:
-    """The VAE of a latent run: trained (and saved in the run folder), or the one an
-    interrupted run already trained."""
-    if run_dir is None:
-        return train_autoencoder(x_train, config, profile, seed=seed)
-    folder = Path(run_dir) / AUTOENCODER_DIR
-    saved = folder / "model.keras"
-    if saved.is_file() and is_resuming(run_dir):
-        return load_run_model(folder)
-    saved.unlink(missing_ok=True)  # a new run: a VAE left by an earlier one is stale
-    stage_clocks = [c for c in callbacks or [] if hasattr(c, "legs")]  # time every stage
-    model = train_autoencoder(
-        x_train, config, profile, seed=seed, run_dir=folder, callbacks=stage_clocks
-    )
-    model.save(saved)
-    return model
+def train_model(config: DiffusionConfig, **kwargs) -> Trained:
+    """Load the training images (and labels); for a latent model train its VAE (kept in
+    the run folder as the stage ``"autoencoder"``), or take the trained ``autoencoder=``
+    given; then build the diffusion model and train it
+    (:func:`tutorial_lib.denoisers.train_model`; keywords as there)."""
+    return denoisers.train_model(build_model, config, **kwargs)
 
 
 def evaluate(model: Diffusion, config: DiffusionConfig, *, dataset: str, profile: Profile) -> dict:

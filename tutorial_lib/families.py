@@ -142,6 +142,15 @@ class Family:
         return self.load().config_for(self.name, profile, **options)
 
 
+def _binarization_option() -> Option:
+    return Option(
+        "--binarization",
+        "train",
+        "binary pixels by a threshold at 0.5, or drawn with the grey value as probability",
+        choices=("threshold", "stochastic"),
+    )
+
+
 def _label_option(help_text: str) -> Option:
     return Option(
         "--label",
@@ -189,6 +198,7 @@ FAMILIES: dict[str, Family] = {
             likelihood_unit="nats per image",
             dimensions=PIXELS,
             seed_recipe="seed000_vae",
+            options=(_binarization_option(),),
         ),
         Family(
             name="vae_mixture_prior",
@@ -200,6 +210,7 @@ FAMILIES: dict[str, Family] = {
             likelihood_unit="nats per image",
             dimensions=PIXELS,
             improves="vae",
+            options=(_binarization_option(),),
         ),
         Family(
             name="gan",
@@ -296,6 +307,66 @@ FAMILIES: dict[str, Family] = {
                 _label_option("digit of every sample (conditional model; default: 0..9 in turn)"),
                 _GUIDANCE,
             ),
+        ),
+        Family(
+            name="realnvp",
+            module="tutorial_lib.flows",
+            title="RealNVP normalizing flow",
+            lesson="06_flows",
+            samples="images",
+            likelihood="exact",
+            likelihood_unit="nats per image",
+            dimensions=PIXELS,
+            options=(
+                Option(
+                    "--temperature",
+                    "sample",
+                    "standard deviation of z (below 1: cleaner, less varied)",
+                    type=float,
+                ),
+            ),
+        ),
+        Family(
+            name="flow_matching",
+            module="tutorial_lib.flow_matching",
+            title="flow matching (latent on cpu)",
+            lesson="06_flows",
+            samples="images",
+            conditional=True,
+            options=(
+                Option(
+                    "--conditional",
+                    "train",
+                    "train the class-conditional model (for classifier-free guidance)",
+                    switch=True,
+                ),
+                Option(
+                    "--space",
+                    "train",
+                    "pixel or latent flow matching (default: the profile's: latent on cpu)",
+                    choices=("pixel", "latent"),
+                ),
+                Option("--sampler", "sample", "ODE solver", choices=("euler", "heun")),
+                Option("--steps", "sample", "ODE steps (default: the run's)", type=int),
+                _label_option("digit of every sample (conditional model; default: 0..9 in turn)"),
+                Option(
+                    "--guidance",
+                    "sample",
+                    "classifier-free guidance scale w (conditional model; default: the run's)",
+                    type=float,
+                ),
+            ),
+        ),
+        Family(
+            name="pixelcnn",
+            module="tutorial_lib.pixelcnn",
+            title="PixelCNN (autoregressive, binary pixels)",
+            lesson="07_compare",
+            samples="images",
+            likelihood="exact",
+            likelihood_unit="nats per image",
+            dimensions=PIXELS,
+            options=(_binarization_option(),),
         ),
     )
 }

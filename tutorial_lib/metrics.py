@@ -453,7 +453,8 @@ class QualityHistory(keras.callbacks.Callback):
     fixed ``seed``, are scored with :func:`image_quality` (confidence, class
     coverage, Fréchet distance, ...). :attr:`history` maps each metric to its
     values, ``"epoch"`` to the epochs measured and ``"seconds"`` to the
-    training time so far (without the time spent measuring).
+    training time so far, without the time spent measuring
+    (:attr:`measuring_seconds`, which a run's record leaves out too).
     """
 
     def __init__(
@@ -463,6 +464,7 @@ class QualityHistory(keras.callbacks.Callback):
         self.sample, self.dataset = sample, dataset
         self.num, self.every, self.seed = num, every, seed
         self.history: dict[str, list] = {}
+        self.measuring_seconds = 0.0
 
     def on_train_begin(self, logs=None):
         self._seconds, self._start = 0.0, time.perf_counter()
@@ -470,12 +472,22 @@ class QualityHistory(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
             return
-        self._seconds += time.perf_counter() - self._start
+        measuring = time.perf_counter()
+        self._seconds += measuring - self._start
         quality = image_quality(self.sample(self.model, self.num, seed=self.seed), self.dataset)
         quality["epoch"], quality["seconds"] = epoch + 1, round(self._seconds, 2)
         for key, value in quality.items():
             self.history.setdefault(key, []).append(value)
         self._start = time.perf_counter()
+        self.measuring_seconds += self._start - measuring
+
+    def to_checkpoint(self) -> dict:
+        """What it measured, for a lesson's shipped results (:mod:`tutorial_lib.checkpoints`)."""
+        return self.history
+
+    def from_checkpoint(self, history: dict) -> None:
+        """Take back what a shipped run measured, as if it had just trained."""
+        self.history = history
 
 
 # --------------------------------------------------------------------------
@@ -547,6 +559,15 @@ def importance_weighted_nll(log_p_x_given_z, log_p_z, log_q_z_given_x) -> float:
 def bits_per_character(mean_nll_nats: float) -> float:
     """Nats per character -> bits per character: nll / ln 2."""
     return float(mean_nll_nats) / math.log(2.0)
+
+
+def bits_per_dimension(nll_nats: float, dimensions: int) -> float:
+    """A negative log-likelihood of one item (an image, in nats) -> bits per dimension:
+    nll / (D ln 2), for D numbers per item (784 pixels of an MNIST image). Comparable
+    across image sizes, and with the literature's flows (about 1 bit per pixel on MNIST)."""
+    if dimensions < 1:
+        raise ValueError(f"dimensions must be at least 1; got {dimensions}.")
+    return float(nll_nats) / (dimensions * math.log(2.0))
 
 
 # --------------------------------------------------------------------------

@@ -5,36 +5,35 @@ The project commits notebooks without outputs, except cells marked
 ``# NBVAL_CHECK_OUTPUT``: nbval compares those cells' fresh output against the
 stored one, so they keep their output and execution count.
 
-Each exercise has one source of truth, ``exercises/NN_topic_solution.ipynb``,
-whose answers sit between nbgrader-style markers::
-
-    def add_noise(x, noise_factor, seed):
-        ### BEGIN SOLUTION
-        ### HINT: add noise_factor * standard normal noise, then clip to [0, 1]
-        rng = np.random.default_rng(seed)
-        ...
-        ### END SOLUTION
-
-The learner's copy, ``exercises/NN_topic.ipynb``, is generated from it: each
-marked block becomes ``raise NotImplementedError("<the hint>")``.
+Each exercise has one source of truth, ``exercises/NN_topic_solution.ipynb``:
+an nbgrader source notebook (solution cells with ``### BEGIN SOLUTION`` blocks,
+autograded test cells with points and ``### BEGIN HIDDEN TESTS`` blocks). The
+learner's copy, ``exercises/NN_topic.ipynb``, is what ``nbgrader
+generate_assignment`` releases from it (nbgrader is in the ``instructor`` extra;
+see INSTRUCTORS.md).
 
 ::
 
     python -m tutorial_lib.notebook_tools refresh notebooks/00_setup.ipynb
     python -m tutorial_lib.notebook_tools learner-copies
+    python -m tutorial_lib.notebook_tools course COURSE_DIR
     python -m tutorial_lib.notebook_tools check
 
 ``refresh`` executes a notebook in the fast profile (as the tests do), keeps
 the outputs of the checked cells and strips the rest. ``learner-copies``
-regenerates every learner's copy. ``check`` lists notebooks with outputs
-outside checked cells and learner copies out of date (exit code 1 if any).
+regenerates every learner's copy with nbgrader. ``course`` lays out an nbgrader
+course (config and source notebooks) in COURSE_DIR. ``check`` lists notebooks
+with outputs outside checked cells and learner copies out of date (exit code 1
+if any).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -77,112 +76,164 @@ def all_notebooks() -> list[Path]:
     return sorted(p for p in found if ".ipynb_checkpoints" not in p.parts)
 
 
-def refresh(path: str | Path, timeout: int = 600) -> None:
-    """Execute ``path`` in the fast profile, keep checked outputs, strip the rest."""
+def lesson_notebooks() -> list[Path]:
+    """The lessons, in order (``notebooks/NN_*.ipynb``)."""
+    return sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def execute(path: str | Path, environment: dict | None = None, *, timeout: int = 1800):
+    """Run a notebook top to bottom in a fresh kernel, which inherits the environment with
+    ``environment``'s variables set; returns the executed notebook (errors stay in its
+    outputs: see :func:`error_outputs`)."""
     from nbclient import NotebookClient
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    os.environ["TUTORIAL_PROFILE"] = "fast"
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    NotebookClient(
-        nb, timeout=timeout, resources={"metadata": {"path": str(path.parent)}}
-    ).execute()
+    previous = {name: os.environ.get(name) for name in environment or {}}
+    os.environ.update(environment or {})
+    try:
+        NotebookClient(
+            nb, timeout=timeout, resources={"metadata": {"path": str(path.parent)}}
+        ).execute()
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return nb
+
+
+def error_outputs(nb) -> list[str]:
+    """``ename: evalue`` of every error output in an executed notebook."""
+    return [
+        f"{output.ename}: {output.evalue}"
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if output.output_type == "error"
+    ]
+
+
+def refresh(path: str | Path, timeout: int = 600) -> None:
+    """Execute ``path`` in the fast profile, keep checked outputs, strip the rest."""
+    settings = {"TUTORIAL_PROFILE": "fast", "MPLBACKEND": os.environ.get("MPLBACKEND", "Agg")}
+    nb = execute(path, settings, timeout=timeout)
     strip(nb)
-    nbformat.write(nb, path)
+    nbformat.write(nb, Path(path))
 
 
-BEGIN_SOLUTION = "### BEGIN SOLUTION"
-END_SOLUTION = "### END SOLUTION"
-HINT = "### HINT:"
 SOLUTION_SUFFIX = "_solution.ipynb"
+EXERCISES = ROOT / "exercises"
+INSTRUCTOR_INSTALL = 'pip install -e ".[instructor]"'
 
 
 def solution_notebooks() -> list[Path]:
-    """Every exercise solution (the sources of the learners' copies)."""
-    return sorted(ROOT.glob(f"exercises/*{SOLUTION_SUFFIX}"))
+    """Every exercise solution: the nbgrader source notebooks of the course."""
+    return sorted(EXERCISES.glob(f"*{SOLUTION_SUFFIX}"))
+
+
+def assignment_name(solution: Path) -> str:
+    """``exercises/03_gan_solution.ipynb`` -> ``03_gan`` (the nbgrader assignment)."""
+    return solution.name.removesuffix(SOLUTION_SUFFIX)
 
 
 def learner_copy_path(solution: Path) -> Path:
     """``exercises/01_autoencoder_solution.ipynb`` -> ``exercises/01_autoencoder.ipynb``."""
-    return solution.with_name(solution.name.removesuffix(SOLUTION_SUFFIX) + ".ipynb")
+    return solution.with_name(assignment_name(solution) + ".ipynb")
 
 
-LINE_LENGTH = 100  # ruff's, in pyproject.toml
+# The course's nbgrader_config.py. A test cell that a learner deleted is put
+# back and graded (add_missing_cells); edited test cells are always restored
+# from the source. Execute.timeout bounds every cell: a task that never
+# returns is interrupted there, scores 0, and grading goes on.
+COURSE_CONFIG = """\
+# nbgrader configuration of the genai-notebooks exercises (see INSTRUCTORS.md).
+c = get_config()  # noqa: F821
+c.CourseDirectory.course_id = "genai-notebooks"
+c.CourseDirectory.root = {root!r}
+c.OverwriteCells.add_missing_cells = True
+c.Execute.timeout = {timeout}
+"""
 
 
-def _raise_lines(indent: str, hint: str) -> list[str]:
-    """``raise NotImplementedError("hint")``, laid out as ``ruff format`` would."""
-    message = json.dumps(hint, ensure_ascii=False)
-    line = f"{indent}raise NotImplementedError({message})"
-    if len(line) <= LINE_LENGTH:
-        return [line]
-    return [f"{indent}raise NotImplementedError(", f"{indent}    {message}", f"{indent})"]
+def _nbgrader():
+    try:
+        import nbgrader  # noqa: F401
+    except ImportError:
+        raise SystemExit(
+            f"nbgrader is not installed: it is the instructors' tool, `{INSTRUCTOR_INSTALL}`."
+        ) from None
 
 
-def stub_source(source: str, where: str = "cell") -> str:
-    """Replace every marked solution block in ``source`` by a stub that raises."""
-    out, block, indent, hint = [], None, "", ""
-    for number, line in enumerate(source.splitlines(), start=1):
-        stripped = line.strip()
-        if stripped.startswith(BEGIN_SOLUTION):
-            if block is not None:
-                raise ValueError(f"{where}, line {number}: {BEGIN_SOLUTION} inside another block")
-            block, indent = number, line[: len(line) - len(line.lstrip())]
-            hint = "replace this line with your code"
-        elif stripped.startswith(END_SOLUTION):
-            if block is None:
-                raise ValueError(f"{where}, line {number}: {END_SOLUTION} without a BEGIN")
-            out.append(f"{indent}# YOUR CODE HERE")
-            out.extend(_raise_lines(indent, hint))
-            block = None
-        elif block is not None:
-            if stripped.startswith(HINT):
-                hint = stripped.removeprefix(HINT).strip()
-        elif CHECK_MARKER not in line:
-            out.append(line)
-    if block is not None:
-        raise ValueError(f"{where}, line {block}: {BEGIN_SOLUTION} is never closed")
-    return "\n".join(out)
+def make_course(root: str | Path, *, timeout: int = 120) -> Path:
+    """Lay out an nbgrader course at ``root``: ``nbgrader_config.py`` and
+    ``source/NN_topic/NN_topic.ipynb`` for every exercise (its solution notebook).
+    Existing files there are overwritten; nothing else is touched."""
+    root = Path(root).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "nbgrader_config.py").write_text(COURSE_CONFIG.format(root=str(root), timeout=timeout))
+    for solution in solution_notebooks():
+        folder = root / "source" / assignment_name(solution)
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(solution, folder / learner_copy_path(solution).name)
+    return root
 
 
-def make_learner_copy(solution: Path):
-    """The learner's notebook generated from a solution notebook, without outputs."""
-    nb = nbformat.read(solution, as_version=4)
-    for index, cell in enumerate(nb.cells):
-        if cell.cell_type == "code":
-            cell.source = stub_source(cell.source, where=f"{solution.name}, cell {index}")
-            cell.outputs = []
-            cell.execution_count = None
-        cell.metadata.pop("execution", None)
-    return nb
+def generate_release(course: Path, assignment: str) -> Path:
+    """``nbgrader generate_assignment ASSIGNMENT --no-db --force`` in ``course``, in this
+    process; the folder of the release."""
+    _nbgrader()
+    from nbgrader.converters import GenerateAssignment
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config import Config
+
+    config = Config()
+    config.CourseDirectory.root = str(course)
+    config.CourseDirectory.assignment_id = assignment
+    config.GenerateAssignment.no_database = True
+    config.SaveCells.enabled = False
+    config.BaseConverter.force = True
+    config.Application.log_level = "WARN"
+    coursedir = CourseDirectory(config=config)
+    GenerateAssignment(coursedir=coursedir, config=config).start()
+    return course / "release" / assignment
 
 
-def _sources(nb) -> list[tuple[str, str]]:
-    return [(cell.cell_type, cell.source) for cell in nb.cells]
+def _generated_copies(out_dir: Path) -> dict[Path, Path]:
+    """Generate every learner copy under ``out_dir``: {solution: its generated copy}."""
+    course = make_course(out_dir / "course")
+    return {
+        solution: generate_release(course, assignment_name(solution))
+        / learner_copy_path(solution).name
+        for solution in solution_notebooks()
+    }
+
+
+def _comparable(path: Path) -> dict:
+    return json.loads(json.dumps(nbformat.read(path, as_version=4)))
 
 
 def stale_learner_copies() -> list[Path]:
-    """Learner copies that are missing or differ from what their solution generates."""
-    stale = []
-    for solution in solution_notebooks():
-        copy = learner_copy_path(solution)
-        current = copy.exists() and _sources(nbformat.read(copy, as_version=4)) == _sources(
-            make_learner_copy(solution)
-        )
-        if not current:
-            stale.append(copy)
-    return stale
+    """Learner copies that are missing or differ from what nbgrader generates now."""
+    with tempfile.TemporaryDirectory() as tmp:
+        generated = _generated_copies(Path(tmp))
+        return [
+            learner_copy_path(solution)
+            for solution, fresh in generated.items()
+            if not learner_copy_path(solution).exists()
+            or _comparable(learner_copy_path(solution)) != _comparable(fresh)
+        ]
 
 
 def write_learner_copies() -> list[Path]:
-    """(Re)generate the learner's copy of every exercise solution."""
-    written = []
-    for solution in solution_notebooks():
-        copy = learner_copy_path(solution)
-        nbformat.write(make_learner_copy(solution), copy)
-        written.append(copy)
-    return written
+    """(Re)generate the learner's copy of every exercise with ``nbgrader generate_assignment``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        written = []
+        for solution, fresh in _generated_copies(Path(tmp)).items():
+            shutil.copyfile(fresh, learner_copy_path(solution))
+            written.append(learner_copy_path(solution))
+        return written
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,6 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     if argv == ["learner-copies"]:
         for path in write_learner_copies():
             print(f"wrote {path.relative_to(ROOT)}")
+        return 0
+    if argv[:1] == ["course"] and len(argv) == 2:
+        root = make_course(argv[1])
+        print(f"nbgrader course in {root}: source/ holds {len(solution_notebooks())} exercises")
         return 0
     if argv == ["check"]:
         dirty = {p: dirty_cells(nbformat.read(p, as_version=4)) for p in all_notebooks()}

@@ -375,7 +375,14 @@ def text_panels(
 
 
 def line_plot(
-    x, series: dict, *, xlabel: str, ylabel: str, title: str, log_y: bool = False
+    x,
+    series: dict,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    log_y: bool = False,
+    log_x: bool = False,
 ) -> Figure:
     """Curves over a common x axis (label -> y values), with a legend."""
     if not series:
@@ -388,6 +395,8 @@ def line_plot(
     ax.set_ylabel(ylabel)
     if log_y:
         ax.set_yscale("log")
+    if log_x:
+        ax.set_xscale("log")
     ax.grid(alpha=0.3)
     ax.legend()
     ax.set_title(title)
@@ -444,5 +453,230 @@ def class_histograms(
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------
+# Points and densities of the plane (notebook 06)
+# --------------------------------------------------------------------------
+
+
+def point_clouds(clouds: dict, *, title: str, limits=None, max_points: int = 3000) -> Figure:
+    """Side-by-side scatter plots of 2-D points (name -> array of shape (N, 2)), on the
+    same axes limits ``(x_min, x_max, y_min, y_max)``."""
+    if not clouds:
+        raise ValueError("point_clouds needs at least one set of points.")
+    fig = Figure(figsize=(3.6 * len(clouds), 3.6))
+    axes = np.atleast_1d(fig.subplots(1, len(clouds)))
+    for ax, (name, points) in zip(axes, clouds.items(), strict=True):
+        points = np.asarray(points)[:max_points]
+        ax.scatter(points[:, 0], points[:, 1], s=3, alpha=0.5)
+        if limits is not None:
+            ax.set_xlim(limits[0], limits[1])
+            ax.set_ylim(limits[2], limits[3])
+        ax.set_xlabel("x[0]")
+        ax.set_ylabel("x[1]")
+        ax.set_title(name)
+        ax.set_aspect("equal")
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def density_map(xs, ys, density, *, title: str, points=None) -> Figure:
+    """A density on a grid (``density[i, j]`` at ``(xs[j], ys[i])``) as a heat map, with
+    optional points on top."""
+    fig = Figure(figsize=(5.2, 4.4))
+    ax = fig.subplots()
+    image = ax.imshow(
+        np.asarray(density),
+        origin="lower",
+        extent=(xs[0], xs[-1], ys[0], ys[-1]),
+        cmap="magma",
+        aspect="equal",
+    )
+    fig.colorbar(image, ax=ax, label="density p(x)")
+    if points is not None:
+        points = np.asarray(points)
+        ax.scatter(points[:, 0], points[:, 1], s=2, c="cyan", alpha=0.3)
+    ax.set_xlabel("x[0]")
+    ax.set_ylabel("x[1]")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def warped_grid(before: list, after: list, *, title: str, limits=None) -> Figure:
+    """Grid lines (each an array of shape (K, 2)) before and after a map, side by side:
+    how a flow bends space."""
+    fig = Figure(figsize=(8, 4))
+    axes = fig.subplots(1, 2)
+    for ax, lines, name in zip(axes, (before, after), ("before", "after"), strict=True):
+        for line in lines:
+            line = np.asarray(line)
+            ax.plot(line[:, 0], line[:, 1], linewidth=0.7, color="tab:blue")
+        if limits is not None:
+            ax.set_xlim(limits[0], limits[1])
+            ax.set_ylim(limits[2], limits[3])
+        ax.set_xlabel("coordinate 0")
+        ax.set_ylabel("coordinate 1")
+        ax.set_title(name)
+        ax.set_aspect("equal")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------
+# Measurements over seeds, and pairs of images (notebook 08)
+# --------------------------------------------------------------------------
+
+
+def bars_with_spread(groups: dict, *, xlabel: str, ylabel: str, title: str) -> Figure:
+    """Grouped bars of values measured over several seeds: ``groups`` maps a group
+    (an x position) to its series (label -> the values over seeds). Each bar is the
+    mean, its error bar spans the smallest to the largest value, and a dot marks
+    every seed."""
+    if not groups:
+        raise ValueError("bars_with_spread needs at least one group.")
+    labels = list(dict.fromkeys(label for series in groups.values() for label in series))
+    width = 0.8 / len(labels)
+    fig = Figure(figsize=(max(6.0, 1.3 * len(groups) * max(1, len(labels) / 2)), 3.8))
+    ax = fig.subplots()
+    colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, label in enumerate(labels):
+        colour = colours[i % len(colours)]
+        for g, series in enumerate(groups.values()):
+            if label not in series:
+                continue
+            values = np.asarray(series[label], dtype=np.float64)
+            x = g + (i - (len(labels) - 1) / 2) * width
+            mean = values.mean()
+            first = all(label not in earlier for earlier in list(groups.values())[:g])
+            ax.bar(x, mean, width=width, color=colour, alpha=0.75, label=label if first else None)
+            ax.errorbar(
+                x,
+                mean,
+                yerr=[[mean - values.min()], [values.max() - mean]],
+                color="black",
+                capsize=3,
+                linewidth=1,
+            )
+            ax.scatter(np.full(len(values), x), values, s=8, color="black", zorder=3)
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels(list(groups))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    return fig
+
+
+def points_with_spread(
+    points: dict, *, xlabel: str, ylabel: str, title: str, log_x: bool = False
+) -> Figure:
+    """One labelled point per entry (label -> (x, values of y over seeds)): the mean of
+    y, with a bar from its smallest to its largest value."""
+    if not points:
+        raise ValueError("points_with_spread needs at least one point.")
+    fig = Figure(figsize=(6.5, 4.2))
+    ax = fig.subplots()
+    for label, (x, values) in points.items():
+        values = np.asarray(values, dtype=np.float64)
+        mean = values.mean()
+        ax.errorbar(
+            x,
+            mean,
+            yerr=[[mean - values.min()], [values.max() - mean]],
+            fmt="o",
+            capsize=3,
+            label=label,
+        )
+        ax.annotate(label, (x, mean), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def image_pairs(rows: dict, *, n: int = 4, title: str, pair_labels=("sample", "nearest")) -> Figure:
+    """Pairs of images side by side, one row per entry (label -> (images, partners)):
+    each image followed by its partner (a sample and its nearest training image)."""
+    if not rows:
+        raise ValueError("image_pairs needs at least one row.")
+    rows = {label: (_as_images(a), _as_images(b)) for label, (a, b) in rows.items()}
+    for label, (a, b) in rows.items():
+        if a.shape != b.shape:
+            raise ValueError(f"{label}: {a.shape} images and {b.shape} partners must match.")
+    n = min(n, *(len(a) for a, _ in rows.values()))
+    fig = Figure(figsize=(1.0 * 2 * n + 1.2, 1.15 * len(rows) + 0.8))
+    axes = fig.subplots(len(rows), 2 * n, squeeze=False)
+    for row, (label, (a, b)) in enumerate(rows.items()):
+        for i in range(n):
+            for j, image in enumerate((a[i], b[i])):
+                ax = axes[row, 2 * i + j]
+                ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if row == 0:
+                    ax.set_title(pair_labels[j], fontsize=8)
+        axes[row, 0].set_ylabel(label, fontsize=8)
+    fig.supxlabel(f"{n} pairs per row: {pair_labels[0]}, then {pair_labels[1]}", fontsize=9)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------
+# Trade-offs between families (notebook 07)
+# --------------------------------------------------------------------------
+
+
+def labelled_scatter(
+    points: dict,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    log_x: bool = False,
+    log_y: bool = False,
+    ranges: dict | None = None,
+    reference: float | None = None,
+    reference_label: str = "reference",
+) -> Figure:
+    """One labelled point per entry (label -> (x, y)): a trade-off between two measures.
+
+    ``ranges`` (label -> (low, high)) draws each point's range in y, such as its spread
+    over seeds; ``reference`` a dashed horizontal line (the real-data floor).
+    """
+    if not points:
+        raise ValueError("labelled_scatter needs at least one point.")
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
+    for label, (x, y) in points.items():
+        ax.scatter([x], [y], s=40, zorder=3)
+        if ranges and label in ranges:
+            low, high = ranges[label]
+            ax.vlines(x, low, high, color="grey", linewidth=2, alpha=0.6, zorder=2)
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    if reference is not None:
+        ax.axhline(reference, color="black", linestyle="--", linewidth=1, label=reference_label)
+        ax.legend(fontsize=8, loc="best")
+    if log_x:
+        ax.set_xscale("log")
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     return fig

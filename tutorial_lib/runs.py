@@ -39,7 +39,9 @@ RECORD_KEYS = {
     "seed": "the seed of its training",
     "config": "every size and setting it trained with",
     "parameters": "trainable and frozen weights of the model",
-    "train_seconds": "wall-clock seconds of training, every leg of a resumed run added up",
+    "train_seconds": "wall-clock seconds of training, every leg of a resumed run added up "
+    "(without the time callbacks spent measuring, such as sample grids)",
+    "examples_seen": "training examples processed (images, or characters for a text model)",
     "train_legs": "how many legs the training took (1 unless it was interrupted and resumed)",
     "train_images_per_second": "training images processed per second (image models)",
     "train_tokens_per_second": "training tokens processed per second (text models)",
@@ -147,7 +149,7 @@ def train(
     setup = device.setup(profile)
     training.set_seed(seed)
     config = config_of(name, profile, **options)
-    clock = training.TrainingClock(out_dir)
+    clock = training.TrainingClock(out_dir, measuring=callbacks)
     with setup.strategy.scope():
         trained = module.train_model(
             config,
@@ -158,7 +160,7 @@ def train(
             callbacks=[clock, *(callbacks or [])],
             **(stages or {}),
         )
-    legs = clock.finish()
+    legs = clock.finish()  # without the time callbacks spent measuring (sample grids, ...)
     seconds = sum(legs)
     model, history = trained.model, trained.history
     per_second = round(trained.examples_seen / seconds, 1) if seconds > 0 else None
@@ -171,6 +173,7 @@ def train(
         config=dataclasses.asdict(config),
         parameters=int(model.count_params()),
         train_seconds=round(seconds, 2),
+        examples_seen=int(trained.examples_seen),
         train_legs=len(legs),
         final_logs={key: values[-1] for key, values in history.items() if values},
         date=datetime.date.today().isoformat(),
@@ -254,13 +257,14 @@ def _save(run: Run, profile: Profile) -> None:
     training.save_run(run.run_dir, run.model, run.record, images, title=title, ncols=ncols)
 
 
-def load(run_dir: str | Path) -> Run:
+def load(run_dir: str | Path, *, load_model=None) -> Run:
     """A run folder written by :func:`train` (or ``python -m tutorial_lib train``).
 
     Every stage a run trained first (a latent diffusion model's VAE, in the
     folder ``autoencoder/``) is loaded too, into :attr:`Run.stages`.
     Missing or damaged files raise :class:`tutorial_lib.training.RunError`
-    with what to do.
+    with what to do. ``load_model(path)`` reads a model file (default: Keras's,
+    through :func:`tutorial_lib.training.load_run_model`).
     """
     run_dir = Path(run_dir)
     record = training.load_run_metrics(run_dir)
@@ -268,9 +272,9 @@ def load(run_dir: str | Path) -> Run:
     if name not in families.FAMILIES:
         raise training.RunError(f"{run_dir}: its record names no known model ({name!r}).")
     families.get(name).load()  # registers the family's model classes with Keras
-    model = training.load_run_model(run_dir)
+    model = training.load_run_model(run_dir, load=load_model, model=name)
     stages = {
-        path.parent.name: training.load_run_model(path.parent)
+        path.parent.name: training.load_run_model(path.parent, load=load_model, model=name)
         for path in sorted(run_dir.glob(f"*/{training.MODEL_FILE}"))
     }
     template = families.get(name).config(record["profile"])

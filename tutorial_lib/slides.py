@@ -29,18 +29,13 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import nbformat
+from tutorial_lib.notebook_tools import error_outputs, execute, lesson_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 REVEAL_DIR = "reveal.js"
 # Loads reveal.js without require.js (which only comes from a CDN): see the file.
 SHIM = Path(__file__).with_name("slide_assets") / "require-shim.js"
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
-
-
-def lesson_notebooks() -> list[Path]:
-    """The lessons, in order (``notebooks/NN_*.ipynb``)."""
-    return sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
 def slide_type(cell) -> str:
@@ -92,28 +87,6 @@ def kernel_environment(profile: str):
                 os.environ[name] = value
 
 
-def _run(path: Path, timeout: int):
-    """Run a notebook top to bottom in a fresh kernel (which inherits the environment)."""
-    from nbclient import NotebookClient
-
-    nb = nbformat.read(path, as_version=4)
-    NotebookClient(
-        nb, timeout=timeout, resources={"metadata": {"path": str(path.parent)}}
-    ).execute()
-    return nb
-
-
-def error_outputs(nb) -> list[str]:
-    """``ename: evalue`` of every error output in an executed notebook."""
-    return [
-        f"{output.ename}: {output.evalue}"
-        for cell in nb.cells
-        if cell.cell_type == "code"
-        for output in cell.outputs
-        if output.output_type == "error"
-    ]
-
-
 def local_reveal() -> Path | None:
     """The reveal.js folder shipped by sphinx-revealjs, if that package is installed."""
     try:
@@ -156,6 +129,18 @@ def build_deck(nb, name: str, out_dir: Path, *, offline: bool) -> Path:
     return path
 
 
+def prepare_folder(out_dir: Path) -> bool:
+    """Make ``out_dir`` and copy reveal.js into it when it is installed; whether the decks
+    written there work offline."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    reveal = local_reveal()
+    if reveal is None:
+        return False
+    shutil.copytree(reveal, out_dir / REVEAL_DIR, dirs_exist_ok=True)
+    shutil.copy(SHIM, out_dir / REVEAL_DIR / SHIM.name)
+    return True
+
+
 def build_all(
     profile: str = "cpu",
     out_dir: str | Path = "slides",
@@ -170,18 +155,14 @@ def build_all(
     Raises RuntimeError naming the notebook and the error if a notebook fails.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    reveal = local_reveal()
-    if reveal is not None:
-        shutil.copytree(reveal, out_dir / REVEAL_DIR, dirs_exist_ok=True)
-        shutil.copy(SHIM, out_dir / REVEAL_DIR / SHIM.name)
+    offline = prepare_folder(out_dir)
     paths = [Path(path) for path in notebooks or lesson_notebooks()]
     with kernel_environment(profile), ThreadPoolExecutor(max_workers=workers) as pool:
-        executed = list(pool.map(lambda path: _run(path, 1800), paths))
+        executed = list(pool.map(lambda path: execute(path, timeout=1800), paths))
     decks = []
     for path, nb in zip(paths, executed, strict=True):
         errors = error_outputs(nb)
         if errors:
             raise RuntimeError(f"{path.name} failed under the {profile} profile: {errors[0]}")
-        decks.append(build_deck(nb, path.stem, out_dir, offline=reveal is not None))
+        decks.append(build_deck(nb, path.stem, out_dir, offline=offline))
     return decks

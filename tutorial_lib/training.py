@@ -23,6 +23,7 @@ import csv
 import dataclasses
 import json
 import math
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +31,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tutorial_lib.profiles import Profile, get_profile
+from tutorial_lib.profiles import PROFILES, Profile, get_profile
 
 
 def set_seed(seed: int = 0, *, deterministic: bool = False) -> None:
@@ -46,31 +47,54 @@ def set_seed(seed: int = 0, *, deterministic: bool = False) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-def progress_verbosity(profile: Profile | None = None) -> int | str:
-    """Verbosity for ``model.fit``: quiet in the fast profile, one line per epoch
-    in a notebook, Keras's live progress bar in a terminal.
+def progress_verbosity(profile: Profile | None = None) -> int:
+    """Verbosity for ``model.fit``: quiet in the fast profile, Keras's live progress
+    bar in a terminal, one line per epoch anywhere else.
 
     The fast profile is what tests and CI run, where progress only clutters the
-    log. In a notebook a saved progress bar keeps every redraw, so one summary
-    line per epoch reads better.
+    log. A notebook keeps every redraw of a progress bar in its saved output, and
+    a file (``python -m tutorial_lib train ... > log.txt``) would collect thousands
+    of them per epoch, so both get one summary line per epoch instead. (Keras's own
+    ``"auto"`` draws the bar into files too: it takes every POSIX system for a
+    live display.)
     """
     profile = profile or get_profile()
     if profile.name == "fast":
         return 0
-    return 2 if _in_notebook() else "auto"
+    if _in_notebook():
+        return 2
+    return 1 if _is_terminal(sys.stdout) else 2
+
+
+def _is_terminal(stream) -> bool:
+    """Whether ``stream`` is an interactive terminal (not a file, a pipe or a capture)."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):  # no isatty, or a closed stream
+        return False
 
 
 def _read_history(path: Path, epochs_done: int | None = None) -> dict[str, list[float]]:
-    """Per-epoch logs from a CSVLogger file, one row per finished epoch."""
+    """Per-epoch logs from a CSVLogger file, one row per finished epoch.
+
+    A file that is not such a log raises :class:`RunError`, naming it.
+    """
     if not path.exists():
         return {}
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    # A row may be repeated if a run stopped between logging and backing up.
-    by_epoch = {int(row.pop("epoch")): row for row in rows}
-    epochs = sorted(e for e in by_epoch if epochs_done is None or e < epochs_done)
-    keys = list(by_epoch[epochs[0]]) if epochs else []
-    logs = {key: [_to_float(by_epoch[e][key]) for e in epochs] for key in keys}
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        # A row may be repeated if a run stopped between logging and backing up.
+        by_epoch = {int(row.pop("epoch")): row for row in rows}
+        epochs = sorted(e for e in by_epoch if epochs_done is None or e < epochs_done)
+        keys = list(by_epoch[epochs[0]]) if epochs else []
+        logs = {key: [_to_float(by_epoch[e][key]) for e in epochs] for key in keys}
+    except (ValueError, TypeError, KeyError, csv.Error) as error:  # UnicodeDecodeError too
+        raise RunError(
+            f"{path} is damaged: it is not the per-epoch log a run writes ({_reason(error)}). "
+            "It holds only those logs: delete it to use the run without them, "
+            "or train the run again."
+        ) from error
     # CSVLogger writes "NA" for a metric a run never logged (val_loss without
     # validation data): leave such columns out rather than keep a row of NaNs.
     return {key: values for key, values in logs.items() if not all(map(math.isnan, values))}
@@ -78,10 +102,11 @@ def _read_history(path: Path, epochs_done: int | None = None) -> dict[str, list[
 
 def _to_float(text: str) -> float:
     """A CSVLogger cell as a number ('NA', for a value not logged that epoch, is NaN)."""
-    try:
-        return float(text)
-    except ValueError:
+    if text == "NA":
         return math.nan
+    if text is None:  # a row cut short
+        raise ValueError("a row has fewer cells than the header")
+    return float(text)
 
 
 def fit_resumable(
@@ -119,14 +144,31 @@ def fit_resumable(
         x,
         epochs=epochs,
         callbacks=[
-            keras.callbacks.BackupAndRestore(str(backup_dir)),
+            # A clock first: the training seconds it adds to the logs go into the log file.
+            *[c for c in callbacks or [] if isinstance(c, TrainingClock)],
+            _Backup(str(backup_dir)),
             keras.callbacks.CSVLogger(str(history_path), append=True),
-            *(callbacks or []),
+            *[c for c in callbacks or [] if not isinstance(c, TrainingClock)],
         ],
         **fit_kwargs,
     )
     history.history = _read_history(history_path, epochs_done=epochs)
     return history
+
+
+class _Backup(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` that says what to do when the backup it restores is damaged."""
+
+    def on_train_begin(self, logs=None):
+        try:
+            super().on_train_begin(logs)
+        except Exception as error:  # a truncated weights file, a mangled epoch record
+            run_dir = Path(self.backup_dir).parent
+            raise RunError(
+                f"{self.backup_dir}, the backup of an interrupted run, is damaged and cannot "
+                f"be restored ({_reason(error)}). Delete {run_dir} and train again: the run "
+                "starts over from its first epoch."
+            ) from error
 
 
 def capped_steps(steps_per_epoch: int | None, profile: Profile) -> int | None:
@@ -208,7 +250,11 @@ CLOCK_FILE = "clock.json"
 class TrainingClock(keras.callbacks.Callback):
     """The training seconds of a run, over every leg of it.
 
-    A run folder that was interrupted holds ``clock.json``: the seconds of each
+    At every epoch's end it adds the training seconds so far to the epoch's logs
+    (``train_seconds``, so a run's history can be drawn against time), without
+    the time that the ``measuring`` callbacks spent (their ``measuring_seconds``:
+    sample grids, quality histories). A run
+    folder that was interrupted holds ``clock.json``: the seconds of each
     earlier leg, written at every epoch's end. A clock made for that folder
     starts a new leg now and adds the earlier ones up; :meth:`finish` returns
     every leg's seconds and removes the file (the run is complete). Pass the
@@ -216,13 +262,28 @@ class TrainingClock(keras.callbacks.Callback):
     times this leg.
     """
 
-    def __init__(self, run_dir: str | Path | None = None):
+    def __init__(self, run_dir: str | Path | None = None, *, measuring: list | None = None):
         super().__init__()
+        self.measuring = list(measuring or [])
         self.path = None if run_dir is None else Path(run_dir) / CLOCK_FILE
         self.earlier: list[float] = []
         if self.path is not None and self.path.is_file():
-            self.earlier = [float(s) for s in json.loads(self.path.read_text())["legs"]]
+            self.earlier = self._read_legs(self.path)
         self.start = time.perf_counter()
+
+    @staticmethod
+    def _read_legs(path: Path) -> list[float]:
+        try:
+            legs = [float(s) for s in json.loads(path.read_text(encoding="utf-8"))["legs"]]
+            if not all(math.isfinite(s) and s >= 0 for s in legs):
+                raise ValueError(f"leg seconds must be finite and >= 0, got {legs}")
+            return legs
+        except (ValueError, TypeError, KeyError) as error:  # JSONDecodeError too
+            raise RunError(
+                f"{path}, the training time of an interrupted run, is damaged "
+                f"({_reason(error)}). Delete it to resume without the earlier legs' time, "
+                f"or delete {path.parent} and train again from the start."
+            ) from error
 
     @property
     def resumed(self) -> bool:
@@ -231,12 +292,16 @@ class TrainingClock(keras.callbacks.Callback):
 
     def legs(self) -> list[float]:
         """Seconds of every leg so far, this one (still running) last."""
-        return [*self.earlier, time.perf_counter() - self.start]
+        measured = sum(getattr(c, "measuring_seconds", 0.0) for c in self.measuring)
+        return [*self.earlier, time.perf_counter() - self.start - measured]
 
     def on_epoch_end(self, epoch, logs=None):
+        legs = self.legs()
+        if logs is not None:  # the history gets the training seconds so far, every epoch
+            logs["train_seconds"] = sum(legs)
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(json.dumps({"legs": [round(s, 2) for s in self.legs()]}) + "\n")
+            self.path.write_text(json.dumps({"legs": [round(s, 2) for s in legs]}) + "\n")
 
     def finish(self) -> list[float]:
         """Every leg's seconds; the run is complete, so its clock file goes."""
@@ -278,7 +343,8 @@ class SampleGrid(keras.callbacks.Callback):
     ``sample_fn(model, num)`` must return ``num`` images in [0, 1] from the
     model being trained. In a notebook the grid is displayed under the training
     cell; elsewhere (scripts, tests) it is only kept in :attr:`grids` as
-    ``(epoch, images)`` pairs.
+    ``(epoch, images)`` pairs. :attr:`measuring_seconds` is the time it took
+    (a run's record leaves it out of the training time).
     """
 
     def __init__(
@@ -294,18 +360,34 @@ class SampleGrid(keras.callbacks.Callback):
             raise ValueError(f"every must be a positive number of epochs; got {every}.")
         self.sample_fn, self.every, self.num, self.title = sample_fn, every, num, title
         self.grids: list[tuple[int, np.ndarray]] = []
+        self.measuring_seconds = 0.0
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
             return
+        start = time.perf_counter()
         images = np.asarray(self.sample_fn(self.model, self.num))
         self.grids.append((epoch + 1, images))
+        self._show(epoch + 1, images)
+        self.measuring_seconds += time.perf_counter() - start
+
+    def _show(self, epoch: int, images: np.ndarray) -> None:
         if _in_notebook():
             from IPython.display import display
 
             from tutorial_lib.plotting import image_grid
 
-            display(image_grid(images, title=self.title.format(epoch=epoch + 1)))
+            display(image_grid(images, title=self.title.format(epoch=epoch)))
+
+    def to_checkpoint(self) -> dict:
+        """The grids, for a lesson's shipped results (:mod:`tutorial_lib.checkpoints`)."""
+        return {"epochs": [epoch for epoch, _ in self.grids], "images": [g for _, g in self.grids]}
+
+    def from_checkpoint(self, saved: dict) -> None:
+        """Take back and show the grids a shipped run drew while it trained."""
+        self.grids = list(zip(saved["epochs"], saved["images"], strict=True))
+        for epoch, images in self.grids:
+            self._show(epoch, np.asarray(images))
 
 
 def _in_notebook() -> bool:
@@ -346,6 +428,11 @@ class RunError(RuntimeError):
     """A run folder (or a file in it) is missing or damaged; the message says what to do."""
 
 
+def _reason(error: BaseException, limit: int = 160) -> str:
+    """An exception as one short line, for the messages of :class:`RunError`."""
+    return " ".join(f"{type(error).__name__}: {error}".split())[:limit]
+
+
 def save_run(
     out_dir: str | Path,
     model: keras.Model,
@@ -371,33 +458,63 @@ def save_run(
     return out_dir
 
 
-def load_run_model(run_dir: str | Path, file: str = MODEL_FILE) -> keras.Model:
-    """The model saved by :func:`save_run`, with a clear error if it is missing or damaged."""
-    path = Path(run_dir) / file
+def load_run_model(run_dir: str | Path, *, load=None, model: str = "MODEL") -> keras.Model:
+    """The model saved by :func:`save_run`, with a clear error if it is missing or damaged.
+
+    ``load(path)`` reads the file (default: ``keras.models.load_model``). ``run_dir``
+    may also be the folder of a stage inside a run folder (latent diffusion's
+    ``autoencoder/``): the advice then names the run folder, which is what trains
+    again. ``model`` is the model name the advice gives.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / MODEL_FILE
+    retrain = f"`python -m tutorial_lib train {model} --out {_run_folder_of(run_dir)}`"
     if not path.is_file():
-        raise RunError(
-            f"No trained model at {path}. Train one first with "
-            f"`python -m tutorial_lib train MODEL --out {run_dir}`."
-        )
+        raise RunError(f"No trained model at {path}. Train one first with {retrain}.")
     try:
-        return keras.models.load_model(path)
+        return (load or keras.models.load_model)(path)
     except Exception as error:  # a truncated zip, a wrong file, weights that do not fit
-        reason = " ".join(f"{type(error).__name__}: {error}".split())[:160]
         raise RunError(
-            f"{path} is damaged and cannot be loaded ({reason}). "
-            f"Train the run again with `python -m tutorial_lib train MODEL --out {run_dir}`."
+            f"{path} is damaged and cannot be loaded ({_reason(error)}). "
+            f"Train the run again with {retrain}."
         ) from error
 
 
+def _run_folder_of(folder: Path) -> Path:
+    """The run folder that ``folder`` belongs to: itself, or for a stage's subfolder
+    the run folder around it (the one with a record or a clock)."""
+    parent = folder.parent
+    if parent != folder and any((parent / f).is_file() for f in (METRICS_FILE, CLOCK_FILE)):
+        return parent
+    return folder
+
+
 def load_run_metrics(run_dir: str | Path) -> dict:
-    """The ``metrics.json`` of a run folder, with a clear error if it is missing or damaged."""
+    """The ``metrics.json`` of a run folder, with a clear error if it is missing or damaged.
+
+    A record must be a JSON object naming the model and a known profile.
+    """
     path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
         raise RunError(f"No record at {path}: the run never finished. Train it again.")
     try:
-        return json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as error:
-        raise RunError(f"{path} is damaged (not JSON: {error}). Train the run again.") from error
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError
+        raise RunError(
+            f"{path} is damaged (not JSON: {_reason(error)}). Train the run again."
+        ) from error
+    problem = None
+    if not isinstance(record, dict):
+        problem = f"a JSON {type(record).__name__}, not a record"
+    elif not isinstance(record.get("model"), str):
+        problem = "it names no model"
+    elif record.get("profile") not in PROFILES:
+        problem = f"its profile {record.get('profile')!r} is none of {', '.join(PROFILES)}"
+    elif not isinstance(record.get("config") or {}, dict):
+        problem = "its config is not a JSON object"
+    if problem:
+        raise RunError(f"{path} is damaged ({problem}). Train the run again.")
+    return record
 
 
 def load_run_history(run_dir: str | Path) -> dict[str, list[float]]:

@@ -563,32 +563,6 @@ def build_gpt(config: GPTConfig, vocab_size: int = 65) -> GPT:
     return model
 
 
-def forward_with(model: GPT, tokens, attention, causal_mask) -> tuple[np.ndarray, list]:
-    """The GPT's forward pass with attention and causal mask from the given functions.
-
-    ``attention(q, k, v, mask) -> (output, weights)`` takes NumPy arrays
-    (batch, heads, T, d) and ``causal_mask(n)`` returns a boolean (n, n)
-    array; every other layer is the model's own. With correct functions the
-    logits equal ``model(tokens)``. Returns ``(logits (B, T, V), weights)``,
-    ``weights`` a list of (B, heads, T, T) arrays, one per block. Used by
-    exercise 04 to run a trained model on the learner's attention.
-    """
-    tokens = np.asarray(tokens, dtype=np.int32)
-    model._check_length(tokens)
-    mask = np.asarray(causal_mask(tokens.shape[1]))
-    x = model.embed(tokens)
-    weights = []
-    for block in model.blocks:
-        layer = block.attention
-        q, k, v = (np.asarray(t, dtype=np.float64) for t in layer.project(block.norm1(x)))
-        heads, w = attention(q, k, v, mask)
-        heads = ops.convert_to_tensor(np.asarray(heads, dtype=np.float32), dtype=x.dtype)
-        x = x + layer.out(layer.merge_heads(heads))
-        x = x + block.mlp(block.norm2(x))
-        weights.append(np.asarray(w))
-    return np.asarray(model.head(model.final_norm(x))), weights
-
-
 # --------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------

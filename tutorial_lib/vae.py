@@ -58,6 +58,11 @@ class VAEConfig:
         epochs: passes over the training images.
         train_examples: how many training images (``None``: all 60,000).
         batch_size: images per gradient step.
+        binarization: how grey pixels become the {0, 1} of the Bernoulli likelihood:
+            ``"threshold"`` at 0.5, or ``"stochastic"`` (each pixel 1 with probability
+            its grey value: a fresh draw for every training batch, one fixed draw of
+            the test images; :func:`tutorial_lib.data.load_images`), the literature's
+            data model (notebook 07).
     """
 
     kind: str = "conv"
@@ -69,6 +74,7 @@ class VAEConfig:
     epochs: int = 10
     train_examples: int | None = None
     batch_size: int = 128
+    binarization: str = "threshold"
 
 
 # The VAE trains on all 60,000 images even in the cpu profile: it is cheap per
@@ -456,7 +462,8 @@ def fit_model(
     callbacks: list | None = None,
     run_dir: str | Path | None = None,
 ) -> keras.callbacks.History:
-    """Train on binarised images for ``config.epochs`` in batches of ``config.batch_size``.
+    """Train on binarised images for ``config.epochs`` in batches of ``config.batch_size``,
+    each batch binarised as ``config.binarization`` says (grey images for ``"stochastic"``).
 
     With ``run_dir`` the run backs itself up every epoch and resumes after an
     interruption (:func:`tutorial_lib.training.fit_resumable`).
@@ -467,6 +474,7 @@ def fit_model(
         targets="none",
         seed=seed,
         repeat=profile.steps_per_epoch is not None,
+        binarize=config.binarization,
     )
     return fit_for_profile(
         model,
@@ -699,8 +707,11 @@ def train_model(
     with the profile's binarised test images as validation data; a
     :class:`MixturePriorConfig`'s model then fits its prior to the codes of the first
     ``prior_examples`` training images. Returns a :class:`~tutorial_lib.training.Trained`."""
-    x_train, _ = data.load_images(dataset, "train", limit=config.train_examples, binarize=True)
-    x_test, _ = data.load_images(dataset, "test", limit=profile.test_examples, binarize=True)
+    threshold = config.binarization == "threshold"  # else grey: every batch is drawn afresh
+    x_train, _ = data.load_images(dataset, "train", limit=config.train_examples, binarize=threshold)
+    x_test, _ = data.load_images(
+        dataset, "test", limit=profile.test_examples, binarize=config.binarization
+    )
     model = build_model(config, seed=seed)
     history = fit_model(
         model,
@@ -721,9 +732,11 @@ def train_model(
 
 def evaluate(model: VAE, config: VAEConfig, *, dataset: str, profile: Profile) -> dict:
     """The test negative ELBO (an upper bound on the negative log-likelihood), nats per
-    image, and its two terms, on the profile's binarised test images; with the model's
-    own prior (:func:`monte_carlo_elbo` for a :class:`MixturePriorVAE`)."""
-    x_test, _ = data.load_images(dataset, "test", limit=profile.test_examples, binarize=True)
+    image, and its two terms, on the profile's test images binarised as the config says;
+    with the model's own prior (:func:`monte_carlo_elbo` for a :class:`MixturePriorVAE`)."""
+    x_test, _ = data.load_images(
+        dataset, "test", limit=profile.test_examples, binarize=config.binarization
+    )
     if isinstance(model, MixturePriorVAE):
         terms = monte_carlo_elbo(model, x_test)
     else:

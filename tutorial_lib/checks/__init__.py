@@ -11,6 +11,12 @@ the learner's function and prints one line:
 * ``[todo] check_encoder: not attempted yet ...`` -- the function still raises
   the ``NotImplementedError`` of the exercise stub.
 
+Each check takes ``hidden=True`` to run other cases than the learner sees (the
+hidden tests of the nbgrader test cells, with :func:`assert_passed`). Each
+module also holds its exercise's tiered hints: ``hint("task")`` prints the
+idea, ``hint("task", 2)`` the functions to use; neither is code that solves
+the task.
+
 Each check returns a :class:`CheckResult`, so tests (and the notebook itself)
 can inspect the outcome. The checks of one model family live in the module of
 the same name: :mod:`tutorial_lib.checks.autoencoder`, ...
@@ -52,14 +58,32 @@ class CheckResult:
 
 
 def run_check(
-    name: str, function: Callable, cases: list[Callable[[], None]], *, quiet: bool = False
+    name: str,
+    function: Callable,
+    cases: list[Callable[[], None]],
+    *,
+    quiet: bool = False,
+    task: str | None = None,
 ) -> CheckResult:
     """Run ``cases`` (functions that raise :class:`CheckFailed`) on a learner's ``function``.
 
     Stops at the first failing case. A ``NotImplementedError`` anywhere means
     the exercise stub is still in place: "not attempted yet". Any other
     exception from the learner's code is reported with its type and message.
+    ``task`` names the hints to point to when the task is not attempted yet.
     """
+    from threadpoolctl import threadpool_limits
+
+    # The checks' linear algebra is small: one BLAS thread runs it faster than threads
+    # that compete for the cores with other processes (a test worker, TensorFlow's pool).
+    with threadpool_limits(limits=1, user_api="blas"):
+        result = _run_cases(name, function, cases, task)
+    if not quiet:
+        print(result)
+    return result
+
+
+def _run_cases(name: str, function: Callable, cases: list, task: str | None) -> CheckResult:
     function_name = getattr(function, "__name__", repr(function))
     if not callable(function):
         result = CheckResult(name, FAILED, f"expected a function, got {type(function).__name__}.")
@@ -72,8 +96,9 @@ def run_check(
                 result = CheckResult(
                     name,
                     NOT_ATTEMPTED,
-                    f"not attempted yet: replace the `raise NotImplementedError(...)` in "
-                    f"{function_name} with your code, run that cell, then this one.",
+                    f"not attempted yet: replace the `raise NotImplementedError()` in "
+                    f"{function_name} with your code, run that cell, then this one."
+                    + (f" Stuck? hint({task!r}) gives the idea." if task else ""),
                 )
                 break
             except CheckFailed as failure:
@@ -86,6 +111,75 @@ def run_check(
                     f"{function_name} raised {type(error).__name__}: {error}",
                 )
                 break
-    if not quiet:
-        print(result)
     return result
+
+
+def assert_passed(*results: CheckResult) -> None:
+    """Fail (for nbgrader: no points) unless every result passed; the message is the first
+    failure's. The hidden tests of the exercises' test cells end with this."""
+    for result in results:
+        if not result.passed:
+            raise AssertionError(str(result))
+
+
+class Hints:
+    """The tiered hints of one exercise: ``hint("task")`` prints the idea,
+    ``hint("task", 2)`` the functions to use. No hint is code that solves a task."""
+
+    LEVELS = ("the idea", "what to use")
+
+    def __init__(self, hints: dict[str, tuple[str, str]]):
+        self.hints = hints
+
+    def text(self, task: str, level: int = 1) -> str:
+        if task not in self.hints:
+            raise KeyError(f"no hints for {task!r}; tasks with hints: {sorted(self.hints)}")
+        if level not in (1, 2):
+            raise ValueError(f"hint level must be 1 (the idea) or 2 (what to use); got {level}")
+        text = f"Hint {level} of 2 for {task} ({self.LEVELS[level - 1]}): {self.hints[task][level - 1]}"
+        if level == 1:
+            text += f"\nStill stuck? hint({task!r}, 2) names what to use."
+        return text
+
+    def __call__(self, task: str, level: int = 1) -> None:
+        print(self.text(task, level))
+
+
+def check_number(
+    name: str,
+    experiment: Callable[[], float],
+    reference: Callable[[], float],
+    *,
+    rel_tol: float,
+    what: str,
+    mistakes: Callable[[], dict[str, float]] | None = None,
+    quiet: bool = False,
+    task: str | None = None,
+) -> CheckResult:
+    """The check of an *investigate* task: ``experiment()`` returns one number, accepted
+    within ``rel_tol`` of ``reference()``. ``mistakes()`` maps the message of a usual
+    mistake to the number it gives; an answer near one of them gets that message."""
+    import math
+
+    def answers_a_number():
+        value = experiment()
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            raise CheckFailed(
+                f"your experiment returned {type(value).__name__}, expected one number ({what})."
+            ) from None
+        expect(math.isfinite(value), f"your experiment returned {value}, expected {what}.")
+        expected = float(reference())
+        if abs(value - expected) <= rel_tol * abs(expected):
+            return
+        for message, wrong in (mistakes() if mistakes else {}).items():
+            if abs(value - wrong) <= 0.5 * rel_tol * max(abs(wrong), 1e-12):
+                raise CheckFailed(f"your answer {value:.4g} is not {what}: {message}.")
+        side = "too large" if value > expected else "too small"
+        raise CheckFailed(
+            f"your answer {value:.4g} is {side} for {what} (accepted within {rel_tol:.0%} of "
+            "the answer): rerun your experiment and check each step against the task."
+        )
+
+    return run_check(name, experiment, [answers_a_number], quiet=quiet, task=task)

@@ -1,9 +1,11 @@
-"""Checks for ``exercises/03_gan.ipynb``.
+"""Checks for ``exercises/03_gan.ipynb``: the hinge loss, WGAN-GP's gradient penalty
+for data of any rank, a hinge GAN's train_step with two optimizers, and where the
+saturating generator loss stops learning.
 
-Each check runs the learner's function on hidden cases and compares it with
-the reference in :mod:`tutorial_lib.gan`. When the value is wrong, it also
-computes what the usual mistakes would give (labels swapped, the saturating
-loss, the penalty at the wrong points, ...) and names the one that matches.
+Each check runs the learner's code on hidden cases and compares it with float64
+references. When the value is wrong, it also computes what the usual mistakes
+would give (signs swapped, no ReLU, a one-sided penalty, the penalty at the
+wrong points, ...) and names the one that matches.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from tutorial_lib.checks import CheckFailed, CheckResult, expect, run_check
+from tutorial_lib.checks import CheckFailed, CheckResult, Hints, check_number, expect, run_check
+from tutorial_lib.checks._keras import Recorder, expect_fit_trains, flat, own_task_only
 
 RTOL, ATOL = 1e-4, 1e-5
 
@@ -93,197 +96,175 @@ def _graph_case(function, function_name: str, *args):
         ) from None
 
 
+hint = Hints(
+    {
+        "hinge": (
+            "The hinge loss only punishes the discriminator inside a margin: a real image "
+            "costs nothing once its score is above +1, a fake once its score is below -1; "
+            "inside the margin the cost grows linearly. Average each kind over its batch and "
+            "add the two.",
+            "keras.ops.relu (the max with 0), keras.ops.mean, the two score tensors; no "
+            "sigmoid and no cross-entropy: the scores are not logits of a probability.",
+        ),
+        "penalty": (
+            "Take the critic's gradient with respect to its *input* at points between real "
+            "and fake examples, one norm per example over all its axes, and penalise that "
+            "norm for being away from 1 on either side.",
+            "tf.GradientTape with tape.watch on the interpolates, tape.gradient, "
+            "keras.ops.sum over the axes range(1, ndim) (or a reshape to (N, -1)), "
+            "keras.ops.sqrt and keras.ops.mean.",
+        ),
+        "hinge_gan": (
+            "Two steps in one: first the discriminator (fresh fakes from fresh noise, its "
+            "hinge loss, an update of the discriminator's weights only), then the generator "
+            "(fresh noise, a loss that is low when the discriminator scores its fakes high, "
+            "an update of the generator's weights only). Return both losses.",
+            "keras.random.normal((batch, self.latent_dim), seed=self.seed_generator), one "
+            "tf.GradientTape per step, tape.gradient(loss, net.trainable_variables), "
+            "optimizer.apply(grads, net.trainable_variables), your hinge_d_loss, "
+            "keras.ops.mean, and a dict {'d_loss': ..., 'g_loss': ...}.",
+        ),
+        "saturation": (
+            "Both generator losses are functions of the fake's logit: differentiate each "
+            "with respect to the logit over a range of logits, compare the sizes of the two "
+            "gradients, and find where their ratio is 1%; report D's probability there.",
+            "tf.GradientTape (watch a tensor of logits) or the derivatives by hand, "
+            "gan.generator_loss(logits, kind='saturating' or 'non_saturating'), "
+            "keras.ops.sigmoid, and a search over the logit (np.linspace or a bisection).",
+        ),
+    }
+)
+
+
 # --------------------------------------------------------------------------
-# Task 1: the discriminator's loss
+# Task 1: the hinge loss of the discriminator
 # --------------------------------------------------------------------------
 
 
-def check_discriminator_loss(discriminator_loss, *, quiet: bool = False) -> CheckResult:
-    """``discriminator_loss(real_logits, fake_logits)``: binary cross-entropy from logits,
-    label 1 for the real images and 0 for the fakes, the two batch means added."""
-    name = getattr(discriminator_loss, "__name__", "discriminator_loss")
-    real, fake = _logits(32, 0) + 0.5, _logits(32, 1) - 0.5
+def _hinge(real, fake) -> float:
+    real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+    return float(np.mean(np.maximum(0, 1 - real)) + np.mean(np.maximum(0, 1 + fake)))
+
+
+def check_hinge_d_loss(hinge_d_loss, *, quiet: bool = False, hidden: bool = False) -> CheckResult:
+    """``hinge_d_loss(real_scores, fake_scores)``: mean(relu(1 - real)) + mean(relu(1 + fake)),
+    one number, from the discriminator's raw scores (any shape (N, ...))."""
+    name = getattr(hinge_d_loss, "__name__", "hinge_d_loss")
+    n = 24 if hidden else 32
+    # real scores mostly above the margin, so that a ReLU of the means differs from no ReLU
+    real, fake = _logits(n, 10 if hidden else 0) + 1.6, _logits(n, 11 if hidden else 1) - 0.3
 
     def value(r, f) -> float:
-        return _number(discriminator_loss(_tensor(r), _tensor(f)), name)
+        return _number(hinge_d_loss(_tensor(r), _tensor(f)), name)
 
     def one_number():
         value(real, fake)
 
-    def matches_the_cross_entropy():
-        got = value(real, fake)
-        expected = _bce(1.0, real) + _bce(0.0, fake)
+    def matches_the_hinge():
+        got, expected = value(real, fake), _hinge(real, fake)
+        r, f = real.astype(np.float64), fake.astype(np.float64)
         mistakes = {
-            "the labels are swapped: real images must get label 1 and the fakes label 0 "
-            "(D learns to say 'real' with a high logit)": _bce(0.0, real) + _bce(1.0, fake),
-            "you averaged the two terms: add the real and the fake cross-entropies "
-            "(the lesson's L_D is their sum)": expected / 2,
-            "you treated the logits as probabilities: the discriminator outputs logits, so "
-            "use from_logits=True (or sigmoid_cross_entropy_with_logits)": _bce_on_probabilities(
-                1.0, real
-            )
-            + _bce_on_probabilities(0.0, fake),
-            "only the real images count: add the cross-entropy of the fakes with label 0": _bce(
-                1.0, real
+            "the ReLU is missing: without it this is the WGAN critic's loss plus 2, which "
+            "keeps pushing scores that are already far on the right side": float(
+                np.mean(1 - r) + np.mean(1 + f)
             ),
-            "only the fakes count: add the cross-entropy of the real images with label 1": _bce(
-                0.0, fake
+            "the signs are swapped: real scores should be pushed *above* +1 (relu(1 - real)) "
+            "and fake scores *below* -1 (relu(1 + fake))": _hinge(-r, -f),
+            "the margin is missing: the hinge is relu(1 - real) and relu(1 + fake), not "
+            "relu(-real) and relu(fake)": float(
+                np.mean(np.maximum(0, -r)) + np.mean(np.maximum(0, f))
             ),
-            "you summed over the batch: take the mean over the images instead": len(real)
-            * expected,
+            "you averaged the two terms: add them": expected / 2,
+            "you summed over the batch: take the mean over the examples": n * expected,
+            "you took the ReLU of the batch means: apply it to each score, then average": float(
+                max(0, 1 - r.mean()) + max(0, 1 + f.mean())
+            ),
+            "this is the cross-entropy of the lesson: the task is the hinge loss": _bce(1.0, r)
+            + _bce(0.0, f),
         }
         _expect_value(
             got,
             expected,
             mistakes,
-            f"got {got:.4f} for 32 real and 32 fake logits, expected {expected:.4f}: compute "
-            "BCE(1, real_logits) + BCE(0, fake_logits), each a mean over the batch, from logits.",
+            f"got {got:.4f}, expected {expected:.4f}: mean(relu(1 - real_scores)) + "
+            "mean(relu(1 + fake_scores)).",
         )
 
-    def perfect_discriminator_has_zero_loss():
-        got = value(np.full((8, 1), 30.0, np.float32), np.full((8, 1), -30.0, np.float32))
+    def sure_and_right_costs_nothing():
+        got = value(np.full((8, 1), 3.0, np.float32), np.full((8, 1), -3.0, np.float32))
         expect(
-            np.isfinite(got) and got < 1e-6,
-            f"a discriminator that is sure and right (real logits +30, fake logits -30) should "
-            f"have a loss of about 0, got {got:.4g}.",
+            abs(got) < 1e-6,
+            f"real scores of +3 and fake scores of -3 are outside the margin: the loss should "
+            f"be 0, got {got:.4g}.",
         )
 
-    def confident_mistakes_stay_finite():
-        got = value(np.full((8, 1), -200.0, np.float32), np.full((8, 1), 200.0, np.float32))
+    def extreme_scores_and_other_shapes():
+        big = np.full((6, 1), 200.0, np.float32)
+        got = value(-big, big)
         expect(
-            np.isfinite(got) and abs(got - 400.0) < 1e-2,
-            f"for logits of the wrong sign and size 200 the loss should be 400 (200 per term), "
-            f"got {got:.4g}: computing log(sigmoid(l)) overflows; use the cross-entropy "
-            "from logits (from_logits=True), which is exact.",
+            np.isfinite(got) and abs(got - 402.0) < 1e-2,
+            f"for scores of -200 (real) and +200 (fake) the loss should be 402, got {got:.4g}.",
+        )
+        flat_real, flat_fake = real.reshape(-1), fake.reshape(-1)
+        got = value(flat_real, flat_fake)
+        expect(
+            _close(got, _hinge(flat_real, flat_fake)),
+            "for scores of shape (N,) instead of (N, 1) the loss changes: average over all "
+            "the scores, whatever their shape.",
         )
 
     def works_in_a_train_step():
-        _graph_case(discriminator_loss, name, _tensor(real), _tensor(fake))
+        _graph_case(hinge_d_loss, name, _tensor(real), _tensor(fake))
 
     cases = [
         one_number,
-        matches_the_cross_entropy,
-        perfect_discriminator_has_zero_loss,
-        confident_mistakes_stay_finite,
+        matches_the_hinge,
+        sure_and_right_costs_nothing,
+        extreme_scores_and_other_shapes,
         works_in_a_train_step,
     ]
-    return run_check("check_discriminator_loss", discriminator_loss, cases, quiet=quiet)
+    return run_check("check_hinge_d_loss", hinge_d_loss, cases, quiet=quiet, task="hinge")
 
 
 # --------------------------------------------------------------------------
-# Task 2: the generator's (non-saturating) loss
-# --------------------------------------------------------------------------
-
-
-def check_generator_loss(generator_loss, *, quiet: bool = False) -> CheckResult:
-    """``generator_loss(fake_logits)``: the non-saturating loss -mean log sigmoid(D(G(z))),
-    i.e. binary cross-entropy from logits with label 1 for the fakes."""
-    name = getattr(generator_loss, "__name__", "generator_loss")
-    fake = _logits(32, 2) - 1.0
-
-    def value(f) -> float:
-        return _number(generator_loss(_tensor(f)), name)
-
-    def one_number():
-        value(fake)
-
-    def is_non_saturating():
-        got = value(fake)
-        expected = _bce(1.0, fake)
-        mistakes = {
-            "this is the saturating loss mean log(1 - D(G(z))) of the minimax game; its "
-            "gradient vanishes when D rejects the fakes. Use the non-saturating "
-            "-mean log D(G(z)): the cross-entropy with label 1": -_bce(0.0, fake),
-            "you gave the fakes label 0: that trains the generator to be caught. The "
-            "generator wants D to say 'real': use label 1": _bce(0.0, fake),
-            "you treated the logits as probabilities: use from_logits=True": _bce_on_probabilities(
-                1.0, fake
-            ),
-            "you summed over the batch: take the mean over the images instead": len(fake)
-            * expected,
-        }
-        _expect_value(
-            got,
-            expected,
-            mistakes,
-            f"got {got:.4f}, expected {expected:.4f}: compute the mean binary cross-entropy of "
-            "the fake logits with label 1, from logits.",
-        )
-
-    def has_a_gradient_when_d_wins():
-        import tensorflow as tf
-
-        logits = tf.Variable(np.full((16, 1), -8.0, np.float32))  # D rejects every fake
-        with tf.GradientTape() as tape:
-            loss = generator_loss(logits)
-        grad = tape.gradient(loss, logits)
-        expect(
-            grad is not None,
-            "no gradient flows from your loss to the logits: compute it with keras.ops or tf "
-            "on the tensor, not with NumPy.",
-        )
-        slope = float(np.mean(grad.numpy())) * 16
-        expect(
-            slope < -0.9,
-            f"when D rejects every fake (logits -8) the loss should still push the logits up "
-            f"with slope about -1 per image; yours has {slope:.2g}: the loss saturates.",
-        )
-
-    def confident_rejection_stays_finite():
-        got = value(np.full((8, 1), -200.0, np.float32))
-        expect(
-            np.isfinite(got) and abs(got - 200.0) < 1e-2,
-            f"for fake logits of -200 the loss should be 200, got {got:.4g}: log(sigmoid(l)) "
-            "underflows to log(0); use the cross-entropy from logits (from_logits=True).",
-        )
-
-    def works_in_a_train_step():
-        _graph_case(generator_loss, name, _tensor(fake))
-
-    cases = [
-        one_number,
-        is_non_saturating,
-        has_a_gradient_when_d_wins,
-        confident_rejection_stays_finite,
-        works_in_a_train_step,
-    ]
-    return run_check("check_generator_loss", generator_loss, cases, quiet=quiet)
-
-
-# --------------------------------------------------------------------------
-# Task 3: WGAN-GP's gradient penalty
+# Task 2: WGAN-GP's gradient penalty, for data of any rank
 # --------------------------------------------------------------------------
 
 
 class _QuadraticCritic:
-    """f(x) = sum(w * x^2) per image: its gradient 2 w x depends on where it is taken."""
+    """f(x) = sum(w * x^2) per example: its gradient 2 w x depends on where it is taken."""
 
-    def __init__(self, seed: int = 0):
-        self.w = np.random.default_rng(seed).uniform(0.0, 0.1, (1, 28, 28, 1)).astype(np.float32)
+    def __init__(self, shape, seed: int = 0, scale: float = 0.1):
+        self.w = np.random.default_rng(seed).uniform(0.0, scale, (1, *shape)).astype(np.float32)
 
     def __call__(self, x):
-        return keras.ops.sum(self.w * keras.ops.square(x), axis=(1, 2, 3))[:, None]
+        axes = tuple(range(1, len(self.w.shape)))
+        return keras.ops.sum(self.w * keras.ops.square(x), axis=axes)[:, None]
 
 
-def _images(n: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).uniform(-1.0, 1.0, (n, 28, 28, 1)).astype(np.float32)
+def _examples(shape, n: int, seed: int) -> np.ndarray:
+    """Examples of different sizes, so that gradient norms fall on both sides of 1."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.uniform(0.3, 1.6, (n,) + (1,) * len(shape))
+    return (sizes * rng.uniform(-1.0, 1.0, (n, *shape))).astype(np.float32)
 
 
 def _penalties(critic: _QuadraticCritic, real, fake, epsilon) -> dict[str, float]:
     """The penalty at the right points and at the points of common mistakes (float64)."""
+    axes = tuple(range(1, real.ndim))
 
     def grads_at(x):
         return 2.0 * critic.w.astype(np.float64) * x.astype(np.float64)
 
-    def penalty(grads, *, per_image=True, root=True, minus_one=True):
-        axes = (1, 2, 3) if per_image else None
-        squares = np.sum(np.square(grads), axis=axes)
+    def penalty(grads, *, per_example=True, root=True, minus_one=True, one_sided=False, axes=axes):
+        squares = np.sum(np.square(grads), axis=axes if per_example else None)
         norms = np.sqrt(squares) if root else squares
-        return float(np.mean(np.square(norms - (1.0 if minus_one else 0.0))))
+        gaps = norms - (1.0 if minus_one else 0.0)
+        return float(np.mean(np.square(np.maximum(gaps, 0.0) if one_sided else gaps)))
 
     e = epsilon.astype(np.float64)
     at_interpolates = grads_at(e * real + (1 - e) * fake)
-    return {
+    values = {
         "right": penalty(at_interpolates),
         "mirrored": penalty(grads_at(e * fake + (1 - e) * real)),
         "real": penalty(grads_at(real)),
@@ -291,32 +272,43 @@ def _penalties(critic: _QuadraticCritic, real, fake, epsilon) -> dict[str, float
         "midpoint": penalty(grads_at(0.5 * real + 0.5 * fake)),
         "no_minus_one": penalty(at_interpolates, minus_one=False),
         "no_root": penalty(at_interpolates, root=False),
-        "batch_norm": penalty(at_interpolates, per_image=False),
+        "batch_norm": penalty(at_interpolates, per_example=False),
+        "one_sided": penalty(at_interpolates, one_sided=True),
     }
+    if real.ndim > 2:  # the lesson's images: norms over axes (1, 2, 3) only
+        values["first_axes"] = penalty(at_interpolates, axes=(1,))
+    return values
 
 
-def check_gradient_penalty(gradient_penalty, *, quiet: bool = False) -> CheckResult:
-    """``gradient_penalty(critic, real, fake, epsilon)``: the mean over images of
-    (||grad f(x_hat)||_2 - 1)^2 at x_hat = epsilon * real + (1 - epsilon) * fake."""
+def check_gradient_penalty(
+    gradient_penalty, *, quiet: bool = False, hidden: bool = False
+) -> CheckResult:
+    """``gradient_penalty(critic, real, fake, epsilon)``: the mean over examples of
+    (||grad f(x_hat)||_2 - 1)^2 at x_hat = epsilon * real + (1 - epsilon) * fake, one norm
+    per example over all its axes; examples of any rank, ``epsilon`` of shape (N, 1, ...)."""
     name = getattr(gradient_penalty, "__name__", "gradient_penalty")
-    real, fake = _images(8, 0), _images(8, 1)
-    epsilon = np.random.default_rng(2).uniform(0.0, 1.0, (8, 1, 1, 1)).astype(np.float32)
-    critic = _QuadraticCritic()
+    shapes = [(6, 6, 3), (12,), (28, 28, 1)] if hidden else [(28, 28, 1), (16,), (8, 8, 3)]
+
+    def setup(shape, n=8, seed=0):
+        real, fake = _examples(shape, n, seed), _examples(shape, n, seed + 1)
+        rng = np.random.default_rng(seed + 2)
+        epsilon = rng.uniform(0.0, 1.0, (n,) + (1,) * len(shape)).astype(np.float32)
+        scale = 0.06 * np.sqrt(784 / np.prod(shape))  # gradient norms on both sides of 1
+        return _QuadraticCritic(shape, seed, scale), real, fake, epsilon
 
     def value(c, r, f, e) -> float:
         return _number(gradient_penalty(c, _tensor(r), _tensor(f), _tensor(e)), name)
 
     watch_hint = (
-        "is there a gradient at all? Inside `with tf.GradientTape() as tape:` call "
-        "tape.watch(x_hat) before the critic sees x_hat, so the tape records it"
+        "is there a gradient at all? A GradientTape records only variables and the tensors "
+        "it is told to watch: watch the interpolates before the critic sees them"
     )
 
     def one_number():
+        critic, real, fake, epsilon = setup(shapes[0])
         try:
             got = value(critic, real, fake, epsilon)
-        except CheckFailed:
-            raise
-        except NotImplementedError:
+        except (CheckFailed, NotImplementedError):
             raise
         except Exception as error:
             if "None" not in str(error):
@@ -325,72 +317,86 @@ def check_gradient_penalty(gradient_penalty, *, quiet: bool = False) -> CheckRes
                 f"{name} raised {type(error).__name__}: {str(error)[:120]}: {watch_hint}."
             ) from None
         expect(np.isfinite(got), f"{name} returned {got}: {watch_hint}.")
-        again = value(critic, real, fake, epsilon)
         expect(
-            _close(got, again),
-            f"two calls with the same epsilon gave different penalties ({got:.5f}, {again:.5f}): "
-            "use the epsilon argument instead of drawing your own random numbers.",
+            _close(got, value(critic, real, fake, epsilon)),
+            "two calls with the same epsilon gave different penalties: use the epsilon "
+            "argument instead of drawing your own random numbers.",
         )
 
     def penalises_the_gradient_at_interpolates():
-        got = value(critic, real, fake, epsilon)
-        p = _penalties(critic, real, fake, epsilon)
-        if _close(got, p["mirrored"]):
-            return  # epsilon * fake + (1 - epsilon) * real: as good, epsilon is uniform
-        mistakes = {
-            "real": "you took the gradient at the real images: take it at the interpolates "
-            "x_hat = epsilon * real + (1 - epsilon) * fake",
-            "fake": "you took the gradient at the fakes: take it at the interpolates "
-            "x_hat = epsilon * real + (1 - epsilon) * fake",
-            "midpoint": "you took the midpoints (real + fake) / 2: use the epsilon given, "
-            "x_hat = epsilon * real + (1 - epsilon) * fake",
-            "no_minus_one": "you penalised the squared norm ||grad||^2: the penalty is "
-            "(||grad|| - 1)^2, pulling the norm towards 1, not 0",
-            "no_root": "you used the squared norm: take the square root of the sum of squares "
-            "before subtracting 1",
-            "batch_norm": "you took one norm over the whole batch: compute one norm per image "
-            "(sum the squares over axes 1, 2, 3), then average the penalties",
-        }
-        for key, mistake in mistakes.items():
-            expect(not _close(got, p[key]), f"got {got:.5f}, expected {p['right']:.5f}: {mistake}.")
-        expect(
-            _close(got, p["right"]),
-            f"got {got:.5f} on a toy critic, expected {p['right']:.5f}: take the gradient of the "
-            "critic's scores w.r.t. x_hat = epsilon * real + (1 - epsilon) * fake, its L2 norm per "
-            "image, and the mean of (norm - 1)^2.",
-        )
+        for shape in shapes:
+            critic, real, fake, epsilon = setup(shape)
+            got = value(critic, real, fake, epsilon)
+            p = _penalties(critic, real, fake, epsilon)
+            if _close(got, p["right"]) or _close(got, p["mirrored"]):
+                continue  # epsilon * fake + (1 - epsilon) * real: as good, epsilon is uniform
+            mistakes = {
+                "one_sided": "you penalised only norms above 1 (a one-sided penalty): WGAN-GP's "
+                "penalty is two-sided, (||grad|| - 1)^2 for norms below 1 too",
+                "real": "you took the gradient at the real examples: take it at the "
+                "interpolates x_hat = epsilon * real + (1 - epsilon) * fake",
+                "fake": "you took the gradient at the fakes: take it at the interpolates "
+                "x_hat = epsilon * real + (1 - epsilon) * fake",
+                "midpoint": "you took the midpoints (real + fake) / 2: use the epsilon given",
+                "no_minus_one": "you penalised the squared norm ||grad||^2: the penalty pulls "
+                "the norm towards 1, not 0",
+                "no_root": "you used the squared norm: take the square root of the sum of "
+                "squares before subtracting 1",
+                "batch_norm": "you took one norm over the whole batch: one norm per example, "
+                "then the mean of the penalties",
+                "first_axes": "you summed the squares over axis 1 only: sum over every axis "
+                "of an example",
+            }
+            for key, mistake in mistakes.items():
+                if key in p:
+                    expect(
+                        not _close(got, p[key]),
+                        f"for examples of shape {shape}: got {got:.5f}, expected "
+                        f"{p['right']:.5f}: {mistake}.",
+                    )
+            raise CheckFailed(
+                f"for examples of shape {shape} (epsilon of shape {epsilon.shape}): got "
+                f"{got:.5f} on a toy critic, expected {p['right']:.5f}: the norm of each "
+                "example's gradient must run over all its axes (not a fixed (1, 2, 3)), "
+                "then the mean of (norm - 1)^2."
+            )
 
     def uses_the_given_epsilon():
+        critic, real, fake, epsilon = setup(shapes[1])
         for other in (np.zeros_like(epsilon), np.ones_like(epsilon)):
             got = value(critic, real, fake, other)
             p = _penalties(critic, real, fake, other)
             expect(
                 _close(got, p["right"]) or _close(got, p["mirrored"]),
-                "with epsilon = 0 (or 1) for every image the penalty should be the one at the "
-                f"fakes (or the real images), {p['right']:.5f}; got {got:.5f}: use the epsilon "
-                "argument instead of drawing your own.",
+                "with epsilon = 0 (or 1) for every example the penalty should be the one at "
+                f"the fakes (or the real examples), {p['right']:.5f}; got {got:.5f}: use the "
+                "epsilon argument instead of drawing your own.",
             )
 
     def a_linear_critic_with_unit_slope_costs_nothing():
-        w = np.random.default_rng(3).standard_normal((1, 28, 28, 1)).astype(np.float32)
+        shape = shapes[2]
+        _, real, fake, epsilon = setup(shape)
+        w = np.random.default_rng(3).standard_normal((1, *shape)).astype(np.float32)
         w /= np.linalg.norm(w)
 
         def unit_critic(x):
-            return keras.ops.sum(w * x, axis=(1, 2, 3))[:, None]
+            return keras.ops.sum(w * x, axis=tuple(range(1, len(w.shape))))[:, None]
 
         got = value(unit_critic, real, fake, epsilon)
         expect(
             abs(got) < 1e-4,
-            f"a linear critic whose gradient has norm exactly 1 everywhere should get a penalty "
-            f"of 0, got {got:.4g}.",
+            f"a linear critic whose gradient has norm exactly 1 everywhere should get a "
+            f"penalty of 0, got {got:.4g}.",
         )
 
     def penalty_trains_the_critic():
         import tensorflow as tf
 
+        shape = shapes[0]
+        _, real, fake, epsilon = setup(shape)
         model = keras.Sequential(
             [
-                keras.Input((28, 28, 1)),
+                keras.Input(shape),
                 keras.layers.Flatten(),
                 keras.layers.Dense(4, "tanh"),
                 keras.layers.Dense(1),
@@ -408,6 +414,7 @@ def check_gradient_penalty(gradient_penalty, *, quiet: bool = False) -> CheckRes
         )
 
     def works_in_a_train_step():
+        critic, real, fake, epsilon = setup(shapes[1])
         _graph_case(
             lambda r, f, e: gradient_penalty(critic, r, f, e),
             name,
@@ -424,4 +431,244 @@ def check_gradient_penalty(gradient_penalty, *, quiet: bool = False) -> CheckRes
         penalty_trains_the_critic,
         works_in_a_train_step,
     ]
-    return run_check("check_gradient_penalty", gradient_penalty, cases, quiet=quiet)
+    return run_check("check_gradient_penalty", gradient_penalty, cases, quiet=quiet, task="penalty")
+
+
+# --------------------------------------------------------------------------
+# Task 3: a hinge GAN's train_step, two optimizers
+# --------------------------------------------------------------------------
+
+LATENT, DATA = 2, 3
+
+
+def _stand_ins(seed: int):
+    """A linear generator z -> x and a linear discriminator x -> score, fixed weights."""
+    rng = np.random.default_rng(seed)
+    generator = keras.Sequential([keras.Input((LATENT,)), keras.layers.Dense(DATA, use_bias=False)])
+    generator.set_weights([rng.normal(0, 1.0, (LATENT, DATA)).astype(np.float32)])
+    discriminator = keras.Sequential([keras.Input((DATA,)), keras.layers.Dense(1)])
+    discriminator.set_weights(
+        [rng.normal(0, 1.0, (DATA, 1)).astype(np.float32), np.array([0.3], np.float32)]
+    )
+    return generator, discriminator
+
+
+def _linear_d_grads(w, b, x_real, x_fake, *, kind: str) -> np.ndarray:
+    """d loss / d (w, b) for a linear D = x w + b, in float64, flattened like _flat."""
+    s_real, s_fake = x_real @ w + b, x_fake @ w + b
+    below = lambda s, limit: (s < limit).astype(np.float64)  # noqa: E731
+    if kind == "hinge":
+        c_real, c_fake = -below(s_real, 1) / len(x_real), below(-s_fake, 1) / len(x_fake)
+    elif kind == "swapped":
+        c_real, c_fake = below(-s_real, 1) / len(x_real), -below(s_fake, 1) / len(x_fake)
+    elif kind == "bce":
+        sig = lambda s: 1 / (1 + np.exp(-s))  # noqa: E731
+        c_real, c_fake = (sig(s_real) - 1) / len(x_real), sig(s_fake) / len(x_fake)
+    else:  # "wgan": mean(fake) - mean(real)
+        c_real, c_fake = -np.ones_like(s_real) / len(x_real), np.ones_like(s_fake) / len(x_fake)
+    gw = x_real.T @ c_real + x_fake.T @ c_fake
+    return np.concatenate([gw.ravel(), [c_real.sum() + c_fake.sum()]])
+
+
+def _linear_g_grads(kernel, w, b, z, *, kind: str) -> np.ndarray:
+    """d loss / d kernel for G = z kernel, D = x w + b, flattened."""
+    scores = z @ kernel @ w + b
+    if kind == "hinge_g":  # -mean(D(G(z)))
+        c = -np.ones_like(scores) / len(z)
+    elif kind == "relu_g":  # mean(relu(1 - D(G(z)))), the D-side hinge reused
+        c = -(scores < 1).astype(np.float64) / len(z)
+    else:  # "plus": +mean(D(G(z))), the wrong sign
+        c = np.ones_like(scores) / len(z)
+    return (z.T @ (c @ w.T)).ravel()
+
+
+def check_hinge_gan(HingeGAN, *, quiet: bool = False, hidden: bool = False) -> CheckResult:
+    """``HingeGAN(generator, discriminator, latent_dim)`` whose ``train_step(real)`` updates
+    D with the hinge loss on fresh fakes (d_optimizer, D's weights only), then G with
+    -mean(D(G(z))) on fresh noise (g_optimizer, G's weights only), and returns
+    ``{"d_loss": ..., "g_loss": ...}``."""
+    import tensorflow as tf
+
+    lr = 0.05
+    seed = 21 if hidden else 20
+    real = np.random.default_rng(seed).normal(0.5, 1.0, (16, DATA)).astype(np.float32)
+    state = {}
+
+    def make():
+        generator, discriminator = _stand_ins(seed)
+        g_rec, d_rec = Recorder(generator), Recorder(discriminator)
+        model = HingeGAN(g_rec, d_rec, LATENT)
+        model.compile(
+            d_optimizer=keras.optimizers.SGD(lr),
+            g_optimizer=keras.optimizers.SGD(lr),
+        )
+        return model, generator, discriminator, g_rec, d_rec
+
+    def one_step_updates_both():
+        model, generator, discriminator, g_rec, d_rec = make()
+        g0, d0 = [w.copy() for w in generator.get_weights()], discriminator.get_weights()
+        logs = model.train_step(tf.constant(real))
+        expect(
+            isinstance(logs, dict) and {"d_loss", "g_loss"} <= set(logs),
+            f"train_step should return a dict with 'd_loss' and 'g_loss', got "
+            f"{type(logs).__name__}{sorted(logs) if isinstance(logs, dict) else ''}.",
+        )
+        g1, d1 = generator.get_weights(), discriminator.get_weights()
+        expect(
+            not np.allclose(flat(d0), flat(d1)),
+            "the discriminator's weights did not change: apply d_optimizer to the gradients "
+            "of the hinge loss w.r.t. the discriminator's trainable variables.",
+        )
+        expect(
+            not np.allclose(flat(g0), flat(g1)),
+            "the generator's weights did not change: apply g_optimizer to the gradients of "
+            "the generator's loss w.r.t. the generator's trainable variables.",
+        )
+        state.update(logs=logs, g0=g0, d0=d0, g1=g1, d1=d1, z=g_rec.seen, d_seen=d_rec.seen)
+
+    def draws_fresh_noise_per_example():
+        zs = state["z"]
+        expect(
+            len(zs) >= 1 and zs[0].shape == (len(real), LATENT),
+            f"the generator should get noise of shape (batch, latent_dim) = ({len(real)}, "
+            f"{LATENT}), got {[z.shape for z in zs]}.",
+        )
+        z = zs[0]
+        expect(
+            not np.allclose(z, z[:1]),
+            "every example got the same noise vector: the noise was drawn once and broadcast "
+            "to the batch. Draw it of shape (batch, latent_dim).",
+        )
+        model = make()[0]
+        model.train_step(tf.constant(real))
+        model.train_step(tf.constant(real))
+        first, second = model.generator.seen[0], model.generator.seen[-1]
+        expect(
+            not np.allclose(first, second),
+            "two train steps used the same noise: draw new noise inside train_step with "
+            "keras.random.normal(..., seed=self.seed_generator), not a fixed tensor.",
+        )
+
+    def discriminator_step_is_the_hinge():
+        d0, d1, zs = state["d0"], state["d1"], state["z"]
+        w, b = d0[0].astype(np.float64), d0[1].astype(np.float64)
+        fake = zs[0] @ state["g0"][0].astype(np.float64)
+        delta = flat(d1) - flat(d0)
+
+        def matches(kind):
+            return np.allclose(delta, -lr * _linear_d_grads(w, b, real, fake, kind=kind), atol=1e-5)
+
+        if matches("hinge"):
+            return
+        mistakes = {
+            "swapped": "the discriminator's update pushes real scores down and fake scores "
+            "up: the real examples and the fakes are swapped in the hinge loss",
+            "bce": "the discriminator was trained with the cross-entropy: use your hinge_d_loss",
+            "wgan": "the discriminator was trained with mean(fake) - mean(real) (no ReLU): "
+            "use your hinge_d_loss",
+        }
+        for kind, message in mistakes.items():
+            expect(not matches(kind), message + ".")
+        raise CheckFailed(
+            "the discriminator's weights changed by something other than one d_optimizer "
+            "step on the hinge loss of the real batch and the first fakes: did the "
+            "generator's step also update the discriminator (apply g_optimizer to the "
+            "generator's variables only)?"
+        )
+
+    def generator_step_raises_the_scores():
+        g0, g1, zs = state["g0"], state["g1"], state["z"]
+        kernel = g0[0].astype(np.float64)
+        delta = (g1[0].astype(np.float64) - kernel).ravel()
+        z = zs[-1]
+        candidates = [state["d1"], state["d0"]]  # alternating, or simultaneous updates
+
+        def matches(kind):
+            return any(
+                np.allclose(
+                    delta,
+                    -lr * _linear_g_grads(kernel, d[0].astype(np.float64), d[1], z, kind=kind),
+                    atol=1e-5,
+                )
+                for d in candidates
+            )
+
+        if matches("hinge_g"):
+            return
+        expect(
+            not matches("relu_g"),
+            "the generator's loss is the discriminator's hinge mean(relu(1 - D(G(z)))): for "
+            "the generator the hinge GAN uses -mean(D(G(z))), no ReLU, so it keeps pushing.",
+        )
+        expect(
+            not matches("plus"),
+            "the generator's update lowers D's scores of its fakes: its loss is "
+            "-mean(D(G(z))), with a minus sign.",
+        )
+        raise CheckFailed(
+            "the generator's weights changed by something other than one g_optimizer step on "
+            "-mean(D(G(z))) for its last batch of noise: did the discriminator's step also "
+            "update the generator (apply d_optimizer to the discriminator's variables only)?"
+        )
+
+    def reports_the_losses():
+        logs = state["logs"]
+        d0, g0, zs = state["d0"], state["g0"], state["z"]
+        fake = zs[0] @ g0[0].astype(np.float64)
+        score = lambda x: x @ d0[0].astype(np.float64) + d0[1]  # noqa: E731
+        expected = _hinge(score(real), score(fake))
+        got = float(keras.ops.convert_to_numpy(logs["d_loss"]))
+        expect(
+            np.isclose(got, expected, rtol=1e-4),
+            f"logs['d_loss'] is {got:.4f}, expected the hinge loss of the discriminator's "
+            f"step, {expected:.4f}.",
+        )
+
+    def trains_with_fit():
+        model = make()[0]
+        dataset = tf.data.Dataset.from_tensor_slices(real).batch(8)
+        expect_fit_trains(model, dataset, ("d_loss", "g_loss"), model.generator.inner)
+
+    cases = [
+        one_step_updates_both,
+        draws_fresh_noise_per_example,
+        discriminator_step_is_the_hinge,
+        generator_step_raises_the_scores,
+        reports_the_losses,
+        trains_with_fit,
+    ]
+
+    def reference_hinge(real_scores, fake_scores):
+        return keras.ops.mean(keras.ops.relu(1.0 - real_scores)) + keras.ops.mean(
+            keras.ops.relu(1.0 + fake_scores)
+        )
+
+    # A mistake in Task 1's hinge_d_loss is Task 1's: here train_step calls the reference.
+    with own_task_only(getattr(HingeGAN, "train_step", None), {"hinge_d_loss": reference_hinge}):
+        return run_check("check_hinge_gan", HingeGAN, cases, quiet=quiet, task="hinge_gan")
+
+
+# --------------------------------------------------------------------------
+# Task 4 (investigate): where the saturating loss stops learning
+# --------------------------------------------------------------------------
+
+
+def check_saturation(experiment, *, quiet: bool = False, hidden: bool = False) -> CheckResult:
+    """``experiment()``: D's probability sigma(l) for a fake at which the saturating
+    generator loss's gradient w.r.t. the logit is 1% of the non-saturating one's."""
+    return check_number(
+        "check_saturation",
+        experiment,
+        lambda: 1.0 / 101.0,  # sigma / (1 - sigma) = 0.01
+        rel_tol=0.05,
+        what="D's probability for the fake at which the gradient ratio is 1%",
+        mistakes=lambda: {
+            "you answered the logit; the question asks for D's probability sigma(logit)": float(
+                np.log(1.0 / 100.0)
+            ),
+            "that is where the *non-saturating* gradient is 1% of the saturating one; the "
+            "question is the other way round": 100.0 / 101.0,
+        },
+        quiet=quiet,
+        task="saturation",
+    )

@@ -1,18 +1,59 @@
-"""Checks for ``exercises/04_transformer.ipynb``.
+"""Checks for ``exercises/04_transformer.ipynb``: a sliding-window causal mask for a
+key/value cache, min-p filtering, grouped-query attention, and the temperature at
+which a bigram model's bits per character double.
 
-The learner writes three NumPy functions: the causal mask, scaled dot-product
-attention and the top-k filter. Each check compares them, on hidden cases, with
-the definitions of :mod:`tutorial_lib.transformer` and names the usual mistakes
-(a mask that lets the future in, no scaling, a softmax over the wrong axis).
+The learner writes NumPy. Each check compares with float64 references on hidden
+cases (batched multi-head tensors, logits of +-200, windows of 1 and of the whole
+sequence) and names the usual mistakes.
 """
 
 from __future__ import annotations
 
-import math
+import functools
 
 import numpy as np
 
-from tutorial_lib.checks import CheckFailed, CheckResult, expect, run_check
+from tutorial_lib.checks import CheckFailed, CheckResult, Hints, check_number, expect, run_check
+
+hint = Hints(
+    {
+        "window_mask": (
+            "Give every query and every key its absolute position in the sequence: the "
+            "queries are the *last* num_queries positions (the keys before them are in the "
+            "cache). A query may look at a key that is not in its future and at most "
+            "window - 1 positions in its past.",
+            "np.arange for the two position vectors, [:, None] and [None, :] to compare every "
+            "query with every key, the comparisons <= and >, and & to combine them.",
+        ),
+        "min_p": (
+            "Keep a token when its probability is at least p_base times the probability of "
+            "the most likely token of the same row. The softmax's normaliser cancels in that "
+            "ratio, so it is a comparison of logits with the row's largest logit (no exp "
+            "needed, so no overflow).",
+            "np.max(..., axis=-1, keepdims=True), np.log(p_base), np.where(keep, logits, "
+            "-np.inf); return a new array.",
+        ),
+        "gqa": (
+            "Project x to queries (num_heads heads) and to keys and values (num_kv_heads heads "
+            "only), split the width into heads, let each group of num_heads // num_kv_heads "
+            "consecutive query heads share one key/value head, then causal scaled dot-product "
+            "attention per head, merge the heads back, and project with w_o.",
+            "@ with the weight matrices, reshape to (batch, length, heads, d_head) and "
+            "transpose to (batch, heads, length, d_head), np.repeat(..., axis=1) for the "
+            "shared heads, np.tril for the mask, a softmax that subtracts the row maximum, "
+            "and the inverse transpose and reshape.",
+        ),
+        "temperature": (
+            "Count character pairs in the training text (plus one for every pair), turn each "
+            "row into log-probabilities, divide them by the temperature and renormalise, and "
+            "measure the mean negative log-probability of each validation character given "
+            "the one before it, in bits; search the temperature below 1 where it doubles.",
+            "data.load_shakespeare() (.train, .val, .vocab.size), np.add.at on a (V, V) array "
+            "of ones, np.log, a log-softmax over axis 1, indexing with [previous, next], "
+            "np.log(2) and a bisection over the temperature.",
+        ),
+    }
+)
 
 
 def _softmax(scores: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -21,321 +62,425 @@ def _softmax(scores: np.ndarray, axis: int = -1) -> np.ndarray:
     return exp / np.sum(exp, axis=axis, keepdims=True)
 
 
-def _reference_attention(q, k, v, mask=None, scale=None):
-    """softmax(q k^T * scale, masked) v in float64; scale defaults to 1 / sqrt(d)."""
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-    scores = np.matmul(q, np.swapaxes(k, -1, -2)) * scale
-    if mask is not None:
-        scores = np.where(mask, scores, -np.inf)
-    weights = _softmax(scores)
-    return np.matmul(weights, v), weights
-
-
-def _qkv(seed: int, batch=2, queries=3, keys=5, d=4, d_v=6, scale=1.0):
-    rng = np.random.default_rng(seed)
-    q = scale * rng.standard_normal((batch, queries, d))
-    k = rng.standard_normal((batch, keys, d))
-    v = rng.standard_normal((batch, keys, d_v))
-    return q, k, v
-
-
 # --------------------------------------------------------------------------
-# Task 1: the causal mask
+# Task 1: a sliding-window causal mask for a key/value cache
 # --------------------------------------------------------------------------
 
 
-def check_causal_mask(causal_mask, *, quiet: bool = False) -> CheckResult:
-    """``causal_mask(n)``: a boolean (n, n) array, True where query ``i`` may look at
-    key ``j``, that is ``j <= i`` (the lower triangle, diagonal included)."""
-    state = {}
+def _window(num_queries, num_keys, window, *, offset=True, diagonal=True, lower=None):
+    start = num_keys - num_queries if offset else 0
+    q = np.arange(start, start + num_queries)[:, None]
+    k = np.arange(num_keys)[None, :]
+    past = (k <= q) if diagonal else (k < q)
+    lower = window if lower is None else lower
+    return past & (k > q - lower)
 
-    def returns_a_boolean_square():
-        mask = np.asarray(causal_mask(4))
+
+def check_window_mask(window_mask, *, quiet: bool = False, hidden: bool = False) -> CheckResult:
+    """``window_mask(num_queries, num_keys, window)``: boolean (num_queries, num_keys); the
+    queries are the last num_queries positions; a query at position p sees the keys
+    p - window < j <= p."""
+    main = (3, 9, 4) if hidden else (4, 10, 3)
+
+    def call(*args):
+        return np.asarray(window_mask(*args))
+
+    def returns_booleans_of_the_right_shape():
+        mask = call(*main)
         expect(
-            mask.shape == (4, 4),
-            f"causal_mask(4) should have shape (4, 4), got {mask.shape}.",
+            mask.shape == main[:2],
+            f"window_mask{main} should have shape {main[:2]} (queries, keys), got {mask.shape}.",
         )
         expect(
             mask.dtype == np.bool_,
-            f"expected a boolean array (True: may look), got dtype {mask.dtype}: compare "
-            "positions, e.g. key index <= query index, to get True/False. (An additive mask "
-            "of 0 and -inf is another convention; this exercise uses booleans.)",
-        )
-        state["mask"] = mask
-
-    def keeps_the_future_out():
-        mask = state["mask"]
-        leaks = [(i, j) for i in range(4) for j in range(4) if j > i and mask[i, j]]
-        if leaks:
-            raise CheckFailed(
-                f"the mask lets the future in: query {leaks[0][0]} may look at key "
-                f"{leaks[0][1]}, a later position. Only keys j <= i may be True (the lower "
-                "triangle, np.tril)."
-            )
-
-    def lets_each_position_see_itself():
-        mask = state["mask"]
-        expect(
-            mask.diagonal().all(),
-            "the diagonal is False: each position must see itself (j = i), or the first "
-            "position has nothing to attend to and its softmax divides by zero. Use j <= i, "
-            "not j < i.",
+            f"expected a boolean array (True: may look), got dtype {mask.dtype}.",
         )
 
-    def lets_the_past_in():
-        mask = state["mask"]
-        expect(
-            np.array_equal(mask, np.tril(np.ones((4, 4), dtype=bool))),
-            "some past keys are masked: query i should see every key j <= i.",
-        )
-
-    def follows_n():
-        for n in (1, 3, 7):
-            mask = np.asarray(causal_mask(n))
-            expect(
-                mask.shape == (n, n) and np.array_equal(mask, np.tril(np.ones((n, n), dtype=bool))),
-                f"causal_mask({n}) is wrong (shape {mask.shape}): build it from the argument n, "
-                "not a fixed size.",
-            )
-
-    cases = [
-        returns_a_boolean_square,
-        keeps_the_future_out,
-        lets_each_position_see_itself,
-        lets_the_past_in,
-        follows_n,
-    ]
-    return run_check("check_causal_mask", causal_mask, cases, quiet=quiet)
-
-
-# --------------------------------------------------------------------------
-# Task 2: scaled dot-product attention
-# --------------------------------------------------------------------------
-
-
-def check_attention(attention, *, quiet: bool = False) -> CheckResult:
-    """``attention(q, k, v, mask=None)``: ``(output, weights)`` with
-    weights = softmax(q k^T / sqrt(d), masked where ``mask`` is False) over the keys
-    and output = weights v; q (..., T_q, d), k (..., T_k, d), v (..., T_k, d_v)."""
-    state = {}
-
-    def call(q, k, v, mask=None):
-        result = attention(q, k, v, mask)
-        expect(
-            isinstance(result, tuple | list) and len(result) == 2,
-            f"attention should return a pair (output, weights), got {type(result).__name__}.",
-        )
-        return np.asarray(result[0], dtype=np.float64), np.asarray(result[1], dtype=np.float64)
-
-    def returns_the_right_shapes():
-        q, k, v = _qkv(0)
-        output, weights = call(q, k, v)
-        expect(
-            weights.shape == (2, 3, 5),
-            f"with 3 queries and 5 keys the weights should have shape (2, 3, 5) (batch, "
-            f"queries, keys), got {weights.shape}: scores are q @ k^T, i.e. "
-            "q @ np.swapaxes(k, -1, -2).",
-        )
-        expect(
-            output.shape == (2, 3, 6),
-            f"the output should have shape (2, 3, 6) (batch, queries, value width), got "
-            f"{output.shape}: multiply the weights by v.",
-        )
-
-    def normalises_over_the_keys():
-        q, k, v = _qkv(1, queries=4, keys=4)
-        _, weights = call(q, k, v)
-        rows, columns = weights.sum(axis=-1), weights.sum(axis=-2)
-        if not np.allclose(rows, 1.0, atol=1e-6) and np.allclose(columns, 1.0, atol=1e-6):
-            raise CheckFailed(
-                "the softmax runs over the wrong axis: your weights sum to 1 down each column "
-                "(over the queries). Each query's weights over the keys must sum to 1: "
-                "softmax over the last axis (axis=-1)."
-            )
-        expect(
-            np.allclose(rows, 1.0, atol=1e-6),
-            f"each row of weights should sum to 1 (a softmax over the keys), found sums "
-            f"{np.round(rows.ravel()[:3], 3)}...",
-        )
-        state["weights"] = weights
-        state["qkv"] = (q, k, v)
-
-    def scales_by_sqrt_d():
-        q, k, v = state["qkv"]
-        weights = state["weights"]
-        _, expected = _reference_attention(q, k, v)
-        if np.allclose(weights, expected, atol=1e-6):
+    def matches_the_window():
+        mask = call(*main)
+        nq, nk, w = main
+        expected = _window(nq, nk, w)
+        if np.array_equal(mask, expected):
             return
-        _, unscaled = _reference_attention(q, k, v, scale=1.0)
-        _, by_d = _reference_attention(q, k, v, scale=1.0 / q.shape[-1])
-        if np.allclose(weights, unscaled, atol=1e-6):
+        future = mask & ~_window(nq, nk, nk)  # True where a key is in the query's future
+        if future.any():
+            i, j = np.argwhere(future)[0]
             raise CheckFailed(
-                "no scaling: divide the scores q @ k^T by sqrt(d) before the softmax "
-                "(d = q.shape[-1]), or large widths make the softmax saturate."
+                f"the mask lets the future in: query {i} (at position {nk - nq + i}) may look "
+                f"at key {j}. Keys after the query's own position must be False."
             )
-        if np.allclose(weights, by_d, atol=1e-6):
-            raise CheckFailed("you divide the scores by d; divide by sqrt(d) (np.sqrt(d)).")
+        mistakes = [
+            (
+                _window(nq, nk, w, offset=False),
+                "the queries are placed at positions 0, 1, ...: with a cache, the queries are "
+                "the LAST num_queries positions, num_keys - num_queries onwards",
+            ),
+            (_window(nq, nk, nk), "the window is ignored: this is a plain causal mask"),
+            (
+                _window(nq, nk, w, lower=w + 1),
+                f"each query sees {w + 1} keys: a window of {w} is the query itself and the "
+                f"{w - 1} keys before it (off by one)",
+            ),
+            (
+                _window(nq, nk, w, lower=w - 1),
+                f"each query sees {w - 1} keys: a window of {w} includes the query's own "
+                "position (off by one)",
+            ),
+            (
+                _window(nq, nk, w, diagonal=False, lower=w + 1),
+                "the diagonal is False: each query must see its own position",
+            ),
+            (
+                _window(nq, nk, w, diagonal=False),
+                "the diagonal is False: each query must see itself",
+            ),
+        ]
+        for wrong, message in mistakes:
+            expect(not np.array_equal(mask, wrong), f"for window_mask{main}: {message}.")
         raise CheckFailed(
-            f"weights differ from softmax(q @ k^T / sqrt(d)): first row expected "
-            f"{np.round(expected[0, 0], 3)}, got {np.round(weights[0, 0], 3)}."
+            f"window_mask{main} differs from the expected mask; its first row should be "
+            f"{expected[0].astype(int).tolist()}, got {mask[0].astype(int).tolist()}."
         )
 
-    def output_is_the_weighted_values():
-        q, k, v = state["qkv"]
-        output, weights = call(q, k, v)
-        expect(
-            np.allclose(output, weights @ v, atol=1e-6),
-            "the output should be the weights times the values: weights @ v.",
-        )
+    def edges():
+        cases = [
+            ((5, 5, 5), "a window as long as the sequence is the plain causal mask"),
+            ((5, 5, 1), "a window of 1 lets each query see only itself"),
+            ((1, 7, 3), "one query (a decoding step) is the last position"),
+            ((6, 6, 2), "a square mask (no cache)"),
+            ((2, 4, 10), "a window longer than the sequence is the plain causal mask"),
+        ]
+        for args, what in cases:
+            got = call(*args)
+            expect(
+                got.shape == args[:2] and np.array_equal(got, _window(*args)),
+                f"window_mask{args} is wrong: {what}; got {got.astype(int).tolist()}.",
+            )
 
-    def applies_the_mask_before_the_softmax():
-        q, k, v = _qkv(2, queries=5, keys=5)
-        mask = np.tril(np.ones((5, 5), dtype=bool))
-        output, weights = call(q, k, v, mask)
-        expected_output, expected = _reference_attention(q, k, v, mask)
-        future = weights[:, ~mask]
-        expect(
-            np.allclose(future, 0.0, atol=1e-9),
-            f"the mask lets the future in: masked (False) entries get weights up to "
-            f"{np.abs(future).max():.3f}. Set masked scores to -np.inf (np.where(mask, "
-            "scores, -np.inf)) before the softmax.",
-        )
-        expect(
-            np.allclose(weights.sum(axis=-1), 1.0, atol=1e-6),
-            "masked weights are 0 but the rows no longer sum to 1: mask the scores before "
-            "the softmax, not the weights after it.",
-        )
-        expect(
-            np.allclose(weights, expected, atol=1e-6) and np.allclose(output, expected_output),
-            "with a mask, the weights differ from softmax(masked scores / sqrt(d)).",
-        )
-
-    def survives_large_scores():
-        q, k, v = _qkv(3, scale=1e4)  # scores in the thousands
-        with np.errstate(all="ignore"):
-            output, weights = call(q, k, v, np.ones((3, 5), dtype=bool))
-        expect(
-            np.isfinite(weights).all() and np.isfinite(output).all(),
-            "large scores give inf or nan: subtract each row's maximum score before np.exp "
-            "(softmax is unchanged by a shift, and exp can no longer overflow).",
-        )
-
-    cases = [
-        returns_the_right_shapes,
-        normalises_over_the_keys,
-        scales_by_sqrt_d,
-        output_is_the_weighted_values,
-        applies_the_mask_before_the_softmax,
-        survives_large_scores,
-    ]
-    return run_check("check_attention", attention, cases, quiet=quiet)
+    cases = [returns_booleans_of_the_right_shape, matches_the_window, edges]
+    return run_check("check_window_mask", window_mask, cases, quiet=quiet, task="window_mask")
 
 
 # --------------------------------------------------------------------------
-# Task 3: top-k filtering
+# Task 2: min-p filtering
 # --------------------------------------------------------------------------
 
 
-def check_top_k(top_k_logits, *, quiet: bool = False) -> CheckResult:
-    """``top_k_logits(logits, k)``: a copy of ``logits`` (..., V) with all but the ``k``
-    largest of each row set to ``-np.inf``; the kept logits keep their values."""
-    logits = np.random.default_rng(4).standard_normal(12)
-    state = {}
+def _min_p(logits, p_base) -> np.ndarray:
+    logits = np.asarray(logits, np.float64)
+    keep = logits >= np.max(logits, axis=-1, keepdims=True) + np.log(p_base)
+    return np.where(keep, logits, -np.inf)
 
-    def call(x, k):
-        return np.asarray(top_k_logits(x.copy(), k), dtype=np.float64)
+
+def _same(a, b) -> bool:
+    """Equal, -inf where the other is -inf, close elsewhere."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape or not np.array_equal(np.isneginf(a), np.isneginf(b)):
+        return False
+    finite = ~np.isneginf(b)
+    return bool(np.allclose(a[finite], b[finite], rtol=1e-6, atol=1e-6))
+
+
+def check_min_p(min_p_filter, *, quiet: bool = False, hidden: bool = False) -> CheckResult:
+    """``min_p_filter(logits, p_base)``: a new array like ``logits`` (..., V) in which the
+    tokens whose probability is below p_base times the row's largest are -inf; the kept
+    logits keep their values."""
+    rng = np.random.default_rng(9 if hidden else 8)
+    logits = 2.0 * rng.standard_normal(40 if hidden else 30)
+    p = 0.2 if hidden else 0.1
+
+    def call(x, p_base):
+        return np.asarray(min_p_filter(x.copy(), p_base), dtype=np.float64)
 
     def keeps_the_shape():
-        out = call(logits, 3)
+        out = call(logits, p)
         expect(
             out.shape == logits.shape,
             f"expected an array of shape {logits.shape} like the input, got {out.shape}: "
-            "return the filtered logits, not only the kept ones.",
+            "return every logit, the removed ones as -inf.",
         )
-        state["out"] = out
 
-    def removes_with_minus_infinity():
-        removed = state["out"][np.argsort(-logits)[3:]]  # all but the 3 largest
-        if np.all(np.isneginf(removed)):
+    def keeps_the_right_tokens():
+        out = call(logits, p)
+        if _same(out, _min_p(logits, p)):
             return
-        expect(
-            not np.all(removed == 0.0),
-            "the removed logits are 0: a logit of 0 still has probability exp(0) > 0 after "
-            "the softmax. Set them to -np.inf.",
-        )
-        expect(
-            not np.all(removed < -1e6),
-            "the removed logits are large negative numbers: set them to -np.inf, so they get "
-            "a probability of exactly 0 whatever the other logits are.",
-        )
-
-    def keeps_exactly_k():
-        for k in (1, 3, 5):
-            kept = int(np.isfinite(call(logits, k)).sum())
-            expect(
-                kept == k,
-                f"with k={k} your filter keeps {kept} logits, expected {k}"
-                + (": check the cut-off (off by one?)." if abs(kept - k) == 1 else "."),
-            )
-
-    def keeps_the_largest():
-        out = state["out"]
-        kept = set(np.flatnonzero(np.isfinite(out)))
-        largest = set(np.argsort(-logits)[:3])
-        if kept == set(np.argsort(logits)[:3]):
+        probs = _softmax(logits)
+        absolute = np.where(probs >= p, logits, -np.inf)
+        by_logit = np.where(logits >= p * logits.max(), logits, -np.inf)
+        mistakes = [
+            (
+                absolute,
+                "you compared the probabilities with p_base itself: min-p is relative, a token "
+                "stays when its probability is at least p_base times the LARGEST probability",
+            ),
+            (
+                by_logit,
+                "you compared logits with p_base times the largest logit: probabilities are "
+                "exp(logits) / sum, so the ratio of probabilities is exp(logit - max logit)",
+            ),
+            (
+                np.where(np.isneginf(_min_p(logits, p)), logits, -np.inf),
+                "you kept exactly the tokens that should be removed",
+            ),
+            (
+                np.where(np.isneginf(_min_p(logits, p)), -np.inf, probs),
+                "you returned probabilities: return the logits, the removed ones as -inf",
+            ),
+        ]
+        for wrong, message in mistakes:
+            expect(not _same(out, wrong), f"{message}.")
+        kept = ~np.isneginf(_min_p(logits, p))
+        if np.array_equal(np.isclose(out, logits), kept) and np.all(out[~kept] > -np.inf):
             raise CheckFailed(
-                "you kept the 3 smallest logits: keep the largest (sort in decreasing order)."
+                "the removed tokens must be -np.inf: a logit of 0 (or a large negative number) "
+                "still gets a probability after the softmax."
             )
         expect(
-            kept == largest,
-            f"with k=3 expected to keep positions {sorted(largest)}, kept {sorted(kept)}.",
+            np.array_equal(~np.isneginf(out), kept),
+            f"with p_base = {p} you kept {int((~np.isneginf(out)).sum())} tokens, expected "
+            f"{int(kept.sum())}.",
         )
-
-    def leaves_kept_values_alone():
-        out = state["out"]
-        kept = np.isfinite(out)
         expect(
-            np.allclose(out[kept], logits[kept]),
-            "the kept entries changed: return logits (not probabilities); leave the k "
-            "largest as they are.",
+            np.allclose(out[kept], logits[kept]), "the kept logits changed: leave them as they are."
         )
 
     def leaves_the_input_alone():
         x = logits.copy()
-        top_k_logits(x, 2)
-        expect(
-            np.array_equal(x, logits),
-            "top_k_logits changed the array it was given: work on a copy (logits.copy() or "
-            "np.where(...)).",
-        )
+        min_p_filter(x, p)
+        expect(np.array_equal(x, logits), "min_p_filter changed its input: build a new array.")
 
     def filters_each_row_of_a_batch():
-        batch = np.random.default_rng(5).standard_normal((3, 10))
-        out = call(batch, 2)
-        expected = np.zeros_like(batch, dtype=bool)
-        np.put_along_axis(expected, np.argsort(-batch, axis=-1)[:, :2], True, axis=-1)
+        batch = 3.0 * np.random.default_rng(3).standard_normal((2, 3, 12))
+        batch[0, 0] += 5.0  # one row far above the others: a global maximum would be wrong
+        out = call(batch, 0.3)
         expect(
-            out.shape == batch.shape and np.array_equal(np.isfinite(out), expected),
-            "on a batch of shape (3, 10) each row should keep its own 2 largest logits: "
-            "sort or compare along the last axis (axis=-1), with a threshold per row "
-            "(keepdims=True).",
+            _same(out, _min_p(batch, 0.3)),
+            "on logits of shape (2, 3, 12) each row must be filtered against its own largest "
+            "logit: take the maximum over the last axis with keepdims=True.",
         )
 
-    def k_of_the_whole_vocabulary_keeps_all():
-        out = call(logits, 12)
+    def edges_and_large_logits():
         expect(
-            np.allclose(out, logits),
-            "with k equal to the vocabulary size nothing should be removed.",
+            _same(call(logits, 1.0), _min_p(logits, 1.0)),
+            "with p_base = 1 only the most likely token (and any tie) should stay.",
+        )
+        expect(
+            _same(call(logits, 1e-300), logits),
+            "with a tiny p_base every token should stay.",
+        )
+        huge = np.array([[200.0, 199.0, -200.0, 150.0], [-200.0, -199.5, -200.0, -210.0]])
+        with np.errstate(all="ignore"):
+            out = call(huge.astype(np.float32), 0.3)
+        expect(
+            _same(out, _min_p(huge, 0.3)),
+            "logits of +-200 break your filter: exp(200) overflows float32 (and exp(-200) "
+            "underflows to 0). Compare logits with max + log(p_base) instead of computing "
+            "probabilities.",
         )
 
     cases = [
         keeps_the_shape,
-        removes_with_minus_infinity,
-        keeps_exactly_k,
-        keeps_the_largest,
-        leaves_kept_values_alone,
+        keeps_the_right_tokens,
         leaves_the_input_alone,
         filters_each_row_of_a_batch,
-        k_of_the_whole_vocabulary_keeps_all,
+        edges_and_large_logits,
     ]
-    return run_check("check_top_k", top_k_logits, cases, quiet=quiet)
+    return run_check("check_min_p", min_p_filter, cases, quiet=quiet, task="min_p")
+
+
+# --------------------------------------------------------------------------
+# Task 3: grouped-query attention
+# --------------------------------------------------------------------------
+
+
+def _gqa(x, w_q, w_k, w_v, w_o, heads, kv_heads, *, mistake=None):
+    """Causal grouped-query attention in float64, and the usual mistakes."""
+    x = np.asarray(x, np.float64)
+    b, n, width = x.shape
+    d = width // heads
+
+    def split(t, h):
+        if mistake == "no_transpose":
+            return t.reshape(b, h, n, d)
+        return t.reshape(b, n, h, d).transpose(0, 2, 1, 3)
+
+    q = split(x @ w_q, heads)
+    k, v = split(x @ w_k, kv_heads), split(x @ w_v, kv_heads)
+    group = heads // kv_heads
+    if mistake == "tile":
+        k, v = np.tile(k, (1, group, 1, 1)), np.tile(v, (1, group, 1, 1))
+    else:
+        k, v = np.repeat(k, group, axis=1), np.repeat(v, group, axis=1)
+    scale = np.sqrt(width) if mistake == "scale_width" else np.sqrt(d)
+    scores = q @ k.transpose(0, 1, 3, 2) / (1.0 if mistake == "no_scale" else scale)
+    if mistake != "no_mask":
+        scores = np.where(np.tril(np.ones((n, n), bool)), scores, -np.inf)
+    out = _softmax(scores) @ v
+    out = (
+        out.reshape(b, n, width)
+        if mistake == "no_merge_transpose"
+        else out.transpose(0, 2, 1, 3).reshape(b, n, width)
+    )
+    return out if mistake == "no_w_o" else out @ w_o
+
+
+def _gqa_weights(width, heads, kv_heads, seed, scale=0.5):
+    rng = np.random.default_rng(seed)
+    d = width // heads
+    w_q = scale * rng.standard_normal((width, width))
+    w_k = scale * rng.standard_normal((width, kv_heads * d))
+    w_v = scale * rng.standard_normal((width, kv_heads * d))
+    w_o = scale * rng.standard_normal((width, width))
+    return w_q, w_k, w_v, w_o
+
+
+def check_gqa(grouped_query_attention, *, quiet: bool = False, hidden: bool = False) -> CheckResult:
+    """``grouped_query_attention(x, w_q, w_k, w_v, w_o, num_heads, num_kv_heads)``: causal
+    multi-head attention of x (batch, length, width) in which each group of
+    num_heads // num_kv_heads consecutive query heads shares one key/value head."""
+    batch, length, width, heads, kv = (3, 6, 12, 6, 2) if hidden else (2, 5, 16, 4, 2)
+    rng = np.random.default_rng(31 if hidden else 30)
+    x = rng.standard_normal((batch, length, width))
+    weights = _gqa_weights(width, heads, kv, seed=32 if hidden else 33)
+
+    def call(inputs, w, h, k):
+        return np.asarray(grouped_query_attention(inputs, *w, h, k), dtype=np.float64)
+
+    def keeps_the_shape():
+        out = call(x, weights, heads, kv)
+        expect(
+            out.shape == x.shape,
+            f"expected an output of shape {x.shape} (batch, length, width), got {out.shape}.",
+        )
+
+    def matches_grouped_query_attention():
+        out = call(x, weights, heads, kv)
+        if np.allclose(out, _gqa(x, *weights, heads, kv), atol=1e-6):
+            return
+        mistakes = {
+            "no_mask": "a query sees the future: apply the causal mask (np.tril) to the scores "
+            "before the softmax",
+            "tile": "query head h uses key/value head h % num_kv_heads (np.tile): the heads of "
+            "one group are consecutive, head h uses h // (num_heads // num_kv_heads) "
+            "(np.repeat along the head axis)",
+            "no_transpose": "the heads were split with a plain reshape to (batch, heads, "
+            "length, d_head), which mixes positions: reshape to (batch, length, heads, "
+            "d_head), then move the head axis forward",
+            "no_merge_transpose": "the heads were merged with a plain reshape: move the head "
+            "axis back next to d_head before reshaping to (batch, length, width)",
+            "scale_width": "the scores are divided by sqrt(width): divide by the square root "
+            "of one head's width, d_head (the width divided by num_heads)",
+            "no_scale": "the scores are not scaled: divide by sqrt(d_head)",
+            "no_w_o": "the output projection w_o is missing",
+        }
+        for key, message in mistakes.items():
+            expect(
+                not np.allclose(out, _gqa(x, *weights, heads, kv, mistake=key), atol=1e-6),
+                f"{message}.",
+            )
+        raise CheckFailed(
+            "the output differs from causal grouped-query attention: project, split into "
+            "heads, share each key/value head with its group, attend per head, merge, project."
+        )
+
+    def never_looks_ahead():
+        changed = x.copy()
+        changed[:, -1] += 10.0  # change only the last position
+        before, after = call(x, weights, heads, kv), call(changed, weights, heads, kv)
+        expect(
+            np.allclose(before[:, :-1], after[:, :-1], atol=1e-9),
+            "changing the LAST token changed the outputs of earlier positions: the "
+            "attention is not causal (mask the future keys).",
+        )
+
+    def multi_and_single_kv_heads():
+        for h, k in ((heads, heads), (heads, 1)):
+            w = _gqa_weights(width, h, k, seed=40 + k)
+            out = call(x, w, h, k)
+            expect(
+                out.shape == x.shape and np.allclose(out, _gqa(x, *w, h, k), atol=1e-6),
+                f"wrong with num_kv_heads = {k} ({'ordinary multi-head' if k == h else 'multi-query'} "
+                "attention): each query head h uses key/value head h // (num_heads // num_kv_heads).",
+            )
+
+    def one_token_and_large_scores():
+        out = call(x[:, :1], weights, heads, kv)
+        expect(
+            out.shape == (batch, 1, width)
+            and np.allclose(out, _gqa(x[:, :1], *weights, heads, kv)),
+            "wrong for a sequence of length 1.",
+        )
+        big = 50.0 * x
+        with np.errstate(all="ignore"):
+            out = call(big, weights, heads, kv)
+        expect(
+            np.isfinite(out).all() and np.allclose(out, _gqa(big, *weights, heads, kv), atol=1e-4),
+            "large inputs (scores in the thousands) give inf or nan: subtract each row's "
+            "maximum score before np.exp.",
+        )
+
+    cases = [
+        keeps_the_shape,
+        matches_grouped_query_attention,
+        never_looks_ahead,
+        multi_and_single_kv_heads,
+        one_token_and_large_scores,
+    ]
+    return run_check("check_gqa", grouped_query_attention, cases, quiet=quiet, task="gqa")
+
+
+# --------------------------------------------------------------------------
+# Task 4 (investigate): the temperature at which bits per character double
+# --------------------------------------------------------------------------
+
+
+@functools.cache
+def _bigram_bpc():
+    """bits per character of the add-one bigram model as a function of the temperature."""
+    from tutorial_lib import data
+
+    text = data.load_shakespeare()
+    size = text.vocab.size
+    counts = np.ones((size, size))
+    np.add.at(counts, (text.train[:-1], text.train[1:]), 1.0)
+    log_probs = np.log(counts / counts.sum(axis=1, keepdims=True))
+    pairs = (text.val[:-1], text.val[1:])
+    unigram = np.ones(size)
+    np.add.at(unigram, text.train, 1.0)
+    unigram_log = np.log(unigram / unigram.sum())
+
+    def bpc(tau: float, table=log_probs, rows=pairs[0]) -> float:
+        z = table / tau
+        z = z - z.max(axis=-1, keepdims=True)
+        z = z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+        return float(-np.mean(z[rows, pairs[1]] if z.ndim == 2 else z[pairs[1]]) / np.log(2))
+
+    return bpc, lambda tau: bpc(tau, unigram_log, None)
+
+
+def _doubling(bpc) -> float:
+    target, low, high = 2.0 * bpc(1.0), 1e-3, 1.0
+    for _ in range(40):
+        middle = 0.5 * (low + high)
+        low, high = (middle, high) if bpc(middle) > target else (low, middle)
+    return 0.5 * (low + high)
+
+
+def check_temperature(experiment, *, quiet: bool = False, hidden: bool = False) -> CheckResult:
+    """``experiment()``: the temperature below 1 at which the add-one bigram model's bits per
+    character on the validation text are twice those at temperature 1."""
+    return check_number(
+        "check_temperature",
+        experiment,
+        lambda: _doubling(_bigram_bpc()[0]),
+        rel_tol=0.02,
+        what="the temperature below 1 at which the bits per character double",
+        mistakes=lambda: {
+            "you multiplied the log-probabilities by the temperature; divide them by it": 1.0
+            / _doubling(_bigram_bpc()[0]),
+            "that is the answer for a unigram model (one distribution for every character); "
+            "condition on the previous character": _doubling(_bigram_bpc()[1]),
+        },
+        quiet=quiet,
+        task="temperature",
+    )

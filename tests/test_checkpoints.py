@@ -1,0 +1,175 @@
+"""Shipped checkpoints: the switch, record then load, damage, half precision, and the store."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from tutorial_lib import checkpoints, figures, runs, training
+
+
+@pytest.mark.parametrize(
+    "value, mode",
+    [
+        (None, "train"),
+        (False, "train"),
+        (True, "load"),
+        ("1", "load"),
+        ("auto", "auto"),
+        ("record", "record"),
+        ("off", "train"),
+    ],
+)
+def test_the_switch(value, mode, monkeypatch):
+    monkeypatch.delenv(checkpoints.PRETRAINED_ENV, raising=False)
+    assert checkpoints.mode_of(value) == mode
+
+
+def test_the_environment_variable_sets_the_switch_when_the_lesson_does_not(monkeypatch):
+    monkeypatch.setenv(checkpoints.PRETRAINED_ENV, "1")
+    assert checkpoints.mode_of(None) == "load"
+    assert checkpoints.mode_of(False) == "train"  # the lesson's own variable wins
+    monkeypatch.setenv(checkpoints.PRETRAINED_ENV, "maybe")
+    with pytest.raises(ValueError, match="TUTORIAL_PRETRAINED"):
+        checkpoints.mode_of(None)
+
+
+def test_half_precision_models_are_smaller_and_close(tmp_path):
+    training.set_seed(0)
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(256), keras.layers.Dense(8)])
+    model.compile("adam", "mse")
+    model.fit(np.ones((8, 64)), np.ones((8, 8)), verbose=0)  # optimizer state to leave out
+    model.save(tmp_path / "full.keras")
+    checkpoints.save_model(model, tmp_path / "half.keras")
+    assert (tmp_path / "half.keras").stat().st_size < 0.4 * (tmp_path / "full.keras").stat().st_size
+    loaded = checkpoints.load_model(tmp_path / "half.keras")
+    for a, b in zip(model.get_weights(), loaded.get_weights(), strict=True):
+        assert b.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch):
+    monkeypatch.setenv(checkpoints.STORE_ENV, str(tmp_path))
+    return tmp_path / "fast"
+
+
+def _record_a_lesson():
+    lesson = checkpoints.Lesson("00_test", "fast", pretrained="record")
+    quality_free = training.SampleGrid(lambda model, n: np.zeros((n, 28, 28, 1)), num=2)
+    run = lesson.train("autoencoder", callbacks=[quality_free])
+    result = lesson.experiment(
+        "sums", lambda: {"total": 3, "values": np.arange(4.0), "nested": {"label": "a"}}
+    )
+    assert lesson.note("measured", {"auc": np.float32(0.5)}) == {"auc": np.float32(0.5)}
+    checkpoints.write_checksums(lesson.folder.parent)
+    return run, result
+
+
+def test_a_lesson_records_then_loads_the_same_results(store, capsys):
+    run, result = _record_a_lesson()
+    grid = training.SampleGrid(lambda model, n: np.ones((n, 28, 28, 1)), num=2)
+    lesson = checkpoints.Lesson("00_test", "fast", pretrained=True)
+    loaded = lesson.train("autoencoder", callbacks=[grid])
+    assert loaded.record == json.loads(json.dumps(run.record))
+    assert loaded.config == run.config and loaded.history.keys() == run.history.keys()
+    x = np.random.default_rng(0).random((4, 28, 28, 1)).astype("float32")
+    np.testing.assert_allclose(
+        loaded.model.predict(x, verbose=0), run.model.predict(x, verbose=0), atol=2e-3
+    )
+    assert [epoch for epoch, _ in grid.grids] == [1, 2], "the callback got its grids back"
+    again = lesson.experiment("sums", lambda: pytest.fail("a shipped result is not computed"))
+    assert again["total"] == 3 and again["nested"] == {"label": "a"}
+    np.testing.assert_array_equal(again["values"], result["values"])
+    assert lesson.figure("runs.autoencoder.test_mse") == run.record["test_mse"]
+    assert lesson.figure("experiments.measured.auc") == 0.5, "a noted figure is in the record"
+    assert lesson.note("measured", {"auc": 0.7}) == {"auc": 0.7}, "only recording keeps it"
+    assert lesson.figure("experiments.measured.auc") == 0.5
+    assert "(" not in capsys.readouterr().out
+
+
+def test_a_missing_result_stops_when_asked_for_and_trains_on_auto(store, capsys):
+    _record_a_lesson()
+    with pytest.raises(checkpoints.CheckpointError, match="PRETRAINED = False"):
+        checkpoints.Lesson("00_test", "fast", pretrained=True).experiment("other", dict)
+    auto = checkpoints.Lesson("00_test", "fast", pretrained="auto")
+    assert auto.experiment("other", lambda: {"fresh": 1}) == {"fresh": 1}
+    assert "Training instead" in capsys.readouterr().out
+
+
+def test_a_damaged_checkpoint_says_so_in_one_line(store, capsys):
+    _record_a_lesson()
+    model_file = store / "00_test" / "autoencoder" / "model.keras"
+    model_file.write_bytes(model_file.read_bytes()[:100])  # a download cut short
+    with pytest.raises(checkpoints.CheckpointError, match="damaged") as info:
+        checkpoints.Lesson("00_test", "fast", pretrained=True).train("autoencoder")
+    assert "\n" not in str(info.value) and "model.keras" in str(info.value)
+    auto = checkpoints.Lesson("00_test", "fast", pretrained="auto")
+    assert isinstance(auto.train("autoencoder"), runs.Run)
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert len(printed) == 1 and "damaged" in printed[0] and "Training instead" in printed[0]
+
+
+def test_figures_are_written_and_checked_from_the_record():
+    root = {
+        "lessons": {"03_gan": {"runs": {"gan": {"frechet_distance": 114.6, "coverage": 1.0}}}},
+        "spread": {"03_gan": {"gan": {"frechet_distance": [114.6, 120.2, 98.1]}}},
+        "bench": {},
+    }
+    text = (
+        "FD **99**<!--fig runs.gan.frechet_distance .0f--> (seeds: up to "
+        "121<!--fig spread.03_gan.gan.frechet_distance.max .0f-->), coverage "
+        "**1/10**<!--fig runs.gan.coverage tenths-->, and <!--fig runs.gan.nothing-->"
+    )
+    filled, missing = figures.fill(text, root, "03_gan")
+    assert "**115**<!--fig" in filled and "120<!--fig" in filled and "**10/10**<!--fig" in filled
+    assert missing == []  # a marker without a number before it is not a figure
+    _, missing = figures.fill("**3**<!--fig runs.gan.speed-->", root, "03_gan")
+    assert missing == ["runs.gan.speed"]
+    assert figures.render(90.0, "min") == "1.5" and figures.render(0.0123, "ms") == "12.3"
+
+
+def test_the_facilitator_table_comes_from_the_timings_and_the_notebooks():
+    timings = {"record_seconds": {"01_autoencoder": 150.0}, "load_seconds": {}, "fast_seconds": {}}
+    text = "Before\n<!-- begin lessons -->\nold table\n<!-- end lessons -->\nAfter"
+    filled = figures.fill_tables(text, {"timings": timings})
+    row = next(line for line in filled.splitlines() if line.startswith("| 01 "))
+    assert row.endswith("| 2.5 | – | – |") and "old table" not in filled
+    assert figures.fill_tables(filled, {"timings": timings}) == filled
+
+
+SHIPPED = checkpoints.store_dir("cpu")
+
+
+@pytest.mark.skipif(not (SHIPPED / checkpoints.CHECKSUMS_FILE).is_file(), reason="no store yet")
+def test_every_marked_figure_in_the_prose_agrees_with_the_record():
+    problems = figures.disagreements()
+    assert not problems, "\n".join(problems[:10])
+
+
+# How close a shipped (half-precision) model comes to the figures it was recorded with.
+TOLERANCE = {
+    "confidence": dict(abs=0.01),
+    "coverage": dict(abs=0.0),
+    "frechet_distance": dict(rel=0.05),
+    "nll": dict(rel=0.005),
+    "test_mse": dict(rel=0.02),
+}
+
+
+def _shipped_runs():
+    if not SHIPPED.is_dir():
+        return []
+    return sorted(path.parent for path in SHIPPED.glob(f"*/*/{training.METRICS_FILE}"))
+
+
+@pytest.mark.skipif(not _shipped_runs(), reason="no store yet")
+@pytest.mark.parametrize("folder", _shipped_runs(), ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_a_shipped_model_reproduces_its_recorded_figures(folder):
+    run = runs.load(folder, load_model=checkpoints.load_model)
+    recorded = dict(run.record)
+    measured = runs.evaluate(run, "cpu")
+    for key, tolerance in TOLERANCE.items():
+        if recorded.get(key) is not None:
+            assert measured[key] == pytest.approx(recorded[key], **tolerance), key

@@ -1,0 +1,198 @@
+"""The exercise checks of exercise 06: the solution passes (visible and hidden cases),
+stubs are 'not attempted', and plausible wrong answers fail with the message that
+names their mistake, for images of any size (down to one column per half), data of
+any rank, other bit depths and a kernel with a negative determinant."""
+
+import numpy as np
+from check_helpers import (
+    expect_failure,
+    expect_pass,
+    mistakes_test,
+    solution,
+    task_tests,
+    variant,
+)
+
+from tutorial_lib.checks import flows as checks
+
+EX = "06_flows"
+TASKS = {
+    "width_coupling": checks.check_width_coupling,
+    "bits_per_dim": checks.check_bits_per_dim,
+    "Invertible1x1Conv": checks.check_invertible_conv,
+    "curved_path_experiment": checks.check_curved_path,
+}
+
+
+test_the_solution_passes_the_visible_and_the_hidden_cases, test_a_stub_is_not_attempted_yet = (
+    task_tests(EX, TASKS)
+)
+
+
+INVERSE_SIGN = "        sign = -1.0\n"
+COUPLING_MISTAKES = {
+    "inverse log-det with the forward sign": (
+        [(INVERSE_SIGN, "        sign = 1.0\n")],
+        "the inverse's log-determinant has the wrong sign",
+    ),
+    "forward log-det negated": (
+        [("        sign = 1.0\n", "        sign = -1.0\n"), (INVERSE_SIGN, "        sign = 1.0\n")],
+        "the log-determinant has the wrong sign",
+    ),
+    "log-det summed over the batch": (
+        [("axis=tuple(range(1, np.ndim(s)))", "axis=None")],
+        "one number for the whole batch",
+    ),
+    "log-det as the mean of s": (
+        [("np.sum(s, axis=tuple(range(1, np.ndim(s))))", "np.mean(s, axis=(1, 2, 3))")],
+        "the mean of s",
+    ),
+    "scaled by s, not e^s": (
+        [("changed * np.exp(s) + t", "changed * s + t")],
+        "multiplied by s itself",
+    ),
+    "inverse undoes the scale first": (
+        [("(changed - t) * np.exp(-s)", "changed * np.exp(-s) - t")],
+        "subtracts t first",
+    ),
+    "s and t from the changed half": (
+        [("s, t = s_and_t(kept)", "s, t = s_and_t(changed)")],
+        "got the half that changes",
+    ),
+    "split along the channels": (
+        [
+            ("half = x.shape[2] // 2", "half = x.shape[3] // 2"),
+            ("x[:, :, :half], x[:, :, half:]", "x[..., :half], x[..., half:]"),
+            ("np.concatenate(halves, axis=2)", "np.concatenate(halves, axis=3)"),
+        ],
+        "split along the channels",
+    ),
+    "kept half always first": (
+        [("[kept, changed] if parity == 0 else [changed, kept]", "[kept, changed]")],
+        "changed places",
+    ),
+    "a fixed width": (
+        [("half = x.shape[2] // 2", "half = 3")],
+        "wrong for images of shape",
+    ),
+}
+
+
+test_width_coupling_mistakes_are_named = mistakes_test(
+    EX, "width_coupling", checks.check_width_coupling, COUPLING_MISTAKES
+)
+
+
+JACOBIAN = " + dims * np.log(2.0 / levels)"
+BITS_MISTAKES = {
+    "no Jacobian term": ([(JACOBIAN, "")], "the change of variables is missing"),
+    "Jacobian with the wrong sign": (
+        [(JACOBIAN, " - dims * np.log(2.0 / levels)")],
+        "the Jacobian term has the wrong sign",
+    ),
+    "the lesson's 1/256 scaling": (
+        [("np.log(2.0 / levels)", "np.log(1.0 / levels)")],
+        "the scaling of the lesson's pixels",
+    ),
+    "nats, not bits": ([("(dims * np.log(2.0))", "dims")], "nats per dimension"),
+    "bits per image": ([("(dims * np.log(2.0))", "np.log(2.0)")], "bits per image"),
+    "K - 1 levels": ([("np.log(2.0 / levels)", "np.log(2.0 / (levels - 1))")], "not 2/(K - 1)"),
+    "always 256 levels": ([("np.log(2.0 / levels)", "np.log(2.0 / 256)")], "use levels, not 256"),
+    "averaged over the images": (
+        [("return -log_p_pixels", "return np.mean(-log_p_pixels)")],
+        "averaged (or summed) over the images",
+    ),
+    "log-likelihood, not its negative": (
+        [("return -log_p_pixels", "return log_p_pixels")],
+        "the sign is flipped",
+    ),
+}
+
+
+test_bits_per_dim_mistakes_are_named = mistakes_test(
+    EX, "bits_per_dim", checks.check_bits_per_dim, BITS_MISTAKES
+)
+
+
+SLOGDET = "ops.slogdet(self.kernel)[1]"
+CONV_MISTAKES = {
+    "log of a negative determinant": (
+        [(SLOGDET, "ops.log(ops.det(self.kernel))")],
+        "log|det W|, the log of the absolute value",
+    ),
+    "one position only": (
+        [("log_det = positions * ", "log_det = 1 * ")],
+        "log|det W| once",
+    ),
+    "log-det with the wrong sign": (
+        [("log_det = positions * ", "log_det = -positions * ")],
+        "wrong sign",
+    ),
+    "transposed kernel": (
+        [("y = ops.matmul(x, ops.transpose(self.kernel))", "y = ops.matmul(x, self.kernel)")],
+        "transposed kernel",
+    ),
+    "transpose as the inverse": (
+        [("ops.transpose(ops.inv(self.kernel))", "self.kernel")],
+        "inverts only a rotation",
+    ),
+    "one log-det for the batch": (
+        [("return y, ops.ones((ops.shape(x)[0],)) * log_det", "return y, log_det")],
+        "one number for the whole batch",
+    ),
+    "NumPy log-determinant": (
+        [(SLOGDET, "np.linalg.slogdet(self.kernel)[1]")],
+        "fails inside a tf.function",
+    ),
+    "identity start": (
+        [("keras.initializers.Orthogonal()", '"identity"')],
+        "starts as the identity",
+    ),
+    "not a rotation": (
+        [("keras.initializers.Orthogonal()", '"glorot_uniform"')],
+        "does not start orthogonal",
+    ),
+    "images only": (
+        [("int(np.prod(x.shape[1:-1]))", "x.shape[1] * x.shape[2]")],
+        "wrong for data of shape (5, 3)",
+    ),
+}
+
+
+test_invertible_conv_mistakes_are_named = mistakes_test(
+    EX, "Invertible1x1Conv", checks.check_invertible_conv, CONV_MISTAKES
+)
+
+
+def test_positions_of_images_only_fail_for_other_ranks():
+    """H * W as the product of the two middle axes, and 1 for any other rank."""
+    images_only = variant(
+        EX,
+        "Invertible1x1Conv",
+        ("int(np.prod(x.shape[1:-1]))", "int(np.prod(x.shape[1:3])) if len(x.shape) == 4 else 1"),
+    )
+    expect_failure(checks.check_invertible_conv(images_only, quiet=True), "wrong for data of shape")
+
+
+def test_curved_path_answers():
+    right = checks._curved_steps()
+    assert right == 17
+    assert checks._curved_steps("midpoint") < right < checks._curved_steps("own_draw")
+    assert right < checks._curved_steps("no_factor")
+    expect_pass(checks.check_curved_path(lambda: right + 1, quiet=True))
+    expect_pass(checks.check_curved_path(lambda: np.int64(right), quiet=True))
+    for mistake, message in {
+        "midpoint": "midpoint method",
+        "no_factor": "chain-rule factor",
+        "own_draw": "own noise x0",
+        "squared": "mean squared distance",
+    }.items():
+        wrong = checks._curved_steps(mistake)
+        expect_failure(checks.check_curved_path(lambda w=wrong: w, quiet=True), message)
+    expect_failure(checks.check_curved_path(lambda: 1, quiet=True), "straight path", "NaN")
+    expect_failure(checks.check_curved_path(lambda: 40, quiet=True), "too large")
+    expect_failure(checks.check_curved_path(lambda: [17, 18], quiet=True), "expected one number")
+
+
+def test_the_reference_experiment_is_the_solutions():
+    assert solution(EX, "curved_path_experiment")() == checks._curved_steps()

@@ -1,0 +1,67 @@
+"""python -m tutorial_lib pretrain: each lesson's results are verified before the next
+lesson runs, so a lesson that loads an earlier one's (pretrained="auto") loads them."""
+
+import json
+from pathlib import Path
+
+from tutorial_lib import checkpoints, pretrain
+
+
+def test_a_later_lesson_loads_an_earlier_ones_results_while_pretrain_records(tmp_path, monkeypatch):
+    loaded = {}
+
+    def record(path, profile, root, mode="record"):
+        monkeypatch.setenv(checkpoints.STORE_ENV, str(root))
+        if mode != "record":  # pretrain then times each lesson from what was recorded
+            return 0.05
+        lesson = checkpoints.Lesson(path.stem, profile, pretrained="record")
+        if path.stem == "02_later":
+            earlier = checkpoints.Lesson("01_earlier", profile, pretrained="auto")
+            loaded.update(earlier.experiment("numbers", lambda: {"value": "trained again"}))
+        lesson.experiment("numbers", lambda: {"value": f"recorded by {path.stem}"})
+        return 0.1
+
+    monkeypatch.setattr(pretrain, "record_lesson", record)
+    monkeypatch.setattr(pretrain, "seed_recipes", lambda store, profile: {"rows": []})
+    store = pretrain.pretrain(
+        "fast", lessons=[Path("01_earlier.ipynb"), Path("02_later.ipynb")], seeds=1, root=tmp_path
+    )
+    assert loaded == {"value": "recorded by 01_earlier"}
+    assert json.loads((store / "02_later" / checkpoints.RECORD_FILE).read_text())["experiments"]
+    timings = json.loads((store / pretrain.LESSONS_FILE).read_text())
+    assert set(timings["load_seconds"]) == {"01_earlier", "02_later"}
+
+
+def test_recording_one_lesson_again_keeps_the_others_timings_and_spread(tmp_path, monkeypatch):
+    runs_of = {"record": [], "1": [], "0": []}
+
+    def record(path, profile, root, mode="record"):
+        monkeypatch.setenv(checkpoints.STORE_ENV, str(root))
+        runs_of[mode].append((path.stem, profile.name))
+        if mode == "record":
+            checkpoints.Lesson(path.stem, profile, pretrained="record")
+        return {"record": 100.0, "1": 10.0, "0": 1.0}[mode]
+
+    lessons = [Path("00_setup.ipynb"), Path("01_trains.ipynb"), Path("02_trains.ipynb")]
+    monkeypatch.setattr(pretrain, "record_lesson", record)
+    monkeypatch.setattr(pretrain, "training_lessons", lambda: lessons[1:])
+    monkeypatch.setattr(pretrain.notebook_tools, "lesson_notebooks", lambda: lessons)
+    monkeypatch.setattr(pretrain, "seed_recipes", lambda store, profile: {"rows": []})
+    monkeypatch.setattr(
+        pretrain,
+        "spread",
+        lambda store, profile, seeds, names: {n: {"seeds": seeds} for n in names},
+    )
+    store = pretrain.pretrain("cpu", seeds=3, root=tmp_path)
+    timings = json.loads((store / pretrain.LESSONS_FILE).read_text())
+    assert timings["record_seconds"] == {"00_setup": 1.0, "01_trains": 100.0, "02_trains": 100.0}
+    assert timings["load_seconds"]["00_setup"] == 1.0, "a lesson that trains nothing loads nothing"
+    assert set(timings["fast_seconds"]) == {"00_setup", "01_trains", "02_trains"}
+    assert ("01_trains", "fast") in runs_of["0"]
+
+    runs_of["record"].clear()
+    pretrain.pretrain("cpu", lessons=[lessons[2]], seeds=3, root=tmp_path)
+    assert runs_of["record"] == [("02_trains", "cpu")]
+    again = json.loads((store / pretrain.LESSONS_FILE).read_text())
+    assert again["fast_seconds"] == timings["fast_seconds"], "the other timings stay"
+    assert set(json.loads((store / pretrain.SPREAD_FILE).read_text())) == {"01_trains", "02_trains"}

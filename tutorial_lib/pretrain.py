@@ -1,0 +1,213 @@
+"""``python -m tutorial_lib pretrain``: train what every lesson trains, and ship it.
+
+1. Every lesson that trains (a :class:`tutorial_lib.checkpoints.Lesson` in its
+   first cell) is executed top to bottom in a fresh kernel with the switch set
+   to ``record``: its training cells train exactly as a learner's would, and
+   write their models, histories and results, with every figure the lesson
+   quotes, into the store (:func:`tutorial_lib.checkpoints.store_dir`).
+2. The spread: every model a lesson trains through the life cycle is trained
+   again with other seeds (``--seeds``, 3 by default, the lesson's own run
+   included), and its headline figures over the seeds go to ``spread.json``.
+3. The seed documents' recipes (:mod:`tutorial_lib.baselines`) train for as many
+   seconds as the lesson's model took, on the same machine: ``bench.json``.
+4. ``SHA256SUMS`` over the store, and the total size (at most 25 MB).
+5. Every lesson once more with the switch on (loading what step 1 wrote): how long
+   a class waits with the shipped checkpoints; and every lesson in the ``fast``
+   profile. ``lessons.json`` holds each lesson's seconds all three ways (a lesson
+   that trains nothing takes as long with checkpoints as without).
+
+The figures the lessons' Markdown and the README quote are filled in from this
+record by ``python -m tutorial_lib.figures fill``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from tutorial_lib import bench, checkpoints, families, notebook_tools, runs
+from tutorial_lib.profiles import Profile, get_profile
+
+SPREAD_FILE = checkpoints.SPREAD_FILE
+BENCH_FILE = "bench.json"
+LESSONS_FILE = "lessons.json"
+MAX_BYTES = 25 * 1024 * 1024
+# The figures whose spread over seeds the lessons quote.
+SPREAD_KEYS = (
+    "train_seconds",
+    "test_mse",
+    "nll",
+    "bits_per_dim",
+    "confidence",
+    "coverage",
+    "frechet_distance",
+)
+
+
+def training_lessons() -> list[Path]:
+    """The lessons that train something (their first code cell makes a ``Lesson``)."""
+    return [
+        path
+        for path in notebook_tools.lesson_notebooks()
+        if "checkpoints.Lesson(" in path.read_text(encoding="utf-8")
+    ]
+
+
+def record_lesson(path: Path, profile: Profile, root: Path, mode: str = "record") -> float:
+    """Execute one lesson with the switch on ``mode`` (``record`` writes under ``root``,
+    ``1`` loads from there); its wall-clock seconds."""
+    settings = {
+        "TUTORIAL_PROFILE": profile.name,
+        checkpoints.PRETRAINED_ENV: mode,
+        checkpoints.STORE_ENV: str(root),
+    }
+    start = time.perf_counter()
+    nb = notebook_tools.execute(path, settings, timeout=3600)
+    errors = notebook_tools.error_outputs(nb)
+    if errors:
+        raise RuntimeError(f"{path.name} failed in the {profile.name} profile: {errors[0]}")
+    return time.perf_counter() - start
+
+
+def lesson_records(store: Path) -> dict[str, dict]:
+    """Every lesson's record in the store, by lesson name."""
+    return {
+        path.parent.name: json.loads(path.read_text())
+        for path in sorted(store.glob(f"*/{checkpoints.RECORD_FILE}"))
+    }
+
+
+def spread(store: Path, profile: Profile, seeds: int, lessons: list[str] | None = None) -> dict:
+    """Each life-cycle model of the lessons (default: all in the store) trained with seeds
+    1..seeds-1 too; per lesson, model and figure, the values over all seeds (the lesson's
+    own run, seed 0, first)."""
+    result = {}
+    for lesson, record in lesson_records(store).items():
+        if lessons is not None and lesson not in lessons:
+            continue
+        for key, run_record in record["runs"].items():
+            name, options = run_record["model"], _train_options(run_record)
+            values = {k: [run_record.get(k)] for k in SPREAD_KEYS}
+            for seed in range(1, seeds):
+                again = runs.train(name, profile, seed=seed, **options).record
+                for k in SPREAD_KEYS:
+                    values[k].append(again.get(k))
+            result.setdefault(lesson, {})[key] = {
+                k: v for k, v in values.items() if all(x is not None for x in v)
+            }
+    return result
+
+
+def _train_options(record: dict) -> dict:
+    """The family's own train options a run used (from its recorded config)."""
+    family = families.get(record["model"])
+    config = record["config"]
+    return {
+        option.dest: config[option.dest]
+        for option in family.options_for("train")
+        if option.dest in config
+    }
+
+
+def seed_recipes(store: Path, profile: Profile) -> dict:
+    """The benchmark table: each lesson model of a family with a seed recipe, beside that
+    recipe trained for as many seconds on the same machine."""
+    rows = []
+    for lesson, record in lesson_records(store).items():
+        for key, run_record in record["runs"].items():
+            family = families.get(run_record["model"])
+            ours = {
+                **bench.table_row(run_record, images=family.samples == "images"),
+                "model": key,
+                "lesson": lesson,
+                "train_examples": run_record["config"].get("train_examples"),
+            }
+            rows.append(ours)
+            if family.seed_recipe is not None and key == family.name:
+                rows.append(
+                    bench.bench_seed_recipe(
+                        family, ours, dataset=run_record["dataset"], profile=profile
+                    )
+                )
+            ours.pop("train_examples", None)
+    return bench.report(rows, profile, "mnist")
+
+
+def store_bytes(store: Path) -> int:
+    return sum(path.stat().st_size for path in store.rglob("*") if path.is_file())
+
+
+def pretrain(
+    profile: str | Profile = "cpu",
+    *,
+    lessons: list[Path] | None = None,
+    seeds: int = 3,
+    root: Path | None = None,
+) -> Path:
+    """Write the store of ``profile`` under ``root`` (default: the package's; see the
+    module's description). Returns the profile's folder.
+
+    With ``lessons``, only those are recorded again; the spread and timings of the
+    others stay as they were, and the benchmark is redone from every record."""
+    profile = get_profile(profile)
+    root = Path(root) if root is not None else checkpoints.STORE
+    store = root / profile.name
+    store.mkdir(parents=True, exist_ok=True)
+    paths = lessons or training_lessons()
+    timings = _read_json(store / LESSONS_FILE) or {}
+    for key in ("record_seconds", "load_seconds", "fast_seconds"):
+        timings.setdefault(key, {})
+    for path in paths:
+        seconds = record_lesson(path, profile, root)
+        timings["record_seconds"][path.stem] = round(seconds, 1)
+        checkpoints.write_checksums(store)  # later lessons load this one's models and results
+        print(f"recorded {path.stem} in {seconds:.0f} s")
+    if seeds > 1:
+        found = _read_json(store / SPREAD_FILE) or {}
+        found.update(spread(store, profile, seeds, [path.stem for path in paths]))
+        (store / SPREAD_FILE).write_text(json.dumps(found, indent=1) + "\n")
+    (store / BENCH_FILE).write_text(json.dumps(seed_recipes(store, profile), indent=1) + "\n")
+    checkpoints.write_checksums(store)
+    for path in paths:
+        seconds = record_lesson(path, profile, root, mode="1")
+        timings["load_seconds"][path.stem] = round(seconds, 1)
+        print(f"{path.stem} from the shipped checkpoints in {seconds:.0f} s")
+    if lessons is None:
+        # The lessons that train nothing take as long either way; and every lesson in the
+        # smallest profile, for an instructor's dry run.
+        for path in notebook_tools.lesson_notebooks():
+            if path not in paths:
+                seconds = round(record_lesson(path, profile, root, mode="0"), 1)
+                timings["record_seconds"][path.stem] = timings["load_seconds"][path.stem] = seconds
+            fast = record_lesson(path, get_profile("fast"), root, mode="0")
+            timings["fast_seconds"][path.stem] = round(fast, 1)
+            print(f"{path.stem} in the fast profile in {fast:.0f} s")
+    (store / LESSONS_FILE).write_text(json.dumps(timings, indent=1, sort_keys=True) + "\n")
+    checkpoints.write_checksums(store)
+    size = store_bytes(store)
+    print(f"store {store}: {size / 2**20:.1f} MiB")
+    if size > MAX_BYTES:
+        raise RuntimeError(f"The store holds {size / 2**20:.1f} MiB, more than the 25 MiB allowed.")
+    return store
+
+
+def _read_json(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tutorial_lib pretrain", description=__doc__)
+    parser.add_argument("--profile", default="cpu")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--out", type=Path, default=None, help="store folder (default: the package's)"
+    )
+    parser.add_argument("lessons", nargs="*", type=Path)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    pretrain(args.profile, lessons=args.lessons or None, seeds=args.seeds, root=args.out)
+    return 0
