@@ -421,16 +421,23 @@ class MixturePriorVAE(VAE):
         return {**super().get_config(), "prior_components": self.prior.components}
 
 
+def posterior_samples(model: VAE, images: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    r"""One code :math:`z \sim q(z \mid x)` drawn from the posterior of each binarised
+    image: samples of the aggregate posterior :math:`q(z) = \mathbb E_x\, q(z \mid x)`,
+    float64 (N, latent_dim)."""
+    z_mean, z_log_var = encode(model, (np.asarray(images) > 0.5).astype(np.float32))
+    eps = np.random.default_rng(seed).standard_normal(z_mean.shape)
+    return z_mean + np.exp(0.5 * z_log_var) * eps
+
+
 def fit_prior(
     model: MixturePriorVAE, images: np.ndarray, *, seed: int = 0, max_iter: int = 100
 ) -> GaussianMixturePrior:
-    r"""Fit ``model``'s mixture prior to the codes of binarised ``images``: one code
-    :math:`z \sim q(z \mid x)` drawn from each image's posterior, so the mixture fits the
-    aggregate posterior, spread included (where the posterior means alone would
-    leave out the spread of the dimensions the decoder ignores)."""
-    z_mean, z_log_var = encode(model, (np.asarray(images) > 0.5).astype(np.float32))
-    eps = np.random.default_rng(seed).standard_normal(z_mean.shape)
-    return model.prior.fit(z_mean + np.exp(0.5 * z_log_var) * eps, seed=seed, max_iter=max_iter)
+    """Fit ``model``'s mixture prior to :func:`posterior_samples` of ``images``: the
+    aggregate posterior, spread included (the posterior means alone would leave out
+    the spread of the dimensions the decoder ignores)."""
+    codes = posterior_samples(model, images, seed=seed)
+    return model.prior.fit(codes, seed=seed, max_iter=max_iter)
 
 
 def build_model(config: VAEConfig | None = None, *, seed: int | None = None) -> VAE:
