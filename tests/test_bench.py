@@ -37,8 +37,9 @@ def test_unknown_model_exits_2(capsys):
     assert info.value.code == 2 and "unknown models ['unicorn']" in capsys.readouterr().err
 
 
-def test_markdown_report_shows_only_columns_in_use():
-    report = {
+def _report(rows: list[dict]) -> dict:
+    """A benchmark report around ``rows``, as run_bench writes it."""
+    return {
         "profile": "cpu",
         "date": "2026-11-21",
         "machine": "a test machine",
@@ -49,11 +50,13 @@ def test_markdown_report_shows_only_columns_in_use():
             "inception_score": 9.8,
             "frechet_distance": 4.8,
         },
-        "rows": [
-            {"model": "autoencoder", "dataset": "mnist", "train_seconds": 12.0, "test_mse": 0.0123}
-        ],
+        "rows": rows,
     }
-    text = bench.markdown_report(report)
+
+
+def test_markdown_report_shows_only_columns_in_use():
+    row = {"model": "autoencoder", "dataset": "mnist", "train_seconds": 12.0, "test_mse": 0.0123}
+    text = bench.markdown_report(_report([row]))
     assert "| model | data | train s | test MSE |" in text
     assert "| autoencoder | mnist | 12 | 0.0123 |" in text
     assert "FD" not in text.split("\n")[2]
@@ -81,3 +84,24 @@ def test_time_budget_stops_training():
     )
     assert len(history.history["loss"]) < 100_000
     assert time.perf_counter() - start < 30
+
+
+def test_recommended_recipes_follow_their_textbook_model():
+    order = bench._ordered(families.names())
+    for name, family in families.FAMILIES.items():
+        if family.improves:
+            assert order.index(name) > order.index(family.improves), name
+            between = order[order.index(family.improves) + 1 : order.index(name)]
+            assert all(families.get(other).improves == family.improves for other in between)
+    assert sorted(order) == sorted(families.names())
+    assert bench._ordered(["cgan_r1_ema"]) == ["cgan_r1_ema"]  # alone, it stays
+
+
+def test_markdown_report_puts_training_minutes_beside_the_frechet_distance():
+    record = {"model": "vae_mixture_prior", "dataset": "mnist", "train_seconds": 150.0}
+    record.update(confidence=0.97, coverage=1.0, inception_score=9.3, frechet_distance=12.0)
+    row = {**bench.table_row(record), "improves": "vae"}
+    assert row["train_minutes"] == 2.5
+    text = bench.markdown_report(_report([row]))
+    assert "| FD | train min |" in text and "| 12 | 2.5 |" in text
+    assert "`vae_mixture_prior` (after `vae`)" in text

@@ -490,3 +490,77 @@ def test_train_load_and_sample_a_run(tmp_path):
     assert loaded.sample(2, sampler="ddpm").shape[0] == 2
     with pytest.raises(ValueError, match="sampler='ddim'"):
         loaded.sample(1, sampler="ddpm", steps=3)
+
+
+# --------------------------------------------------------------------------
+# What helps the latent model: x0 clipped to the codes' range, v-prediction
+# --------------------------------------------------------------------------
+
+TINY_V = dataclasses.replace(TINY_LATENT, prediction="v")
+
+
+def test_code_range_is_the_largest_absolute_code():
+    codes = np.array([[0.5, -3.25], [2.0, 1.0]], np.float32)
+    assert diffusion.code_range(codes) == 3.25
+
+
+def test_the_clipped_sampler_keeps_codes_in_range():
+    model = _latent_model(config=dataclasses.replace(TINY_LATENT, timesteps=1000, sample_steps=5))
+    for layer in model.ema_network.layers[-1:]:  # an output that is far off: 0.5 everywhere
+        layer.set_weights([w * 0 + 0.5 for w in layer.get_weights()])
+    raw = diffusion.sample_codes(model, 50, seed=0)
+    model.clip_range = 2.0
+    clipped = diffusion.sample_codes(model, 50, seed=0)
+    assert np.abs(raw).max() > 100, "without clipping one bad step at t = T - 1 blows up"
+    assert np.abs(clipped).max() <= 2.0 + 1e-5
+
+
+def test_v_prediction_targets_the_velocity():
+    model = _latent_model(config=TINY_V)
+    assert isinstance(model, diffusion.VPredictionDiffusion)
+    x0 = np.random.default_rng(0).normal(size=(64, 3)).astype(np.float32)
+    inputs, target = model.training_pair(x0)
+    xt, time = np.asarray(inputs[0]), np.asarray(inputs[1])
+    t = np.round(time * TINY_V.timesteps - 1).astype(int)
+    alpha_bar = model.schedule.alpha_bars[t][:, None]
+    noise = (xt - np.sqrt(alpha_bar) * x0) / np.sqrt(1 - alpha_bar)
+    expected = np.sqrt(alpha_bar) * noise - np.sqrt(1 - alpha_bar) * x0
+    np.testing.assert_allclose(np.asarray(target), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_v_prediction_gives_the_samplers_the_noise():
+    model = _latent_model(config=TINY_V)
+    rng = np.random.default_rng(1)
+    x0, noise = rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
+    for t in (0, 7, TINY_V.timesteps - 1):
+        a = model.schedule.alpha_bars[t]
+        xt = np.sqrt(a) * x0 + np.sqrt(1 - a) * noise
+        velocity = np.sqrt(a) * noise - np.sqrt(1 - a) * x0
+        np.testing.assert_allclose(model.epsilon(xt, velocity, t), noise, rtol=1e-5, atol=1e-5)
+    plain = _latent_model()
+    np.testing.assert_array_equal(plain.epsilon(x0, noise, 3), noise)
+
+
+def test_v_prediction_refuses_an_unknown_name_and_survives_saving(tmp_path):
+    with pytest.raises(ValueError, match="Unknown prediction"):
+        _latent_model(config=dataclasses.replace(TINY_LATENT, prediction="x0"))
+    pixel = diffusion.build_model(dataclasses.replace(TINY, prediction="v"))
+    assert isinstance(pixel, diffusion.VPredictionDiffusion) and pixel.clip_range == 1.0
+    model = _latent_model(config=TINY_V)
+    model.save(tmp_path / "v.keras")
+    loaded = keras.models.load_model(tmp_path / "v.keras")
+    assert type(loaded) is diffusion.VPredictionDiffusion
+    np.testing.assert_allclose(
+        diffusion.sample(loaded, 3, steps=3, seed=1), diffusion.sample(model, 3, steps=3, seed=1)
+    )
+
+
+def test_the_recommended_recipe_predicts_the_velocity_with_a_longer_trained_vae():
+    for profile in PROFILES:
+        config = diffusion.config_for("latent_diffusion_v", profile)
+        assert config.prediction == "v" and config.space == "latent"
+        assert config.sample_steps <= 50
+    cpu, textbook = diffusion.config_for("latent_diffusion_v", "cpu"), diffusion.CONFIGS["cpu"]
+    assert cpu.autoencoder.epochs > textbook.autoencoder.epochs
+    with pytest.raises(ValueError, match="Unknown diffusion model"):
+        diffusion.config_for("flow", "cpu")

@@ -157,3 +157,14 @@ def test_a_run_record_has_the_same_keys_for_every_family(tmp_path):
     assert loaded.config == families.get("autoencoder").config("fast")
     assert loaded.record == json.loads((tmp_path / "ae" / "metrics.json").read_text())
     assert len(loaded.history["loss"]) == loaded.config.epochs
+
+
+def test_recommended_recipes_name_the_textbook_model_of_their_lesson():
+    recipes = {name: family for name, family in families.FAMILIES.items() if family.improves}
+    assert set(recipes) == {"vae_mixture_prior", "cgan_r1_ema", "latent_diffusion_v"}
+    for name, family in recipes.items():
+        textbook = families.get(family.improves)
+        assert textbook.improves is None and textbook.lesson == family.lesson, name
+        assert family.samples == textbook.samples == "images"
+        assert name in families.recommended(family.improves)
+    assert families.recommended("transformer") == []

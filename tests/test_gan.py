@@ -188,3 +188,109 @@ def test_cli_trains_and_samples_a_conditional_gan(tmp_path, monkeypatch):
     # --label belongs to the conditional model only.
     with pytest.raises(SystemExit):
         cli.main(["sample", "gan", "--run", str(run), "--label", "5", "--out", str(out)])
+
+
+# --------------------------------------------------------------------------
+# R1 and the weight average (cgan_r1_ema)
+# --------------------------------------------------------------------------
+
+REGULARIZED = gan.RegularizedGANConfig(**{**dataclasses.asdict(TINY), "kind": "cgan"})
+
+
+def test_r1_penalty_equals_its_definition_on_a_toy_discriminator():
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(1, 28, 28, 1)).astype("float32")
+
+    def linear(x):  # D(x) = <w, x>: the gradient is w for every image
+        return tf.reduce_sum(w * x, axis=[1, 2, 3])[:, None]
+
+    def quadratic(x):  # D(x) = sum(w x^2): the gradient is 2 w x
+        return tf.reduce_sum(w * tf.square(x), axis=[1, 2, 3])[:, None]
+
+    real = _images(5, 1) * 2 - 1
+    assert float(gan.r1_penalty(linear, real)) == pytest.approx(np.sum(w**2), rel=1e-5)
+    expected = np.mean(np.sum((2 * w * real) ** 2, axis=(1, 2, 3)))
+    assert float(gan.r1_penalty(quadratic, real)) == pytest.approx(expected, rel=1e-4)
+
+
+def test_regularized_gan_penalises_d_and_averages_g():
+    set_seed(0)
+    model = gan.build_model(REGULARIZED)
+    assert isinstance(model, gan.RegularizedGAN) and model.conditional
+    assert model.r1_weight == 10.0 and model.ema_generator is not None
+    x, y = tf.constant(_images(16)), tf.constant(np.arange(16) % 10)
+    start = [w.copy() for w in model.ema_generator.get_weights()]
+    logs = model.train_step((x, y))
+    assert float(logs["r1"]) > 0 and np.isfinite(float(logs["d_loss"]))
+    # After one step the average has moved (its warm-up decay is 2/11) but not all the way.
+    for average, before, now in zip(
+        model.ema_generator.get_weights(), start, model.generator.get_weights(), strict=True
+    ):
+        if not np.allclose(before, now):
+            expected = (2 / 11) * before + (9 / 11) * now
+            np.testing.assert_allclose(average, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_regularized_gan_loss_adds_half_gamma_times_r1():
+    set_seed(0)
+    config = dataclasses.replace(REGULARIZED, kind="gan")
+    model = gan.build_model(config)
+    real = tf.constant(_images(8) * 2 - 1)
+    real_logits = model._discriminate(real, None)
+    fake_logits = tf.zeros_like(real_logits)
+    model._real_batch = (real, None)
+    penalty = float(gan.r1_penalty(lambda images: model._discriminate(images, None), real))
+    plain = float(gan.discriminator_loss(real_logits, fake_logits))
+    got = float(model.compute_d_loss(real_logits, fake_logits))
+    assert got == pytest.approx(plain + 0.5 * config.r1_weight * penalty, rel=1e-4)
+
+
+def test_regularized_gan_samples_its_average_with_uniform_labels():
+    set_seed(0)
+    model = gan.build_model(REGULARIZED)
+    model.train_step((tf.constant(_images(16)), tf.constant(np.arange(16) % 10)))
+    z = gan.latent_vectors(6, TINY.latent_dim, seed=2)
+    np.testing.assert_allclose(
+        gan.sample(model, z=z, labels=4), gan.sample(model.ema_generator, z=z, labels=4)
+    )
+    assert (
+        np.abs(gan.sample(model, z=z, labels=4) - gan.sample(model.generator, z=z, labels=4)).max()
+        > 0
+    )
+    # Without labels: drawn uniformly with the seed, not 0..9 in turn.
+    draws = np.random.default_rng([5, 1]).integers(0, 10, 6)
+    np.testing.assert_allclose(
+        gan.sample(model, 6, seed=5), gan.sample(model, 6, seed=5, labels=draws)
+    )
+    assert (
+        np.bincount(np.random.default_rng([0, 1]).integers(0, 10, 10_000), minlength=10).min() > 900
+    )
+    # Weights of 0 leave a plain GAN: no average, no penalty in the loss.
+    plain = gan.build_model(dataclasses.replace(REGULARIZED, r1_weight=0.0, ema_decay=0.0))
+    assert plain.ema_generator is None
+    with pytest.raises(ValueError, match="ema_decay"):
+        gan.RegularizedGAN(model.generator, model.discriminator, ema_decay=1.0)
+
+
+def test_regularized_gan_save_and_load_round_trip(tmp_path):
+    import keras
+
+    set_seed(0)
+    model = gan.build_model(REGULARIZED)
+    model.train_step((tf.constant(_images(16)), tf.constant(np.arange(16) % 10)))
+    model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    assert type(loaded) is gan.RegularizedGAN
+    assert (loaded.r1_weight, loaded.ema_decay) == (model.r1_weight, model.ema_decay)
+    np.testing.assert_allclose(
+        gan.sample(loaded, 8, seed=5), gan.sample(model, 8, seed=5), atol=1e-6
+    )
+
+
+def test_the_recommended_recipe_is_the_conditional_dcgan_plus_r1_and_an_average():
+    for profile in ("fast", "cpu", "gpu"):
+        config = gan.config_for("cgan_r1_ema", profile)
+        cgan = gan.config_for("cgan", profile)
+        assert isinstance(config, gan.RegularizedGANConfig) and config.kind == "cgan"
+        assert config.generator_filters == cgan.generator_filters
+        assert config.r1_weight > 0 and 0 < config.ema_decay < 1

@@ -139,3 +139,22 @@ def test_labelled_scatter_labels_every_point_with_ranges_and_a_reference():
     assert _has_title_and_axis_label(fig)
     with pytest.raises(ValueError, match="at least one point"):
         plotting.labelled_scatter({}, xlabel="x", ylabel="y", title="t")
+
+
+def test_curves_of_their_own_length_with_reference_levels():
+    fig = plotting.curves(
+        {"DCGAN": ([10, 20, 30], [300, 150, 120]), "recipe": ([15, 30], [90, 20])},
+        levels={"real images": 2.0},
+        xlabel="training seconds",
+        ylabel="FD",
+        title="Quality against time",
+        log_y=True,
+    )
+    ax = fig.axes[0]
+    assert [len(line.get_xdata()) for line in ax.get_lines()] == [3, 2, 2]
+    assert list(ax.get_lines()[2].get_ydata()) == [2.0, 2.0]  # a horizontal line
+    assert ax.get_yscale() == "log" and _has_title_and_axis_label(fig)
+    with pytest.raises(ValueError, match="2 x values but 1"):
+        plotting.curves({"a": ([1, 2], [1])}, xlabel="x", ylabel="y", title="t")
+    with pytest.raises(ValueError, match="at least one"):
+        plotting.curves({}, xlabel="x", ylabel="y", title="t")

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import keras
@@ -167,3 +168,123 @@ def test_cli_trains_and_samples_a_vae(tmp_path):
     assert cli.main(["sample", "vae", "--run", str(run), "--num", "6", "--out", str(out)]) == 0
     images = np.load(out)
     assert images.shape == (6, 28, 28, 1) and images.min() >= 0.0 and images.max() <= 1.0
+
+
+# --------------------------------------------------------------------------
+# The mixture prior (vae_mixture_prior)
+# --------------------------------------------------------------------------
+
+MIXTURE = vae.MixturePriorConfig(**{**TINY.__dict__, "prior_components": 2, "prior_examples": 32})
+
+
+def _two_clusters(n=4000, seed=0):
+    """Codes from 0.3 N((-3, 0), 0.5^2 I) + 0.7 N((2, 1), diag(1, 0.25))."""
+    rng = np.random.default_rng(seed)
+    first = rng.random(n) < 0.3
+    a = rng.normal([-3.0, 0.0], 0.5, size=(n, 2))
+    b = rng.normal([2.0, 1.0], [1.0, 0.5], size=(n, 2))
+    return np.where(first[:, None], a, b)
+
+
+def test_mixture_prior_starts_as_the_standard_normal():
+    prior = vae.GaussianMixturePrior(3, 2)
+    z = np.random.default_rng(0).normal(size=(5, 2))
+    np.testing.assert_allclose(prior.log_prob(z), -0.5 * np.sum(z**2 + np.log(2 * np.pi), axis=1))
+
+
+def test_mixture_prior_fit_recovers_two_clusters():
+    prior = vae.GaussianMixturePrior(2, 2).fit(_two_clusters(), seed=0)
+    weights, means, trils = prior._parameters()
+    order = np.argsort(means[:, 0])
+    np.testing.assert_allclose(weights[order], [0.3, 0.7], atol=0.03)
+    np.testing.assert_allclose(means[order], [[-3.0, 0.0], [2.0, 1.0]], atol=0.1)
+    covariances = trils @ np.transpose(trils, (0, 2, 1))
+    np.testing.assert_allclose(
+        np.diagonal(covariances[order], axis1=1, axis2=2), [[0.25, 0.25], [1.0, 0.25]], atol=0.08
+    )
+
+
+def test_mixture_prior_log_prob_matches_scipy():
+    from scipy.stats import multivariate_normal
+
+    prior = vae.GaussianMixturePrior(2, 2).fit(_two_clusters(500), seed=0)
+    weights, means, trils = prior._parameters()
+    z = np.random.default_rng(1).normal(size=(7, 2)) * 2
+    direct = np.log(
+        sum(
+            w * multivariate_normal(m, t @ t.T).pdf(z)
+            for w, m, t in zip(weights, means, trils, strict=True)
+        )
+    )
+    np.testing.assert_allclose(prior.log_prob(z), direct, rtol=1e-6)
+    assert prior.log_prob(z[None]).shape == (1, 7)
+
+
+def test_mixture_prior_samples_follow_the_mixture_and_the_temperature():
+    prior = vae.GaussianMixturePrior(2, 2).fit(_two_clusters(), seed=0)
+    z = prior.sample(20_000, seed=0)
+    assert z.shape == (20_000, 2) and z.dtype == np.float32
+    np.testing.assert_allclose(z.mean(axis=0), [0.3 * -3 + 0.7 * 2, 0.7], atol=0.05)
+    np.testing.assert_array_equal(prior.sample(10, seed=4), prior.sample(10, seed=4))
+    at_zero = prior.sample(500, seed=0, temperature=0.0)
+    _, means, _ = prior._parameters()
+    assert np.min(np.abs(at_zero[:, None, :] - means[None]).sum(-1), axis=1).max() < 1e-5
+
+
+def test_mixture_prior_refuses_codes_of_the_wrong_size():
+    with pytest.raises(ValueError, match=r"shape \(N, 3\)"):
+        vae.GaussianMixturePrior(2, 3).fit(np.zeros((10, 2)))
+    with pytest.raises(ValueError, match="5 components"):
+        vae.GaussianMixturePrior(5, 2).fit(np.zeros((3, 2)))
+
+
+def test_mixture_prior_vae_samples_from_its_fitted_prior_and_survives_saving(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = vae.build_model(MIXTURE, seed=0)
+    assert isinstance(model, vae.MixturePriorVAE) and model.prior.components == 2
+    model.fit(_binary_images(4), batch_size=4, epochs=1, verbose=0)  # optimizer state too
+    vae.fit_prior(model, _binary_images(32), seed=0)
+    codes = model.prior.sample(6, seed=2)
+    np.testing.assert_allclose(vae.sample(model, 6, seed=2), vae.decode(model, codes))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert isinstance(loaded, vae.MixturePriorVAE)
+    np.testing.assert_allclose(
+        vae.sample(loaded, 6, seed=2), vae.sample(model, 6, seed=2), atol=1e-6
+    )
+
+
+def test_temperature_scales_the_standard_normal_prior():
+    model = vae.build_model(TINY, seed=0)
+    rng = np.random.default_rng(3)
+    z = 0.5 * rng.standard_normal((4, TINY.latent_dim))
+    np.testing.assert_allclose(vae.sample(model, 4, seed=3, temperature=0.5), vae.decode(model, z))
+
+
+def test_monte_carlo_elbo_agrees_with_the_closed_form_for_the_normal_prior():
+    model = vae.build_model(TINY, seed=0)
+    x = _binary_images(16)
+    closed = vae.negative_elbo(model, x)["kl"]  # the KL term is exact (closed form)
+    estimate = vae.monte_carlo_elbo(model, x, k=400)
+    assert estimate["kl"] == pytest.approx(closed, abs=0.05)
+    assert estimate["negative_elbo"] == pytest.approx(
+        estimate["reconstruction"] + estimate["kl"], rel=1e-6
+    )
+
+
+def test_mixture_prior_config_and_training_fit_the_prior():
+    from tutorial_lib import runs
+
+    config = vae.config_for("vae_mixture_prior", "fast")
+    assert isinstance(config, vae.MixturePriorConfig)
+    assert (
+        dataclasses.asdict(vae.config_for("vae", "fast")).items()
+        <= dataclasses.asdict(config).items()
+    )
+    with pytest.raises(ValueError, match="Unknown VAE"):
+        vae.config_for("vae_flow_prior", "fast")
+    run = runs.train("vae_mixture_prior", "fast")
+    means = np.asarray(run.model.prior.means)
+    assert np.abs(means).sum() > 0, "the prior was fitted"
+    assert run.record["likelihood"] == "bound" and np.isfinite(run.record["nll"])
+    assert run.record["num_samples"] >= 50

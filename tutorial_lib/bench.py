@@ -12,6 +12,11 @@ For each family (or those named with ``--models``) the benchmark
    same machine, and scores it the same way;
 3. writes ``bench.md`` (a Markdown table) and ``bench.json`` to ``--out``.
 
+A lesson's recommended recipe (a family that ``improves`` on a textbook model,
+:mod:`tutorial_lib.families`) is listed after its textbook model, and every image
+model's Fréchet distance stands beside its training minutes: what the quality
+cost in time.
+
 Timings are only comparable within one run on one machine: the table gives
 each family's training throughput as a ratio to its seed recipe's.
 """
@@ -41,6 +46,8 @@ def table_row(record: dict, *, images: bool = True) -> dict:
     binarization = (record.get("config") or {}).get("binarization")
     if binarization and row["dataset"]:  # the data model its likelihood is measured on
         row["dataset"] = f"{row['dataset']} ({binarization} binary)"
+    if record.get("frechet_distance") is not None and record.get("train_seconds"):
+        row["train_minutes"] = round(record["train_seconds"] / 60.0, 2)
     for key in ("train_images_per_second", "train_tokens_per_second", "test_mse"):
         row[key] = record.get(key)
     if images and record.get("sample_seconds_per_item"):
@@ -96,9 +103,7 @@ def run_bench(
 ) -> list[dict]:
     """Benchmark ``models`` (default: every family); write bench.md and bench.json."""
     out_dir = Path(out_dir)
-    models = models or families.names()
-    for name in models:
-        families.get(name)  # an unknown name fails before anything trains
+    models = _ordered(models or families.names())
     device.setup(profile)
     rows = []
     for name in models:
@@ -108,6 +113,8 @@ def run_bench(
         if family.seed_recipe is not None:
             rows.append(bench_seed_recipe(family, ours, dataset=dataset, profile=profile))
         ours.pop("train_examples", None)
+        if family.improves is not None:
+            ours["improves"] = family.improves
     result = report(rows, profile, dataset)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bench.json").write_text(json.dumps(result, indent=2) + "\n")
@@ -124,6 +131,21 @@ def report(rows: list[dict], profile: Profile, dataset: str) -> dict:
         "floor": _quality_floor(dataset, profile),
         "rows": rows,
     }
+
+
+def _ordered(models: list[str]) -> list[str]:
+    """``models`` with each recommended recipe right after the textbook model it improves
+    (when both are benchmarked); an unknown name fails before anything trains."""
+    for name in models:
+        families.get(name)
+    ordered = [name for name in models if families.get(name).improves not in models]
+    for recipe in [name for name in models if name not in ordered]:
+        textbook = families.get(recipe).improves
+        position = ordered.index(textbook) + 1
+        while position < len(ordered) and families.get(ordered[position]).improves == textbook:
+            position += 1
+        ordered.insert(position, recipe)
+    return ordered
 
 
 def _quality_floor(dataset: str, profile: Profile) -> dict:
@@ -151,7 +173,20 @@ COLUMNS = [
     ("coverage", "coverage"),
     ("inception_score", "IS"),
     ("frechet_distance", "FD"),
+    ("train_minutes", "train min"),
 ]
+
+
+def _recommended_note(rows: list[dict]) -> list[str]:
+    """A line naming the lessons' recommended recipes and the textbook models they improve."""
+    pairs = [f"`{row['model']}` (after `{row['improves']}`)" for row in rows if "improves" in row]
+    if not pairs:
+        return []
+    return [
+        "The lessons' recommended recipes, each beside its textbook model: "
+        + ", ".join(pairs)
+        + "; 'train min' is the training time the Fréchet distance cost."
+    ]
 
 
 def _cell(value) -> str:
@@ -182,6 +217,7 @@ def markdown_report(report: dict) -> str:
         f"IS {floor['inception_score']:.2f}, FD {floor['frechet_distance']:.2f}.",
         "Seed recipes train for the same seconds as the model above them; "
         "'speed vs seed' is the ratio of training throughputs.",
+        *_recommended_note(rows),
         "",
     ]
     return "\n".join(lines)

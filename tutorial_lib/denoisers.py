@@ -605,6 +605,7 @@ def sample_codes(
     num: int,
     *,
     network_time=float,
+    convert=None,
     labels=None,
     guidance: float | None = None,
     seed: int = 0,
@@ -618,6 +619,9 @@ def sample_codes(
     Args:
         network_time: maps a sampler's time to the network's time input in [0, 1]
             (a diffusion step ``t`` -> :math:`(t + 1) / T`).
+        convert: ``convert(x, t, output)`` turns the network's output into what the
+            sampler takes (a v-predicting diffusion model's noise estimate); None: the
+            output itself.
         labels: a digit or one per sample (conditional models); None: unconditional.
         guidance: classifier-free guidance scale :math:`w` (None: no guidance).
         seed: seeds the starting noise and every step's noise (NumPy).
@@ -633,7 +637,8 @@ def sample_codes(
         chunk_labels = None if labels is None else labels[start : start + n]
 
         def predict_fn(x, t, chunk_labels=chunk_labels):
-            return predict(network, x, float(network_time(t)), chunk_labels, guidance)
+            output = predict(network, x, float(network_time(t)), chunk_labels, guidance)
+            return output if convert is None else convert(x, output, t)
 
         x = rng.standard_normal((n, *model.data_shape)).astype(np.float32)
         x, states = run_sampler(sampler, predict_fn, x, rng, keep=() if keep is None else keep)

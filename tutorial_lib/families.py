@@ -101,6 +101,8 @@ class Family:
         datasets: the data sets it trains on; the first is the default.
         seed_recipe: the key of the seed documents' recipe it is benchmarked
             against (:data:`tutorial_lib.baselines.SEED_RECIPES`), or None.
+        improves: for a lesson's recommended recipe, the textbook model it improves on
+            (``"vae"`` for ``"vae_mixture_prior"``); the benchmark shows them side by side.
         options: its command-line options beyond the common ones.
     """
 
@@ -115,6 +117,7 @@ class Family:
     conditional: bool = False
     datasets: tuple[str, ...] = IMAGE_DATASETS
     seed_recipe: str | None = None
+    improves: str | None = None
     options: tuple[Option, ...] = ()
 
     def __post_init__(self):
@@ -160,6 +163,19 @@ def _label_option(help_text: str) -> Option:
     )
 
 
+# The sampling options every diffusion model takes.
+_SAMPLER_OPTIONS = (
+    Option("--sampler", "sample", "sampling loop", choices=("ddpm", "ddim")),
+    Option("--steps", "sample", "DDIM steps (default: the run's)", type=int),
+    Option("--eta", "sample", "DDIM noise (0: deterministic)", type=float),
+)
+_GUIDANCE = Option(
+    "--guidance",
+    "sample",
+    "classifier-free guidance scale w (conditional model; default: the run's)",
+    type=float,
+)
+
 FAMILIES: dict[str, Family] = {
     family.name: family
     for family in (
@@ -185,6 +201,18 @@ FAMILIES: dict[str, Family] = {
             options=(_binarization_option(),),
         ),
         Family(
+            name="vae_mixture_prior",
+            module="tutorial_lib.vae",
+            title="VAE with a Gaussian-mixture prior fitted to its codes",
+            lesson="02_vae",
+            samples="images",
+            likelihood="bound",
+            likelihood_unit="nats per image",
+            dimensions=PIXELS,
+            improves="vae",
+            options=(_binarization_option(),),
+        ),
+        Family(
             name="gan",
             module="tutorial_lib.gan",
             title="DCGAN",
@@ -207,6 +235,16 @@ FAMILIES: dict[str, Family] = {
             samples="images",
             conditional=True,
             options=(_label_option("class of every sample (default: cycle through 0..9)"),),
+        ),
+        Family(
+            name="cgan_r1_ema",
+            module="tutorial_lib.gan",
+            title="conditional DCGAN with R1 and a weight average, sampled with uniform labels",
+            lesson="03_gan",
+            samples="images",
+            conditional=True,
+            improves="gan",
+            options=(_label_option("class of every sample (default: drawn uniformly)"),),
         ),
         Family(
             name="transformer",
@@ -245,16 +283,29 @@ FAMILIES: dict[str, Family] = {
                     "pixel or latent diffusion (default: the profile's: latent on cpu)",
                     choices=("pixel", "latent"),
                 ),
-                Option("--sampler", "sample", "sampling loop", choices=("ddpm", "ddim")),
-                Option("--steps", "sample", "DDIM steps (default: the run's)", type=int),
-                Option("--eta", "sample", "DDIM noise (0: deterministic)", type=float),
+                *_SAMPLER_OPTIONS,
                 _label_option("digit of every sample (conditional model; default: 0..9 in turn)"),
+                _GUIDANCE,
+            ),
+        ),
+        Family(
+            name="latent_diffusion_v",
+            module="tutorial_lib.diffusion",
+            title="latent diffusion predicting the velocity, a sharper VAE, 25 DDIM steps",
+            lesson="05_diffusion",
+            samples="images",
+            conditional=True,
+            improves="diffusion",
+            options=(
                 Option(
-                    "--guidance",
-                    "sample",
-                    "classifier-free guidance scale w (conditional model; default: the run's)",
-                    type=float,
+                    "--conditional",
+                    "train",
+                    "train the class-conditional model (for classifier-free guidance)",
+                    switch=True,
                 ),
+                *_SAMPLER_OPTIONS,
+                _label_option("digit of every sample (conditional model; default: 0..9 in turn)"),
+                _GUIDANCE,
             ),
         ),
         Family(
@@ -334,6 +385,11 @@ def get(name: str) -> Family:
         raise UnknownFamilyError(
             f"Unknown model {name!r}; choose one of: {', '.join(FAMILIES)}."
         ) from None
+
+
+def recommended(name: str) -> list[str]:
+    """The lessons' recommended recipes that improve on the textbook model ``name``."""
+    return [other for other, family in FAMILIES.items() if family.improves == name]
 
 
 def image_families() -> list[str]:

@@ -404,6 +404,39 @@ def line_plot(
     return fig
 
 
+def curves(
+    series: dict,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    levels: dict | None = None,
+    log_y: bool = False,
+) -> Figure:
+    """Curves with x values of their own (label -> ``(x, y)``), and horizontal dashed
+    lines at reference ``levels`` (label -> y): a measure against training time for
+    runs of different lengths, with the figures of runs that have no curve."""
+    if not series:
+        raise ValueError("curves needs at least one series.")
+    fig = Figure(figsize=(6, 3.6))
+    ax = fig.subplots()
+    for label, (x, y) in series.items():
+        if len(x) != len(y):
+            raise ValueError(f"{label}: {len(x)} x values but {len(y)} y values.")
+        ax.plot(x, y, marker="o", markersize=3, label=label)
+    for i, (label, level) in enumerate((levels or {}).items()):
+        ax.axhline(level, linestyle="--", linewidth=1, color=f"C{len(series) + i}", label=label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if log_y:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------
 # Class histograms of generated samples (notebook 03)
 # --------------------------------------------------------------------------
