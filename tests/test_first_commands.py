@@ -40,7 +40,14 @@ lab = _lab_module()
 
 def test_make_lab_reports_the_device_then_runs_the_lab_script():
     result = subprocess.run(
-        ["make", "-n", "-o", f"{os.environ.get('VENV', '.venv')}/.installed", "lab"],
+        [
+            "make",
+            "--no-print-directory",
+            "-n",
+            "-o",
+            f"{os.environ.get('VENV', '.venv')}/.installed",
+            "lab",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -53,7 +60,14 @@ def test_make_lab_reports_the_device_then_runs_the_lab_script():
         "python scripts/lab.py --ip 127.0.0.1 --port 8888 notebooks/00_setup.ipynb"
     )
     wider = subprocess.run(
-        ["make", "-n", "-o", f"{os.environ.get('VENV', '.venv')}/.installed", "lab"]
+        [
+            "make",
+            "--no-print-directory",
+            "-n",
+            "-o",
+            f"{os.environ.get('VENV', '.venv')}/.installed",
+            "lab",
+        ]
         + ["LAB_IP=0.0.0.0"],
         cwd=ROOT,
         capture_output=True,
