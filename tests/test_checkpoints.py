@@ -130,6 +130,17 @@ def test_figures_are_written_and_checked_from_the_record():
     assert figures.render(90.0, "min") == "1.5" and figures.render(0.0123, "ms") == "12.3"
 
 
+def test_a_marker_reads_a_table_row_whose_keys_have_spaces():
+    rows = [{"sampler": "DDIM", "Fréchet distance": 86.7, "coverage": "100%"}]
+    root = {"lessons": {"05_diffusion": {"experiments": {"steps": {"rows": rows}}}}}
+    text = (
+        "FD **1**<!--fig experiments.steps.rows.0.Fréchet_distance .1f-->, coverage "
+        "**9%**<!--fig experiments.steps.rows.-1.coverage-->"
+    )
+    filled, missing = figures.fill(text, root, "05_diffusion")
+    assert missing == [] and "**86.7**<!--fig" in filled and "**100%**<!--fig" in filled
+
+
 def test_the_facilitator_table_comes_from_the_timings_and_the_notebooks():
     timings = {"record_seconds": {"01_autoencoder": 150.0}, "load_seconds": {}, "fast_seconds": {}}
     text = "Before\n<!-- begin lessons -->\nold table\n<!-- end lessons -->\nAfter"

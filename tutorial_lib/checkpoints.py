@@ -226,13 +226,16 @@ def _from_json(value, folder: Path, arrays):
 
 def lookup(record: dict, path: str):
     """The value at a dotted ``path`` of a record (``runs.gan.frechet_distance``,
-    ``experiments.mode_collapse.coverage.-1``: integers index lists)."""
+    ``experiments.mode_collapse.coverage.-1``: integers index lists; an underscore also
+    stands for a space, ``experiments.sampling_steps.rows.3.Fréchet_distance``)."""
     value = record
     for part in path.split("."):
         if isinstance(value, list):
             value = value[int(part)]
         elif isinstance(value, dict) and part in value:
             value = value[part]
+        elif isinstance(value, dict) and part.replace("_", " ") in value:
+            value = value[part.replace("_", " ")]
         else:
             raise KeyError(f"{path!r}: no {part!r} in the record")
     return value

@@ -86,7 +86,9 @@ def value_at(root: dict, path: str, lesson: str | None = None):
 
 
 def render(value, format_spec: str | None) -> str:
-    """A figure as the prose writes it."""
+    """A figure as the prose writes it (a string, such as a table's ``"100%"``, as it is)."""
+    if isinstance(value, str):
+        return value
     if format_spec in NAMED_FORMATS:
         return NAMED_FORMATS[format_spec](value)
     return format(value, format_spec or ".3g")
