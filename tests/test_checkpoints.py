@@ -49,6 +49,17 @@ def test_half_precision_models_are_smaller_and_close(tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
 
 
+def test_a_shipped_run_keeps_its_model_but_not_the_stages_trained_on_the_way(tmp_path):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    for folder in (tmp_path, tmp_path / "autoencoder"):
+        folder.mkdir(exist_ok=True)
+        model.save(folder / training.MODEL_FILE)
+    (tmp_path / "backup").mkdir()
+    checkpoints.Lesson._shrink_run(tmp_path)
+    assert sorted(path.name for path in tmp_path.iterdir()) == [training.MODEL_FILE]
+    assert checkpoints.load_model(tmp_path / training.MODEL_FILE).get_weights()[0].shape == (4, 2)
+
+
 @pytest.fixture
 def store(tmp_path, monkeypatch):
     monkeypatch.setenv(checkpoints.STORE_ENV, str(tmp_path))

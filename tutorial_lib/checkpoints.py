@@ -387,7 +387,10 @@ class Lesson:
 
     @staticmethod
     def _shrink_run(folder: Path) -> None:
-        """Half-precision models without optimizer state; no backups, no pictures."""
+        """Half-precision models without optimizer state; no backups, no pictures; no
+        stages trained on the way (a latent model holds the decoder it samples with)."""
+        for stage in folder.glob(f"*/{training.MODEL_FILE}"):
+            shutil.rmtree(stage.parent)
         for path in folder.rglob(training.MODEL_FILE):
             save_model(load_model(path), path)
         for leftover in folder.rglob("*"):
