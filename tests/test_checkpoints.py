@@ -60,6 +60,23 @@ def test_a_shipped_run_keeps_its_model_but_not_the_stages_trained_on_the_way(tmp
     assert checkpoints.load_model(tmp_path / training.MODEL_FILE).get_weights()[0].shape == (4, 2)
 
 
+def test_a_model_with_a_weight_average_ships_the_average_in_both_places(tmp_path):
+    import dataclasses
+
+    from tutorial_lib import diffusion
+
+    config = dataclasses.replace(diffusion.CONFIGS["fast"], space="pixel")
+    model = diffusion.build_model(config, seed=0)
+    model.ema_network.set_weights([w + 0.5 for w in model.network.get_weights()])
+    trained = model.network.get_weights()
+    checkpoints.save_model(model, tmp_path / "model.keras")
+    for a, b in zip(trained, model.network.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)  # the model in memory is left as it was
+    loaded = checkpoints.load_model(tmp_path / "model.keras")
+    for a, b in zip(loaded.network.get_weights(), model.ema_network.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3)
+
+
 @pytest.fixture
 def store(tmp_path, monkeypatch):
     monkeypatch.setenv(checkpoints.STORE_ENV, str(tmp_path))

@@ -100,12 +100,24 @@ def save_model(model, path: Path) -> Path:
     Float32 weights are stored as float16 (half the bytes, and they compress);
     Keras loads them back into float32 variables. A checkpoint is for using a
     trained model, not for training it further, so the optimizer's state stays out.
+    A model that keeps a weight average beside its trained network (``ema_network``
+    and ``network``: the denoisers of diffusion and flow matching) is saved with the
+    average in both, since the average is what it samples with; LZMA compression
+    then stores the repeated weights almost for free.
     """
     import h5py
 
     path.parent.mkdir(parents=True, exist_ok=True)
     full = path.with_suffix(".full.keras")
-    model.save(full)
+    averaged = hasattr(model, "ema_network") and hasattr(model, "network")
+    trained = model.network.get_weights() if averaged else None
+    try:
+        if averaged:
+            model.network.set_weights(model.ema_network.get_weights())
+        model.save(full)
+    finally:
+        if averaged:
+            model.network.set_weights(trained)
     with zipfile.ZipFile(full) as source:
         members = {info.filename: source.read(info.filename) for info in source.infolist()}
     full.unlink()
@@ -116,7 +128,7 @@ def save_model(model, path: Path) -> Path:
     ):
         _copy_half(src, dst)
     members["model.weights.h5"] = weights.getvalue()
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as target:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_LZMA) as target:
         for name, content in members.items():
             target.writestr(name, content)
     return path
