@@ -186,8 +186,9 @@ def check_hinge_d_loss(hinge_d_loss, *, quiet: bool = False, hidden: bool = Fals
             got,
             expected,
             mistakes,
-            f"got {got:.4f}, expected {expected:.4f}: mean(relu(1 - real_scores)) + "
-            "mean(relu(1 + fake_scores)).",
+            f"got {got:.4f}, expected {expected:.4f}: work the task's formula by hand for "
+            "one real and one fake score (a real score of 0.5 costs 0.5, a fake score of -2 "
+            "costs nothing) and compare with what your function returns for them.",
         )
 
     def sure_and_right_costs_nothing():
