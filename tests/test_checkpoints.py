@@ -83,6 +83,16 @@ def store(tmp_path, monkeypatch):
     return tmp_path / "fast"
 
 
+def test_a_loaded_experiment_keeps_the_order_of_its_rows(store):
+    rows = {f"DDIM {steps}": np.full((1, 2), steps) for steps in (5, 10, 25, 50, 100)}
+    recorded = checkpoints.Lesson("00_test", "fast", pretrained="record")
+    recorded.experiment("steps", lambda: {"images": rows})
+    checkpoints.write_checksums(store)
+    loaded = checkpoints.Lesson("00_test", "fast", pretrained="1")
+    shipped = loaded.experiment("steps", lambda: pytest.fail("it should load, not compute"))
+    assert list(shipped["images"]) == list(rows)
+
+
 def _record_a_lesson():
     lesson = checkpoints.Lesson("00_test", "fast", pretrained="record")
     quality_free = training.SampleGrid(lambda model, n: np.zeros((n, 28, 28, 1)), num=2)

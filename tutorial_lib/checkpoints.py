@@ -315,7 +315,9 @@ class Lesson:
         return self._arrays
 
     def _save_record(self) -> None:
-        text = json.dumps(self._record, indent=1, sort_keys=True, allow_nan=False)
+        # In the order the lesson built it: a dict of images plotted row by row after
+        # loading keeps its rows in the order the lesson drew them.
+        text = json.dumps(self._record, indent=1, allow_nan=False)
         (self.folder / RECORD_FILE).write_text(text + "\n")
 
     def _save_arrays(self, arrays: dict) -> None:
