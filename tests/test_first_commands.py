@@ -38,42 +38,28 @@ def _lab_module():
 lab = _lab_module()
 
 
-def test_make_lab_reports_the_device_then_runs_the_lab_script():
-    result = subprocess.run(
-        [
-            "make",
-            "--no-print-directory",
-            "-n",
-            "-o",
-            f"{os.environ.get('VENV', '.venv')}/.installed",
-            "lab",
-        ],
+def _make_lab_dry_run(*variables: str) -> subprocess.CompletedProcess:
+    """The commands ``make lab`` would run (``-n``), the install step taken as done; no
+    "Entering directory" lines, even when the suite itself runs under make."""
+    installed = f"{os.environ.get('VENV', '.venv')}/.installed"
+    return subprocess.run(
+        ["make", "--no-print-directory", "-n", "-o", installed, "lab", *variables],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=30,
     )
+
+
+def test_make_lab_reports_the_device_then_runs_the_lab_script():
+    result = _make_lab_dry_run()
     assert result.returncode == 0, result.stderr
     commands = result.stdout.splitlines()
     assert commands[0].endswith("python -m tutorial_lib info")
     assert commands[1].endswith(
         "python scripts/lab.py --ip 127.0.0.1 --port 8888 notebooks/00_setup.ipynb"
     )
-    wider = subprocess.run(
-        [
-            "make",
-            "--no-print-directory",
-            "-n",
-            "-o",
-            f"{os.environ.get('VENV', '.venv')}/.installed",
-            "lab",
-        ]
-        + ["LAB_IP=0.0.0.0"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    wider = _make_lab_dry_run("LAB_IP=0.0.0.0")
     assert "--ip 0.0.0.0" in wider.stdout
 
 
