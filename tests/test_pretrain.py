@@ -4,6 +4,8 @@ lesson runs, so a lesson that loads an earlier one's (pretrained="auto") loads t
 import json
 from pathlib import Path
 
+import pytest
+
 from tutorial_lib import checkpoints, pretrain
 
 
@@ -65,3 +67,40 @@ def test_recording_one_lesson_again_keeps_the_others_timings_and_spread(tmp_path
     again = json.loads((store / pretrain.LESSONS_FILE).read_text())
     assert again["fast_seconds"] == timings["fast_seconds"], "the other timings stay"
     assert set(json.loads((store / pretrain.SPREAD_FILE).read_text())) == {"01_trains", "02_trains"}
+
+
+def test_a_lesson_that_fails_while_recording_leaves_its_last_version(tmp_path, monkeypatch):
+    """A failing cell (or a kill) half-way through a lesson: the store keeps the lesson as
+    it was, checksums and all; the next pretrain swaps the new one in. Without --out, the
+    store goes to the per-user data folder, not into the package."""
+    attempts = []
+
+    def record(path, profile, root, mode="record"):
+        monkeypatch.setenv(checkpoints.STORE_ENV, str(root))
+        if mode == "record":
+            attempts.append(path.stem)
+            lesson = checkpoints.Lesson(path.stem, profile, pretrained="record")
+            lesson.experiment("numbers", lambda: {"attempt": len(attempts)})
+            if len(attempts) == 2:
+                raise RuntimeError("01_lesson failed in the fast profile: a cell raised")
+        return 0.1
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    monkeypatch.setattr(pretrain, "record_lesson", record)
+    monkeypatch.setattr(pretrain, "seed_recipes", lambda store, profile: {"rows": []})
+    lessons = [Path("01_lesson.ipynb")]
+    store = pretrain.pretrain("fast", lessons=lessons, seeds=1)
+    assert store == tmp_path / "genai-notebooks" / "pretrained" / "fast"
+    assert not (store.parent / checkpoints.STAGING_DIR).exists(), "no staging folder left"
+
+    def shipped():
+        lesson = checkpoints.Lesson("01_lesson", "fast", pretrained=True)
+        lesson.check()
+        return lesson.experiment("numbers", dict)["attempt"]
+
+    assert shipped() == 1
+    with pytest.raises(RuntimeError, match="a cell raised"):
+        pretrain.pretrain("fast", lessons=lessons, seeds=1)
+    assert shipped() == 1, "the recorded lesson stays as it was"
+    pretrain.pretrain("fast", lessons=lessons, seeds=1)
+    assert shipped() == 3

@@ -154,7 +154,7 @@ def _interrupted_run(run_dir):
 @pytest.mark.parametrize(
     "name, content",
     [
-        ("latest.weights.h5", b"\x89HDF\r\n cut short"),
+        ("latest.keras", b"PK\x03\x04 cut short"),
         ("training_metadata.json", b'{"epoch": '),
     ],
 )

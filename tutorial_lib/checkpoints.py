@@ -24,11 +24,17 @@ the experiments' results, the callbacks' histories, the machine and the
 date), one folder per model (``model.keras`` in half precision, without the
 optimizer's state, and ``history.csv``) and ``arrays.npz``. ``SHA256SUMS``
 beside the lessons lists every file's checksum; a file that does not match
-is damaged.
+is damaged. ``auto`` checks the files of each model or result it loads, so one
+damaged file retrains only what is in it (one notice per damaged file).
+
+Recording writes a lesson into a staging folder (``<store>/.staging/<profile>/<lesson>``);
+:func:`install_lesson` swaps it in, with its checksums, only once the whole lesson ran:
+a recording that is killed or fails leaves the lesson's last version in place.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import io
@@ -43,15 +49,17 @@ from pathlib import Path
 
 import numpy as np
 
-from tutorial_lib import runs, training
+from tutorial_lib import runs, safe_io, stores, training
 from tutorial_lib.profiles import Profile, get_profile
 
 PRETRAINED_ENV = "TUTORIAL_PRETRAINED"
-STORE_ENV = "TUTORIAL_PRETRAINED_DIR"
-STORE = Path(__file__).resolve().parent / "pretrained"
+STORE_ENV = stores.STORE_ENV
+STORE = stores.PACKAGE_STORE
 RECORD_FILE = "record.json"
 ARRAYS_FILE = "arrays.npz"
 CHECKSUMS_FILE = "SHA256SUMS"
+PENDING_SUMS = "SHA256SUMS.pending"  # the checksums of a change being made (see commit_file)
+STAGING_DIR = ".staging"
 SPREAD_FILE = "spread.json"  # python -m tutorial_lib pretrain: figures over seeds
 MODES = ("train", "load", "auto", "record")
 
@@ -89,6 +97,12 @@ def store_dir(profile: str) -> Path:
     return root / profile
 
 
+def staging_dir(profile: str, lesson: str) -> Path:
+    """Where a lesson of ``profile`` is recorded before :func:`install_lesson` swaps it in."""
+    store = store_dir(profile)
+    return store.parent / STAGING_DIR / store.name / lesson
+
+
 # --------------------------------------------------------------------------
 # Files: half-precision models, arrays, checksums
 # --------------------------------------------------------------------------
@@ -108,7 +122,7 @@ def save_model(model, path: Path) -> Path:
     import h5py
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    full = path.with_suffix(".full.keras")
+    full = path.with_name(f".{os.getpid()}.{path.stem}.full.keras")
     averaged = hasattr(model, "ema_network") and hasattr(model, "network")
     trained = model.network.get_weights() if averaged else None
     try:
@@ -128,7 +142,7 @@ def save_model(model, path: Path) -> Path:
     ):
         _copy_half(src, dst)
     members["model.weights.h5"] = weights.getvalue()
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_LZMA) as target:
+    with safe_io.atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_LZMA) as target:
         for name, content in members.items():
             target.writestr(name, content)
     return path
@@ -167,34 +181,95 @@ def sha256(path: Path) -> str:
 
 
 def write_checksums(root: Path) -> Path:
-    """``SHA256SUMS`` of every file under ``root`` (one profile's store)."""
+    """``SHA256SUMS`` of every file under ``root`` (one profile's store), written whole."""
     lines = [
         f"{sha256(path)}  {path.relative_to(root).as_posix()}"
         for path in sorted(root.rglob("*"))
-        if path.is_file() and path.name != CHECKSUMS_FILE
+        if path.is_file() and path.name not in (CHECKSUMS_FILE, PENDING_SUMS)
     ]
-    target = root / CHECKSUMS_FILE
-    target.write_text("\n".join(lines) + "\n")
+    target = safe_io.atomic_write_text(root / CHECKSUMS_FILE, "\n".join(lines) + "\n")
+    (root / PENDING_SUMS).unlink(missing_ok=True)
     return target
+
+
+def read_checksums(root: Path, name: str = CHECKSUMS_FILE) -> dict[str, str]:
+    """``{relative path: sha256}`` of a checksum file in ``root`` ({} when there is none)."""
+    path = root / name
+    if not path.is_file():
+        return {}
+    pairs = (line.split("  ", 1) for line in path.read_text().splitlines() if "  " in line)
+    return {rel: digest for digest, rel in pairs}
+
+
+def _write_sums(root: Path, sums: dict[str, str], name: str) -> None:
+    lines = [f"{sums[rel]}  {rel}" for rel in sorted(sums)]
+    safe_io.atomic_write_text(root / name, "\n".join(lines) + "\n")
+
+
+def commit(root: Path, change: Callable[[], None], sums: dict[str, str]) -> None:
+    """Make ``change()`` (which writes files under ``root`` atomically) with the checksums
+    ``sums`` in force after it, so that a kill at any moment leaves every file matching:
+    the new checksums go to ``SHA256SUMS.pending`` first (a file matches either list while
+    the change is made), then the change, then they replace ``SHA256SUMS``."""
+    _write_sums(root, sums, PENDING_SUMS)
+    change()
+    os.replace(root / PENDING_SUMS, root / CHECKSUMS_FILE)
+
+
+def commit_file(root: Path, relative: str, content: bytes) -> Path:
+    """Write ``root/relative`` and its checksum in ``SHA256SUMS`` as one change."""
+    path = root / relative
+    sums = {**read_checksums(root), relative: hashlib.sha256(content).hexdigest()}
+    commit(root, lambda: safe_io.atomic_write_bytes(path, content), sums)
+    return path
+
+
+def damaged(root: Path, files: list[Path]) -> dict[Path, str]:
+    """What is wrong with each of ``files`` that is missing or does not match its checksum
+    in ``SHA256SUMS`` (or in the pending checksums of a change being made)."""
+    sums_path = root / CHECKSUMS_FILE
+    if not sums_path.is_file():
+        return {
+            path: f"{sums_path} is missing: the shipped checkpoints are incomplete."
+            for path in files
+        }
+    sums, pending = read_checksums(root), read_checksums(root, PENDING_SUMS)
+    problems = {}
+    for path in files:
+        name = path.relative_to(root).as_posix()
+        if not path.is_file():
+            problems[path] = f"{path} is missing."
+        elif sha256(path) not in (sums.get(name), pending.get(name)):
+            problems[path] = (
+                f"{path} is damaged (its checksum does not match {CHECKSUMS_FILE}): "
+                "reinstall the package."
+            )
+    return problems
 
 
 def verify(root: Path, files: list[Path]) -> None:
     """Raise :class:`CheckpointError` unless every one of ``files`` matches ``SHA256SUMS``."""
-    sums_path = root / CHECKSUMS_FILE
-    if not sums_path.is_file():
-        raise CheckpointError(f"{sums_path} is missing: the shipped checkpoints are incomplete.")
-    sums = dict(
-        reversed(line.split("  ", 1)) for line in sums_path.read_text().splitlines() if line
-    )
-    for path in files:
-        name = path.relative_to(root).as_posix()
-        if not path.is_file():
-            raise CheckpointError(f"{path} is missing.")
-        if sums.get(name) != sha256(path):
-            raise CheckpointError(
-                f"{path} is damaged (its checksum does not match {CHECKSUMS_FILE}): "
-                "reinstall the package."
-            )
+    problems = damaged(root, files)
+    if problems:
+        raise CheckpointError(next(iter(problems.values())))
+
+
+def install_lesson(lesson: str, profile: str | Profile | None = None) -> Path:
+    """Swap the lesson recorded in its staging folder into the store, with its checksums,
+    in one step (:func:`tutorial_lib.safe_io.swap_in`): until then the lesson's last
+    version stays in place and loads. Returns the lesson's folder in the store."""
+    profile = get_profile(profile).name
+    staging, store = staging_dir(profile, lesson), store_dir(profile)
+    if not (staging / RECORD_FILE).is_file():
+        raise CheckpointError(f"No recorded lesson {lesson} to install (looked in {staging}).")
+    safe_io.remove_lock_files(staging)
+    sums = {rel: d for rel, d in read_checksums(store).items() if not rel.startswith(f"{lesson}/")}
+    for path in sorted(staging.rglob("*")):
+        if path.is_file():
+            sums[f"{lesson}/{path.relative_to(staging).as_posix()}"] = sha256(path)
+    store.mkdir(parents=True, exist_ok=True)
+    commit(store, lambda: safe_io.swap_in(staging, store / lesson), sums)
+    return store / lesson
 
 
 # --------------------------------------------------------------------------
@@ -275,10 +350,14 @@ class Lesson:
         self.folder = store_dir(self.profile.name) / name
         self._record: dict | None = None
         self._arrays = None
-        self._checked = False
-        if self.mode == "record":
-            shutil.rmtree(self.folder, ignore_errors=True)
-            self.folder.mkdir(parents=True)
+        self._intact: dict[Path, str | None] = {}  # file -> what is wrong with it (None: ok)
+        self._said: set[str] = set()
+        if self.mode != "record":
+            with contextlib.suppress(OSError):  # a swap cut short: the old version back
+                safe_io.recover(self.folder)
+        else:
+            self.folder = staging_dir(self.profile.name, name)
+            self._clear_staging()
             self._record = {
                 "lesson": name,
                 "profile": self.profile.name,
@@ -289,6 +368,24 @@ class Lesson:
                 "callbacks": {},
             }
             self._save_record()
+
+    def _clear_staging(self) -> None:
+        """An empty staging folder, but for the runs an interrupted recording left half
+        trained (they resume: :func:`tutorial_lib.runs.train`)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for path in self.folder.iterdir():
+            if path.is_dir() and training.run_state(path) in ("training", "evaluate"):
+                print(f"[pretrained] resuming the interrupted training in {path}")
+            elif path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+    def install(self) -> Path:
+        """Swap what this lesson recorded into the store (:func:`install_lesson`)."""
+        if self.mode != "record":
+            raise CheckpointError("Only a recording lesson (pretrained='record') installs.")
+        return install_lesson(self.name, self.profile)
 
     # -- the store ------------------------------------------------------------
 
@@ -318,45 +415,83 @@ class Lesson:
         # In the order the lesson built it: a dict of images plotted row by row after
         # loading keeps its rows in the order the lesson drew them.
         text = json.dumps(self._record, indent=1, allow_nan=False)
-        (self.folder / RECORD_FILE).write_text(text + "\n")
+        safe_io.atomic_write_text(self.folder / RECORD_FILE, text + "\n")
 
     def _save_arrays(self, arrays: dict) -> None:
         if not arrays:
             return
         merged = {**self._arrays_file(), **arrays}
-        np.savez_compressed(self.folder / ARRAYS_FILE, **merged)
+        with safe_io.atomic_path(self.folder / ARRAYS_FILE) as tmp:
+            np.savez_compressed(tmp, **merged)
         self._arrays = merged
+
+    def _check_files(self, files: list[Path]) -> None:
+        """Raise :class:`CheckpointError` for the first of ``files`` that is missing or
+        does not match its checksum (each file is checked once)."""
+        unchecked = [path for path in files if path not in self._intact]
+        if unchecked:
+            problems = damaged(self.folder.parent, unchecked)
+            self._intact.update({path: problems.get(path) for path in unchecked})
+        for path in files:
+            if self._intact[path]:
+                raise CheckpointError(self._intact[path])
 
     def check(self) -> None:
         """Raise :class:`CheckpointError` unless every shipped file of the lesson is there
-        and matches its checksum (checked once)."""
-        if self._checked:
-            return
+        and matches its checksum."""
+        self._check_record()
+        self._check_files([p for p in sorted(self.folder.rglob("*")) if p.is_file()])
+
+    def _check_record(self) -> None:
         if not (self.folder / RECORD_FILE).is_file():
             raise CheckpointError(
                 f"No shipped results of lesson {self.name} for the {self.profile.name} profile "
                 f"(looked in {self.folder})."
             )
-        verify(self.folder.parent, [p for p in sorted(self.folder.rglob("*")) if p.is_file()])
-        self._checked = True
+        if not (self.folder.parent / CHECKSUMS_FILE).is_file():
+            raise CheckpointError(
+                f"{self.folder.parent / CHECKSUMS_FILE} is missing: the shipped checkpoints "
+                "are incomplete."
+            )
+        self._check_files([self.folder / RECORD_FILE])
+
+    def files_of(self, key: str) -> list[Path]:
+        """The files the shipped result ``key`` loads from: the record, its run folder, the
+        models and the arrays file its results and callbacks refer to."""
+        record = self.record
+        stored = [record["experiments"].get(key), record["callbacks"].get(key)]
+        files = [self.folder / RECORD_FILE]
+        if key in record["runs"]:
+            files += [p for p in sorted((self.folder / key).rglob("*")) if p.is_file()]
+        models, arrays = _references(stored)
+        files += [self.folder / name for name in sorted(models)]
+        if arrays:
+            files.append(self.folder / ARRAYS_FILE)
+        return files
 
     def _use_store(self, key: str) -> bool:
-        """Load ``key`` from the store (True), or compute it (False), as the mode says."""
+        """Load ``key`` from the store (True), or compute it (False), as the mode says.
+
+        Only the files of ``key`` must be intact (:meth:`files_of`): on ``auto`` a damaged
+        file retrains what is in it, and says so once."""
         if self.mode in ("train", "record"):
             return False
         try:
-            self.check()
+            self._check_record()
             record = self.record
             if key not in record["runs"] and key not in record["experiments"]:
                 raise CheckpointError(
                     f"No shipped result '{key}' of lesson {self.name} for the "
                     f"{self.profile.name} profile."
                 )
+            self._check_files(self.files_of(key))
             return True
         except CheckpointError as error:
             if self.mode == "load":
                 raise CheckpointError(f"{error} Or set PRETRAINED = False to train here.") from None
-            print(f"[pretrained] {error} Training instead.")
+            if str(error) not in self._said:  # one notice per damaged file
+                self._said.add(str(error))
+                print(f"[pretrained] {error} Training instead.")
             return False
 
     # -- training cells ---------------------------------------------------------
@@ -403,6 +538,7 @@ class Lesson:
     def _shrink_run(folder: Path) -> None:
         """Half-precision models without optimizer state; no backups, no pictures; no
         stages trained on the way (a latent model holds the decoder it samples with)."""
+        safe_io.remove_lock_files(folder)
         for stage in folder.glob(f"*/{training.MODEL_FILE}"):
             shutil.rmtree(stage.parent)
         for path in folder.rglob(training.MODEL_FILE):
@@ -441,6 +577,24 @@ class Lesson:
     def figure(self, path: str):
         """The recorded value at ``path`` (see :func:`lookup`)."""
         return lookup(self.record, path)
+
+
+def _references(value, models=None, arrays=None) -> tuple[set, set]:
+    """The model files and array names a stored result refers to (see :func:`_to_json`)."""
+    models = set() if models is None else models
+    arrays = set() if arrays is None else arrays
+    if isinstance(value, dict):
+        if set(value) == {"__model__"}:
+            models.add(value["__model__"])
+        elif set(value) == {"__array__"}:
+            arrays.add(value["__array__"])
+        else:
+            for item in value.values():
+                _references(item, models, arrays)
+    elif isinstance(value, list):
+        for item in value:
+            _references(item, models, arrays)
+    return models, arrays
 
 
 def shipped_record(lesson: str, profile: str | Profile | None = None) -> dict | None:

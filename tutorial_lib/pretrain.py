@@ -18,16 +18,27 @@
 
 The figures the lessons' Markdown and the README quote are filled in from this
 record by ``python -m tutorial_lib.figures fill``.
+
+Nothing is lost when it stops half-way (a kill, Ctrl-C, a failing cell, a full disk):
+a lesson is recorded into a staging folder and swapped in, with its checksums, only
+when the whole lesson ran (:func:`tutorial_lib.checkpoints.install_lesson`); every
+other file is written whole and then renamed into place with its checksum. Run the
+same command again to go on (a training it interrupted resumes). The store is written
+outside the installed package unless asked (``--out DIR``, by default the per-user
+folder :func:`tutorial_lib.stores.default_root`; ``--into-package`` for the package's own), and one
+``pretrain`` at a time writes a store (a lock names the process holding it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
-from tutorial_lib import bench, checkpoints, families, notebook_tools, runs
+from tutorial_lib import bench, checkpoints, families, notebook_tools, runs, safe_io, stores
 from tutorial_lib.profiles import Profile, get_profile
 
 SPREAD_FILE = checkpoints.SPREAD_FILE
@@ -139,6 +150,12 @@ def store_bytes(store: Path) -> int:
     return sum(path.stat().st_size for path in store.rglob("*") if path.is_file())
 
 
+def _write_json(store: Path, name: str, value) -> None:
+    """Write ``store/name`` whole, with its checksum (:func:`checkpoints.commit_file`)."""
+    text = json.dumps(value, indent=1, sort_keys=name == LESSONS_FILE) + "\n"
+    checkpoints.commit_file(store, name, text.encode("utf-8"))
+
+
 def pretrain(
     profile: str | Profile = "cpu",
     *,
@@ -152,24 +169,47 @@ def pretrain(
     With ``lessons``, only those are recorded again; the spread and timings of the
     others stay as they were, and the benchmark is redone from every record."""
     profile = get_profile(profile)
-    root = Path(root) if root is not None else checkpoints.STORE
+    root = Path(root) if root is not None else stores.default_root()
     store = root / profile.name
-    store.mkdir(parents=True, exist_ok=True)
+    staging = root / checkpoints.STAGING_DIR / profile.name
+    try:
+        lock = safe_io.FolderLock(staging, what="store", advice=", or write another store (--out)")
+        with lock:
+            result = _pretrain(profile, lessons, seeds, root, store)
+    except OSError as error:
+        raise safe_io.write_error(
+            error,
+            store,
+            "Every lesson recorded before it is in place: run the same command again to go on",
+        ) from error
+    _remove_empty_staging(staging)
+    return result
+
+
+def _remove_empty_staging(staging: Path) -> None:
+    """The staging folders, once every lesson in them is swapped in (only a lock is left)."""
+    if all(path.name == safe_io.LOCK_FILE for path in staging.iterdir()):
+        shutil.rmtree(staging, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            staging.parent.rmdir()  # when no other profile is being recorded
+
+
+def _pretrain(profile, lessons, seeds, root, store) -> Path:
     paths = lessons or training_lessons()
     timings = _read_json(store / LESSONS_FILE) or {}
     for key in ("record_seconds", "load_seconds", "fast_seconds"):
         timings.setdefault(key, {})
     for path in paths:
-        seconds = record_lesson(path, profile, root)
+        with _env(checkpoints.STORE_ENV, str(root)):  # where the lesson recorded itself
+            seconds = record_lesson(path, profile, root)
+            checkpoints.install_lesson(path.stem, profile)  # later lessons load it
         timings["record_seconds"][path.stem] = round(seconds, 1)
-        checkpoints.write_checksums(store)  # later lessons load this one's models and results
         print(f"recorded {path.stem} in {seconds:.0f} s")
     if seeds > 1:
         found = _read_json(store / SPREAD_FILE) or {}
         found.update(spread(store, profile, seeds, [path.stem for path in paths]))
-        (store / SPREAD_FILE).write_text(json.dumps(found, indent=1) + "\n")
-    (store / BENCH_FILE).write_text(json.dumps(seed_recipes(store, profile), indent=1) + "\n")
-    checkpoints.write_checksums(store)
+        _write_json(store, SPREAD_FILE, found)
+    _write_json(store, BENCH_FILE, seed_recipes(store, profile))
     for path in paths:
         seconds = record_lesson(path, profile, root, mode="1")
         timings["load_seconds"][path.stem] = round(seconds, 1)
@@ -184,7 +224,7 @@ def pretrain(
             fast = record_lesson(path, get_profile("fast"), root, mode="0")
             timings["fast_seconds"][path.stem] = round(fast, 1)
             print(f"{path.stem} in the fast profile in {fast:.0f} s")
-    (store / LESSONS_FILE).write_text(json.dumps(timings, indent=1, sort_keys=True) + "\n")
+    _write_json(store, LESSONS_FILE, timings)
     checkpoints.write_checksums(store)
     size = store_bytes(store)
     print(f"store {store}: {size / 2**20:.1f} MiB")
@@ -197,17 +237,34 @@ def _read_json(path: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+class _env:
+    """An environment variable set for a ``with`` block."""
+
+    def __init__(self, name: str, value: str):
+        self.name, self.value = name, value
+
+    def __enter__(self):
+        self.old = os.environ.get(self.name)
+        os.environ[self.name] = self.value
+
+    def __exit__(self, *exc):
+        if self.old is None:
+            os.environ.pop(self.name, None)
+        else:
+            os.environ[self.name] = self.old
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m tutorial_lib pretrain", description=__doc__)
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument(
-        "--out", type=Path, default=None, help="store folder (default: the package's)"
-    )
+    stores.add_store_options(parser)
     parser.add_argument("lessons", nargs="*", type=Path)
     args = parser.parse_args(argv)
     os.environ.setdefault("MPLBACKEND", "Agg")
-    pretrain(args.profile, lessons=args.lessons or None, seeds=args.seeds, root=args.out)
+    pretrain(
+        args.profile, lessons=args.lessons or None, seeds=args.seeds, root=stores.root_of(args)
+    )
     return 0

@@ -21,13 +21,16 @@ GPT's samples are not images.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
+import json
+import time
 from pathlib import Path
 
 import numpy as np
 
-from tutorial_lib import data, device, families, metrics, training
+from tutorial_lib import data, device, families, metrics, safe_io, training
 from tutorial_lib.families import Family
 from tutorial_lib.profiles import Profile, get_profile
 
@@ -94,7 +97,12 @@ class Run:
 
     def sample(self, num: int, *, seed: int = 0, **options):
         """``num`` images in [0, 1] of shape (num, 28, 28, 1), or a text of ``num``
-        characters; ``options`` are the family's (labels, guidance, temperature, ...)."""
+        characters; ``options`` are the family's (labels, guidance, temperature, ...).
+
+        A request that would not fit in memory is refused before it runs
+        (:func:`check_in_memory`); :func:`sample_to_file` streams a large one to a file.
+        """
+        check_in_memory(self.family, num)
         return self.family.load().sample(self.model, num, seed=seed, **options)
 
 
@@ -130,7 +138,11 @@ def train(
         dataset: the data set (default: the family's first).
         seed: seeds the weights, the data order and the sampling.
         out_dir: the run folder; training backs itself up there every epoch,
-            and calling again after an interruption resumes it.
+            and calling again after an interruption resumes it (at its first
+            unfinished epoch, or at the evaluation when the training had finished:
+            the trained model is saved before it is evaluated). One process at a
+            time writes a run folder (:func:`lock_run_folder`); every file is
+            written whole, then renamed into place.
         callbacks: Keras callbacks for the training (sample grids, quality history).
         evaluate: score the trained model (:func:`evaluate`) into the record.
         stages: trained parts to reuse instead of training them, by name
@@ -139,13 +151,78 @@ def train(
             (:meth:`tutorial_lib.families.Family.options_for`).
     """
     family = families.get(name)
-    module = family.load()
     profile = get_profile(profile)
     dataset = dataset or family.datasets[0]
     if dataset not in family.datasets:
         raise data.DataError(
             f"{name} trains on {', '.join(family.datasets)}; got dataset {dataset!r}."
         )
+    if out_dir is None:
+        run = _fit(name, profile, dataset, seed, None, callbacks, stages, options)
+        if evaluate:
+            run.record.update(_evaluate(run, profile))
+        return run
+    with lock_run_folder(out_dir):
+        return _train_in_folder(
+            name, profile, dataset, seed, Path(out_dir), callbacks, evaluate, stages, options
+        )
+
+
+@contextlib.contextmanager
+def lock_run_folder(run_dir: str | Path):
+    """Hold the run folder's lock for a ``with`` block: a second writer (another
+    process) stops at once with a :class:`tutorial_lib.training.RunError` naming the
+    process that holds it. The same process may take it again (:func:`train` does)."""
+    lock = safe_io.FolderLock(
+        run_dir, what="run folder", advice=", or train into another folder (--out)"
+    )
+    try:
+        lock.__enter__()
+    except safe_io.FolderBusyError as error:
+        raise training.RunError(str(error)) from None
+    except OSError as error:  # the folder cannot be made or written
+        raise safe_io.write_error(error, run_dir) from error
+    try:
+        yield lock
+    finally:
+        lock.__exit__(None, None, None)
+
+
+def _train_in_folder(name, profile, dataset, seed, out_dir, callbacks, evaluate, stages, options):
+    """:func:`train` into a run folder (locked by the caller): train, or take the trained
+    model an interrupted run saved; save it before it is evaluated; then evaluate and
+    write the folder. A kill at any point leaves a folder the same call resumes."""
+    if training.run_state(out_dir) == "evaluate":
+        run = _trained_in(out_dir)
+        if run.name != name:
+            raise training.RunError(
+                f"{out_dir} holds a finished training of {run.name}, not {name}: train "
+                f"{run.name} into it to finish that run, or train {name} into another folder."
+            )
+    else:
+        run = _fit(name, profile, dataset, seed, out_dir, callbacks, stages, options)
+    if evaluate:
+        run.record.update(_evaluate(run, profile))
+    try:
+        _save(run, profile)
+        (out_dir / training.TRAINED_FILE).unlink(missing_ok=True)  # the run is complete
+        (out_dir / training.TRAINED_MODEL).unlink(missing_ok=True)
+    except OSError as error:
+        raise safe_io.write_error(
+            error,
+            out_dir,
+            "The trained model is kept there: run the same training again to evaluate and save it",
+        ) from error
+    return run
+
+
+def _fit(name, profile, dataset, seed, out_dir, callbacks, stages, options) -> Run:
+    """Train model ``name`` (resuming an interrupted run in ``out_dir``); the run with its
+    record of the training. With a run folder the trained model, its record and history
+    are saved there (:data:`tutorial_lib.training.TRAINED_MODEL`) before the clock and
+    the backups go: from then on the training is never lost."""
+    family = families.get(name)
+    module = family.load()
     setup = device.setup(profile)
     training.set_seed(seed)
     config = config_of(name, profile, **options)
@@ -160,7 +237,7 @@ def train(
             callbacks=[clock, *(callbacks or [])],
             **(stages or {}),
         )
-    legs = clock.finish()  # without the time callbacks spent measuring (sample grids, ...)
+    legs = clock.legs()  # without the time callbacks spent measuring (sample grids, ...)
     seconds = sum(legs)
     model, history = trained.model, trained.history
     per_second = round(trained.examples_seen / seconds, 1) if seconds > 0 else None
@@ -182,13 +259,69 @@ def train(
     record["train_tokens_per_second" if family.samples == "text" else "train_images_per_second"] = (
         per_second
     )
-    run_dir = None if out_dir is None else Path(out_dir)
-    run = Run(name, config, model, history, record, run_dir, trained.stages)
-    if evaluate:
-        record.update(_evaluate(run, profile))
+    run = Run(name, config, model, history, record, out_dir, trained.stages)
     if out_dir is not None:
-        _save(run, profile)
+        _save_trained(run)
+    clock.finish()
     return run
+
+
+def _save_trained(run: Run) -> None:
+    """Keep the trained model and its record so far in its run folder: a run killed while
+    it is evaluated or saved resumes there instead of training again."""
+    folder = run.run_dir
+    try:
+        with safe_io.atomic_path(folder / training.TRAINED_MODEL) as tmp:
+            run.model.save(tmp)
+        state = {"record": run.record, "history": run.history}
+        safe_io.atomic_write_text(folder / training.TRAINED_FILE, json.dumps(state) + "\n")
+    except OSError as error:
+        raise safe_io.write_error(
+            error,
+            folder,
+            "The run folder keeps the backup of its last epoch: run the same training again "
+            "to resume it",
+        ) from error
+
+
+def _trained_in(run_dir: Path) -> Run:
+    """The trained model an interrupted run saved before it was evaluated."""
+    path = run_dir / training.TRAINED_FILE
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        record, history = dict(state["record"]), dict(state["history"])
+        name = record["model"]
+        families.get(name).load()  # registers the family's model classes with Keras
+    except (ValueError, KeyError, TypeError) as error:
+        raise training.RunError(
+            f"{path}, the record of a finished training, is damaged ({training._reason(error)}). "
+            f"Delete {path} and {run_dir / training.TRAINED_MODEL} and train again."
+        ) from error
+    model = _load_trained_model(run_dir / training.TRAINED_MODEL, name)
+    stages = {
+        p.parent.name: training.load_run_model(p.parent, model=name)
+        for p in sorted(run_dir.glob(f"*/{training.MODEL_FILE}"))
+    }
+    config = _config_from_dict(families.get(name).config(record["profile"]), record["config"])
+    return Run(name, config, model, history, record, run_dir, stages)
+
+
+def _load_trained_model(path: Path, name: str):
+    """The model :func:`_save_trained` kept, or a :class:`RunError` that says what to do."""
+    import zipfile
+
+    import keras
+
+    try:
+        if not zipfile.is_zipfile(path):
+            raise ValueError("not a complete .keras archive")
+        return keras.models.load_model(path)
+    except Exception as error:  # a missing or damaged file, weights that do not fit
+        raise training.RunError(
+            f"{path}, the finished training kept for its evaluation, is damaged "
+            f"({training._reason(error)}). Delete {path.parent / training.TRAINED_FILE} and "
+            f"train {name} again into {path.parent}."
+        ) from error
 
 
 def _evaluate(run: Run, profile: Profile, *, seed: int | None = None) -> dict:
@@ -267,6 +400,11 @@ def load(run_dir: str | Path, *, load_model=None) -> Run:
     through :func:`tutorial_lib.training.load_run_model`).
     """
     run_dir = Path(run_dir)
+    if training.run_state(run_dir) == "evaluate":
+        raise training.RunError(
+            f"{run_dir} holds a training that was interrupted while it was evaluated and "
+            "saved: run the same train command again to finish it (it does not train again)."
+        )
     record = training.load_run_metrics(run_dir)
     name = record.get("model")
     if name not in families.FAMILIES:
@@ -297,3 +435,195 @@ def _config_from_dict(template, values: dict):
             value = tuple(value)
         fields[field.name] = value
     return dataclasses.replace(template, **fields)
+
+
+# --------------------------------------------------------------------------
+# Sampling requests sized before they run
+# --------------------------------------------------------------------------
+
+IMAGE_BYTES = 28 * 28 * 4  # one float32 image
+# Memory one sample takes while it is drawn and kept: an image twice (the batches and
+# their concatenation), a character as a token id in a Python list and in the text.
+SAMPLE_MEMORY = {"images": 2 * IMAGE_BYTES, "text": 64}
+MEMORY_SHARE = 0.5  # of the memory available now, what one request may take
+IMAGE_CHUNK = 1000  # images drawn at a time when streaming (a multiple of 10: labels cycle)
+TEXT_CHUNK = 2000  # characters written at a time when streaming
+MAX_MINUTES = 60.0  # the longest sampling run started without asking for more
+PROGRESS_SECONDS = 5.0  # how often long sampling says how far it is
+
+
+class RequestTooLarge(ValueError):
+    """A sampling request that will not fit; the message gives the limit and how to split."""
+
+
+def check_in_memory(family: Family, num: int, *, available: int | None = None) -> None:
+    """Refuse ``num`` samples of ``family`` in memory when they would take more than
+    :data:`MEMORY_SHARE` of the memory available now (a :class:`RequestTooLarge`)."""
+    per_item = SAMPLE_MEMORY.get(family.samples)
+    available = safe_io.available_memory() if available is None else available
+    if per_item is None or available is None:
+        return
+    limit = int(MEMORY_SHARE * available / per_item)
+    if num > limit:
+        unit = "characters" if family.samples == "text" else "images"
+        raise RequestTooLarge(
+            f"{num:,} {unit} would take about {safe_io.human_bytes(num * per_item)} of memory; "
+            f"{safe_io.human_bytes(available)} is available here, enough for {limit:,}. "
+            f"Draw at most {limit:,} at a time (a different seed each time), or stream them "
+            "to a file with runs.sample_to_file (python -m tutorial_lib sample ... --out FILE)."
+        )
+
+
+def _chunk_seed(seed: int, index: int) -> int:
+    """The seed of chunk ``index`` of a streamed request (chunk 0 keeps ``seed``, so a
+    request of one chunk draws what ``run.sample`` draws)."""
+    if index == 0:
+        return seed
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+class _Progress:
+    """Says how far a long sampling run is, with the time left, every few seconds."""
+
+    def __init__(self, total: int, unit: str, report):
+        self.total, self.unit, self.report = total, unit, report
+        self.start = self.last = time.perf_counter()
+
+    def update(self, done: int) -> None:
+        now = time.perf_counter()
+        if now - self.last < PROGRESS_SECONDS or done >= self.total:
+            return
+        self.last = now
+        left = (now - self.start) / done * (self.total - done)
+        self.report(
+            f"sampled {done:,} / {self.total:,} {self.unit}, about "
+            f"{safe_io.human_seconds(left)} left"
+        )
+
+
+def _refuse_if_slow(seconds_per_item, num, unit, max_minutes, split_at):
+    """Refuse a request estimated to run longer than ``max_minutes``."""
+    estimate = seconds_per_item * num
+    if max_minutes is not None and estimate > 60 * max_minutes:
+        per_call = max(1, int(60 * max_minutes / seconds_per_item) // split_at * split_at)
+        raise RequestTooLarge(
+            f"{num:,} {unit} would take about {safe_io.human_seconds(estimate)} here "
+            f"({seconds_per_item * 1000:.2g} ms each); the limit is {max_minutes:g} min. "
+            f"Ask for at most {per_call:,} at a time (a different --seed each), or raise "
+            "the limit with --max-minutes."
+        )
+
+
+def sample_to_file(
+    run: Run,
+    num: int,
+    path: str | Path | None,
+    *,
+    seed: int = 0,
+    max_minutes: float | None = MAX_MINUTES,
+    report=print,
+    write=None,
+    family: Family | None = None,
+    **options,
+) -> Path | None:
+    """Draw ``num`` samples in chunks and write them as they come, in bounded memory.
+
+    Images go to the ``.npy`` file ``path`` (float32, (num, 28, 28, 1), in [0, 1]), filled
+    :data:`IMAGE_CHUNK` images at a time through a memory map; a text goes to ``path``
+    (or, when None, to ``write``, default stdout) :data:`TEXT_CHUNK` characters at a time,
+    each chunk continuing from the end of the text so far. Before the work starts: a file
+    larger than the free disk is refused; the first chunk is timed and a request that
+    would take more than ``max_minutes`` is refused (:class:`RequestTooLarge`, with the
+    limit and how to split). Long runs report progress with the time left. The file
+    appears at ``path`` only when complete. ``family`` samples it as another model name
+    of the same module would (default: the run's). Returns ``path``.
+    """
+    family = family or run.family
+    if family.samples == "images":
+        return _images_to_file(run, family, num, Path(path), seed, max_minutes, report, options)
+    if family.samples == "text":
+        return _text_to_file(run, family, num, path, seed, max_minutes, report, write, options)
+    family.load().sample(run.model, num, seed=seed, **options)  # the family says why not
+    raise NotImplementedError(f"{run.name} draws no samples.")
+
+
+def _images_to_file(run, family, num, path, seed, max_minutes, report, options):
+    from numpy.lib.format import open_memmap
+
+    size = num * IMAGE_BYTES + 128
+    free = safe_io.free_disk(path)
+    if free is not None and size > free:
+        most = max(0, (free - 128) // IMAGE_BYTES)
+        raise RequestTooLarge(
+            f"{num:,} images take {safe_io.human_bytes(size)} in {path}; its disk has "
+            f"{safe_io.human_bytes(free)} free, enough for {most:,}. Ask for fewer (--num), "
+            "or write several files with a different --seed each."
+        )
+    module = family.load()
+    progress = _Progress(num, "images", report)
+    with safe_io.atomic_path(path) as tmp:
+        out = open_memmap(tmp, mode="w+", dtype=np.float32, shape=(num, 28, 28, 1))
+        done, index = 0, 0
+        while done < num:
+            count = min(IMAGE_CHUNK, num - done)
+            start = time.perf_counter()
+            images = module.sample(run.model, count, seed=_chunk_seed(seed, index), **options)
+            out[done : done + count] = check_samples(images, count)
+            done, index = done + count, index + 1
+            if index == 2 and done < num:  # timed on the second chunk: the first traces
+                seconds = (time.perf_counter() - start) / count
+                _refuse_if_slow(seconds, num, "images", max_minutes, IMAGE_CHUNK)
+            progress.update(done)
+        out.flush()
+        del out
+    return path
+
+
+def check_samples(images, num: int) -> np.ndarray:
+    """Samples as the command line promises them: float32, (num, 28, 28, 1), in [0, 1]."""
+    images = np.asarray(images)
+    if images.shape != (num, 28, 28, 1):
+        raise ValueError(f"expected samples of shape {(num, 28, 28, 1)}, got {images.shape}")
+    if not np.isfinite(images).all() or images.min() < 0.0 or images.max() > 1.0:
+        raise ValueError(
+            f"samples must be finite and in [0, 1]; found [{images.min()}, {images.max()}]"
+        )
+    return images.astype(np.float32)
+
+
+def _text_to_file(run, family, num, path, seed, max_minutes, report, write, options):
+    import contextlib
+    import sys
+
+    module = family.load()
+    options = dict(options)
+    prompt = options.pop("prompt", "\n")
+    context = int(getattr(run.model, "context", 256))
+    progress = _Progress(num, "characters", report)
+    with contextlib.ExitStack() as stack:
+        if path is not None:
+            tmp = stack.enter_context(safe_io.atomic_path(path))
+            handle = stack.enter_context(open(tmp, "w", encoding="utf-8"))
+            write = handle.write
+        elif write is None:
+            write = sys.stdout.write
+        tail, done, index, pending = prompt, 0, 0, prompt
+        while done < num:
+            count = min(TEXT_CHUNK, num - done)
+            start = time.perf_counter()
+            text = module.sample(
+                run.model, count, seed=_chunk_seed(seed, index), prompt=tail, **options
+            )
+            tail = (tail + text)[-context:]
+            done, index = done + count, index + 1
+            if index == 2 and done < num:  # timed on the second chunk: the first traces
+                seconds = (time.perf_counter() - start) / count
+                _refuse_if_slow(seconds, num, "characters", max_minutes, TEXT_CHUNK)
+            pending += text
+            if index >= 2 or done >= num:  # the first chunk waits for the estimate
+                write(pending)
+                pending = ""
+            progress.update(done)
+        if path is None:
+            write("\n")
+    return None if path is None else Path(path)

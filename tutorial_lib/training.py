@@ -23,14 +23,17 @@ import csv
 import dataclasses
 import json
 import math
+import shutil
 import sys
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import keras
 import numpy as np
 
+from tutorial_lib import safe_io
 from tutorial_lib.profiles import PROFILES, Profile, get_profile
 
 
@@ -120,55 +123,146 @@ def fit_resumable(
 ) -> keras.callbacks.History:
     """``model.fit`` that resumes where an interrupted run stopped.
 
-    After every epoch the weights, the optimizer state and the epoch number are
-    backed up to ``run_dir/backup`` (``keras.callbacks.BackupAndRestore``) and
-    the epoch's logs appended to ``run_dir/history.csv``. If the run is killed
-    (kernel restart, Ctrl-C, power cut), calling this again with the same
+    After every epoch the epoch's logs are appended to ``run_dir/history.csv``,
+    then the weights, the optimizer state and the epoch number are backed up to
+    ``run_dir/backup``: written whole beside the last backup and swapped in for it
+    in one step, so a kill at any moment leaves a complete backup. If the run is
+    killed (kernel restart, Ctrl-C, power cut), calling this again with the same
     ``run_dir`` restores that state and trains only the missing epochs: no
-    finished epoch is lost. The backup is deleted when training completes.
+    finished epoch is lost. The backup is deleted when training completes, or,
+    when a :class:`TrainingClock` of the run folder is among the callbacks, by
+    :meth:`TrainingClock.finish` once the caller has saved the trained model.
 
     The model must be built and compiled before the call. Other keyword
     arguments go to ``model.fit``. Returns a ``History`` whose ``.history``
     holds *every* epoch of the run, including those before an interruption.
+    A full disk or a folder that cannot be written raises
+    :class:`tutorial_lib.safe_io.WriteError` in one line; the last backup stays.
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    backup_dir = run_dir / "backup"
-    history_path = run_dir / "history.csv"
-    if not backup_dir.exists() and history_path.exists():
-        history_path.unlink()  # a new run, not a resumed one: start its log afresh
+    backup_dir = run_dir / BACKUP_DIR
+    history_path = run_dir / HISTORY_FILE
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        safe_io.recover(backup_dir)
+        if not backup_dir.exists() and history_path.exists():
+            history_path.unlink()  # a new run, not a resumed one: start its log afresh
+        elif backup_dir.exists():
+            _trim_history(history_path, _backed_up_epochs(backup_dir))
+    except OSError as error:
+        raise safe_io.write_error(error, run_dir) from error
     fit_kwargs.setdefault("verbose", progress_verbosity())
     if not isinstance(x, np.ndarray):
         fit_kwargs.setdefault("shuffle", False)  # a tf.data pipeline shuffles itself
-    history = model.fit(
-        x,
-        epochs=epochs,
-        callbacks=[
-            # A clock first: the training seconds it adds to the logs go into the log file.
-            *[c for c in callbacks or [] if isinstance(c, TrainingClock)],
-            _Backup(str(backup_dir)),
-            keras.callbacks.CSVLogger(str(history_path), append=True),
-            *[c for c in callbacks or [] if not isinstance(c, TrainingClock)],
-        ],
-        **fit_kwargs,
-    )
+    clocks = [c for c in callbacks or [] if isinstance(c, TrainingClock)]
+    keep = any(clock.path is not None for clock in clocks)  # the clock's finish() deletes it
+    try:
+        history = model.fit(
+            x,
+            epochs=epochs,
+            callbacks=[
+                # A clock first: the training seconds it adds to the logs go into the log
+                # file; the log before the backup, so a backed-up epoch is always logged.
+                *clocks,
+                keras.callbacks.CSVLogger(str(history_path), append=True),
+                _Backup(str(backup_dir), delete_checkpoint=not keep),
+                *[c for c in callbacks or [] if not isinstance(c, TrainingClock)],
+            ],
+            **fit_kwargs,
+        )
+    except OSError as error:  # the log or the backup could not be written
+        raise safe_io.write_error(
+            error,
+            run_dir,
+            "The run folder keeps the backup of its last complete epoch: run the same "
+            "training again to resume it",
+        ) from error
     history.history = _read_history(history_path, epochs_done=epochs)
     return history
 
 
+BACKUP_DIR = "backup"
+BACKUP_MODEL = "latest.keras"
+BACKUP_METADATA = "training_metadata.json"
+
+
+def _backed_up_epochs(backup_dir: Path) -> int | None:
+    """How many epochs the backup in ``backup_dir`` holds (None: it does not say)."""
+    try:
+        return int(json.loads((backup_dir / BACKUP_METADATA).read_text())["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # restoring it says what is wrong
+
+
+def _trim_history(path: Path, epochs: int | None) -> None:
+    """Keep the rows of ``history.csv`` for the ``epochs`` the backup holds: a row logged
+    after the last backup, or cut short by a kill, would otherwise stay in the log."""
+    if epochs is None or not path.is_file():
+        return
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        return  # not a log: reading it at the end says so
+    if not lines:
+        return
+    header, kept = lines[0], {}
+    width = len(header.split(","))
+    for line in lines[1:]:
+        cells = line.split(",")
+        if len(cells) == width and cells[0].isdigit() and int(cells[0]) < epochs:
+            kept[int(cells[0])] = line
+    text = "\n".join([header, *(kept[e] for e in sorted(kept))]) + "\n"
+    if text != "\n".join(lines) + "\n":
+        safe_io.atomic_write_text(path, text)
+
+
 class _Backup(keras.callbacks.BackupAndRestore):
-    """``BackupAndRestore`` that says what to do when the backup it restores is damaged."""
+    """``BackupAndRestore`` that writes each backup whole before it replaces the last one,
+    never lets HDF5 write to the disk (a full disk then raises a plain ``OSError`` instead
+    of crashing the process), and says what to do when the backup it restores is damaged
+    or does not fit the model."""
+
+    def __init__(self, backup_dir: str, **kwargs):
+        super().__init__(backup_dir, **kwargs)
+        self._weights_path = str(Path(backup_dir) / BACKUP_MODEL)
+        self._training_metadata_path = str(Path(backup_dir) / BACKUP_METADATA)
+        self._prev_weights_path = self._weights_path + ".bkp"  # never written
 
     def on_train_begin(self, logs=None):
+        import warnings
+
+        run_dir = Path(self.backup_dir).parent
         try:
-            super().on_train_begin(logs)
-        except Exception as error:  # a truncated weights file, a mangled epoch record
-            run_dir = Path(self.backup_dir).parent
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                super().on_train_begin(logs)
+        except Exception as error:  # a truncated model file, a mangled epoch record
             raise RunError(
                 f"{self.backup_dir}, the backup of an interrupted run, is damaged and cannot "
                 f"be restored ({_reason(error)}). Delete {run_dir} and train again: the run "
                 "starts over from its first epoch."
             ) from error
+        skipped = [str(w.message) for w in caught if "Skipping variable loading" in str(w.message)]
+        if skipped:  # Keras would go on without part of the state: refuse instead
+            raise RunError(
+                f"{self.backup_dir}, the backup of an interrupted run, holds only part of the "
+                f"training state ({_reason(Warning(skipped[0]))}); resuming would drop it. "
+                f"Delete {run_dir} and train again: the run starts over from its first epoch."
+            )
+
+    def _save_model(self):
+        backup = Path(self.backup_dir)
+        staging = backup.with_name(backup.name + ".new")
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            staging.mkdir(parents=True)
+            self.model.save(staging / BACKUP_MODEL)  # a zip written by Python, not by HDF5
+            metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
+            safe_io.atomic_write_text(staging / BACKUP_METADATA, json.dumps(metadata))
+            safe_io.swap_in(staging, backup)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
 
 
 def capped_steps(steps_per_epoch: int | None, profile: Profile) -> int | None:
@@ -300,20 +394,49 @@ class TrainingClock(keras.callbacks.Callback):
         if logs is not None:  # the history gets the training seconds so far, every epoch
             logs["train_seconds"] = sum(legs)
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.write_text(json.dumps({"legs": [round(s, 2) for s in legs]}) + "\n")
+            text = json.dumps({"legs": [round(s, 2) for s in legs]}) + "\n"
+            safe_io.atomic_write_text(self.path, text)
 
     def finish(self) -> list[float]:
-        """Every leg's seconds; the run is complete, so its clock file goes."""
+        """Every leg's seconds; the run's training is complete (and its trained model
+        saved), so its clock file and its backups go."""
         legs = self.legs()
         if self.path is not None:
+            remove_backups(self.path.parent)
             self.path.unlink(missing_ok=True)
         return legs
+
+
+def remove_backups(run_dir: str | Path) -> None:
+    """Delete the backups of a run folder and of its stages (its training is complete)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return
+    for folder in [run_dir, *(p for p in run_dir.iterdir() if p.is_dir())]:
+        for name in (BACKUP_DIR, BACKUP_DIR + ".new", BACKUP_DIR + safe_io.OLD_SUFFIX):
+            shutil.rmtree(folder / name, ignore_errors=True)
 
 
 def is_resuming(run_dir: str | Path | None) -> bool:
     """Whether ``run_dir`` holds an interrupted run (its :class:`TrainingClock` file)."""
     return run_dir is not None and (Path(run_dir) / CLOCK_FILE).is_file()
+
+
+def run_state(run_dir: str | Path | None) -> str:
+    """Where the run in ``run_dir`` stands: ``"new"`` (nothing yet), ``"training"``
+    (interrupted while it trained: it resumes at its first unfinished epoch),
+    ``"evaluate"`` (its training finished and was saved, but it was interrupted while it
+    was evaluated or its folder written: it resumes there) or ``"complete"``."""
+    if run_dir is None or not Path(run_dir).is_dir():
+        return "new"
+    run_dir = Path(run_dir)
+    if (run_dir / TRAINED_FILE).is_file():
+        return "evaluate"
+    if is_resuming(run_dir) or any(
+        (run_dir / name).is_dir() for name in (BACKUP_DIR, BACKUP_DIR + safe_io.OLD_SUFFIX)
+    ):
+        return "training"
+    return "complete" if (run_dir / METRICS_FILE).is_file() else "new"
 
 
 def averaged_copy(network: keras.Model) -> keras.Model:
@@ -418,6 +541,8 @@ class Timer:
 # --------------------------------------------------------------------------
 
 MODEL_FILE = "model.keras"
+TRAINED_MODEL = "trained.keras"  # the trained model, saved before it is evaluated
+TRAINED_FILE = "trained.json"  # its record and history so far
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
 SAMPLES_FILE = "samples.png"
@@ -443,18 +568,25 @@ def save_run(
     ncols: int | None = None,
 ) -> Path:
     """Write ``model.keras``, ``metrics.json`` and the samples to ``out_dir``: a PNG
-    grid of up to 64 images (``ncols`` a row), or ``samples.txt`` for a text model."""
+    grid of up to 64 images (``ncols`` a row), or ``samples.txt`` for a text model.
+
+    Each file is written whole beside the old one and then renamed over it (a kill
+    leaves the old file or the new, never half of one); the record goes last.
+    """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save(out_dir / MODEL_FILE)
-    (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    with safe_io.atomic_path(out_dir / MODEL_FILE) as tmp:
+        model.save(tmp)
     if isinstance(samples, str):
-        (out_dir / SAMPLES_TEXT_FILE).write_text(samples, encoding="utf-8")
+        safe_io.atomic_write_text(out_dir / SAMPLES_TEXT_FILE, samples)
     else:
         from tutorial_lib.plotting import image_grid
 
         grid = image_grid(samples[:64], title=title, ncols=ncols)
-        grid.savefig(out_dir / SAMPLES_FILE, dpi=100)
+        with safe_io.atomic_path(out_dir / SAMPLES_FILE) as tmp:
+            grid.savefig(tmp, dpi=100)
+    safe_io.atomic_write_text(
+        out_dir / METRICS_FILE, json.dumps(metrics, indent=2, sort_keys=True) + "\n"
+    )
     return out_dir
 
 
@@ -471,6 +603,11 @@ def load_run_model(run_dir: str | Path, *, load=None, model: str = "MODEL") -> k
     retrain = f"`python -m tutorial_lib train {model} --out {_run_folder_of(run_dir)}`"
     if not path.is_file():
         raise RunError(f"No trained model at {path}. Train one first with {retrain}.")
+    if not zipfile.is_zipfile(path):  # Keras would call it "not found"
+        raise RunError(
+            f"{path} is damaged (not a complete .keras archive: cut short or overwritten). "
+            f"Train the run again with {retrain}."
+        )
     try:
         return (load or keras.models.load_model)(path)
     except Exception as error:  # a truncated zip, a wrong file, weights that do not fit

@@ -1,0 +1,44 @@
+"""Where the stores of pretrained results live (light: the command line's parser reads it).
+
+* the package's own store, ``tutorial_lib/pretrained/`` (what the lessons ship with);
+* the folder ``TUTORIAL_PRETRAINED_DIR`` names (the lessons load from there instead);
+* where ``python -m tutorial_lib pretrain`` writes when not told: a per-user data
+  folder, never the installed package (:func:`default_root`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_STORE = Path(__file__).resolve().parent / "pretrained"
+STORE_ENV = "TUTORIAL_PRETRAINED_DIR"
+
+
+def default_root() -> Path:
+    """Where ``pretrain`` writes when not told: ``$XDG_DATA_HOME/genai-notebooks/pretrained``
+    (by default under ``~/.local/share``). Lessons load it with ``TUTORIAL_PRETRAINED_DIR``."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "genai-notebooks" / "pretrained"
+
+
+def add_store_options(parser) -> None:
+    """``--out DIR`` or ``--into-package``: where ``pretrain`` writes its stores."""
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"folder of the stores (default: {default_root()}; the lessons load it "
+        f"with {STORE_ENV}=DIR)",
+    )
+    where.add_argument(
+        "--into-package",
+        action="store_true",
+        help=f"write the package's own store ({PACKAGE_STORE}), which the lessons ship with",
+    )
+
+
+def root_of(args) -> Path:
+    """The folder of the stores that the options name."""
+    return PACKAGE_STORE if args.into_package else (args.out or default_root())
