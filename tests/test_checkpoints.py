@@ -87,7 +87,7 @@ def test_a_loaded_experiment_keeps_the_order_of_its_rows(store):
     rows = {f"DDIM {steps}": np.full((1, 2), steps) for steps in (5, 10, 25, 50, 100)}
     recorded = checkpoints.Lesson("00_test", "fast", pretrained="record")
     recorded.experiment("steps", lambda: {"images": rows})
-    checkpoints.write_checksums(store)
+    recorded.install()
     loaded = checkpoints.Lesson("00_test", "fast", pretrained="1")
     shipped = loaded.experiment("steps", lambda: pytest.fail("it should load, not compute"))
     assert list(shipped["images"]) == list(rows)
@@ -101,7 +101,7 @@ def _record_a_lesson():
         "sums", lambda: {"total": 3, "values": np.arange(4.0), "nested": {"label": "a"}}
     )
     assert lesson.note("measured", {"auc": np.float32(0.5)}) == {"auc": np.float32(0.5)}
-    checkpoints.write_checksums(lesson.folder.parent)
+    lesson.install()
     return run, result
 
 
@@ -186,6 +186,22 @@ def test_the_facilitator_table_comes_from_the_timings_and_the_notebooks():
     row = next(line for line in filled.splitlines() if line.startswith("| 01 "))
     assert row.endswith("| 2.5 | – | – |") and "old table" not in filled
     assert figures.fill_tables(filled, {"timings": timings}) == filled
+
+
+
+def test_a_lesson_timed_before_its_split_shows_its_whole_time_on_part_one_only():
+    timings = {
+        "record_seconds": {"02b_vae_latent_space": 60.0},
+        "load_seconds": {},
+        "fast_seconds": {},
+        "whole_lesson_seconds": {"record_seconds": {"02_vae": 300.0}, "load_seconds": {}},
+    }
+    assert figures.lesson_minutes(timings, "02_vae") == ["5.0 (both parts)", "–", "–"]
+    assert figures.lesson_minutes(timings, "02b_vae_latent_space") == ["1.0", "–", "–"]
+    assert figures.lesson_minutes(timings, "03b_gan_what_helps") == ["–", "–", "–"]
+    assert figures.lesson_minutes(timings, "01_autoencoder") == ["–", "–", "–"]
+    timings["record_seconds"] = {}
+    assert figures.lesson_minutes(timings, "02b_vae_latent_space")[0] == "in 02's"
 
 
 SHIPPED = checkpoints.store_dir("cpu")

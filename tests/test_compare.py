@@ -128,6 +128,16 @@ def test_a_flows_walk_starts_and_ends_at_the_images_themselves(tiny_models):
     np.testing.assert_allclose(path[-1], end, atol=1 / 256 + 1e-4)
 
 
+def test_prior_walks_exist_for_the_vae_and_the_gan_only(tiny_models):
+    """Walks between draws of N(0, I): one confidence pair per walk, in [0.1, 1]."""
+    for name in ("vae", "gan"):
+        walks = compare.prior_walks(name, tiny_models[name], pairs=3, steps=4)
+        assert len(walks["ends"]) == len(walks["inner"]) == 3
+        assert all(0.1 <= value <= 1.0 for value in walks["ends"] + walks["inner"])
+    for name in ("autoencoder", "cgan", "realnvp"):
+        assert compare.prior_walks(name, tiny_models[name], pairs=2) is None
+
+
 def test_families_without_a_walkable_latent_space_give_none():
     start, end = _digits()
     assert compare.interpolation("pixelcnn", None, start, end) is None
@@ -172,6 +182,43 @@ def test_stability_compares_the_relative_ranges_over_seeds():
     claim = ("GAN, training stability", "⚠️ Unstable (VAE ✅ Stable)")
     assert _verdict(_measurements([20, 40, 30], [50, 51, 52]), *claim) == compare.AGREES
     assert _verdict(_measurements([30, 31, 30.5], [40, 60, 50]), *claim) == compare.DISAGREES
+    # Twice the relative range on three seeds each comes up by chance: not shown.
+    assert _verdict(_measurements([100, 112, 106], [100, 106, 103]), *claim) == compare.CANNOT_TELL
+
+
+def test_the_chance_of_a_range_ratio_between_equally_stable_families():
+    assert compare.range_ratio_chance(1.0, (3, 3)) == pytest.approx(0.5, abs=0.01)
+    assert 0.1 < compare.range_ratio_chance(2.0, (3, 3)) < 0.3
+    assert compare.range_ratio_chance(17.0, (3, 3)) < compare.CHANCE
+
+
+def _walks(ends, inner):
+    return {"ends": list(ends), "inner": list(inner)}
+
+
+def test_latent_structure_is_judged_on_walks_between_prior_draws_beyond_their_noise():
+    claim = ("VAEs against GANs", "more structured latent spaces")
+    base = _measurements([30, 31, 32], [50, 51, 52])
+    assert _verdict(base, *claim) == compare.CANNOT_TELL  # no prior walks measured
+    rng = np.random.default_rng(0)
+    ends = 0.9 + 0.01 * rng.standard_normal(20)
+    smooth = _walks(ends, ends - 0.02 + 0.01 * rng.standard_normal(20))
+    rough = _walks(ends, ends - 0.20 + 0.01 * rng.standard_normal(20))
+    base.prior_walks = {"vae": smooth, "gan": rough}
+    assert _verdict(base, *claim) == compare.AGREES
+    base.prior_walks = {"vae": rough, "gan": smooth}
+    assert _verdict(base, *claim) == compare.DISAGREES
+    base.prior_walks = {"vae": smooth, "gan": smooth}
+    assert _verdict(base, *claim) == compare.CANNOT_TELL
+
+
+def test_a_vae_has_an_explicit_density_computed_as_bounds():
+    found = [
+        v
+        for v in compare.verdicts(_measurements([30, 31, 32], [50, 51, 52]))
+        if v["says"] == "explicit likelihood"
+    ]
+    assert found[0]["verdict"] == compare.AGREES and "not exact" in found[0]["measured"]
 
 
 def test_claims_about_families_not_measured_are_left_out():

@@ -164,7 +164,9 @@ def test_recommended_recipes_name_the_textbook_model_of_their_lesson():
     assert set(recipes) == {"vae_mixture_prior", "cgan_r1_ema", "latent_diffusion_v"}
     for name, family in recipes.items():
         textbook = families.get(family.improves)
-        assert textbook.improves is None and textbook.lesson == family.lesson, name
+        assert textbook.improves is None, name
+        # the same lesson, or its second part (03_gan and 03b_gan_what_helps)
+        assert textbook.lesson[:2] == family.lesson[:2], name
         assert family.samples == textbook.samples == "images"
         assert name in families.recommended(family.improves)
     assert families.recommended("transformer") == []

@@ -118,6 +118,34 @@ BENCH_BLOCK = re.compile(r"(<!-- begin bench -->\n)(.*?)(<!-- end bench -->)", r
 LESSONS_BLOCK = re.compile(r"(<!-- begin lessons -->\n)(.*?)(<!-- end lessons -->)", re.S)
 
 
+TIMING_KEYS = ("record_seconds", "load_seconds", "fast_seconds")
+
+
+def lesson_minutes(timings: dict, stem: str) -> list[str]:
+    """A lesson part's minutes for the facilitator's table, one per :data:`TIMING_KEYS`.
+
+    A part timed on its own shows its minutes. A lesson timed as a whole before it was
+    split into two parts (``whole_lesson_seconds``, keyed by part 1's name) shows that
+    time on part 1's row, marked "both parts", and part 2's row points to it; a dash
+    is a part with no timing at all.
+    """
+    whole = timings.get("whole_lesson_seconds", {})
+    first_part = stem[:2] + "_" if stem[2:3] == "b" else None
+    cells = []
+    for key in TIMING_KEYS:
+        own = timings.get(key, {})
+        shared = whole.get(key, {})
+        if stem in own:
+            cells.append(NAMED_FORMATS["min"](own[stem]))
+        elif stem in shared:
+            cells.append(f"{NAMED_FORMATS['min'](shared[stem])} (both parts)")
+        elif first_part and any(name.startswith(first_part) for name in shared):
+            cells.append(f"in {stem[:2]}'s")
+        else:
+            cells.append("–")
+    return cells
+
+
 def lessons_table(timings: dict) -> str:
     """The facilitator's table: each lesson's slides and its minutes in the ``cpu``
     profile (training, or loading the shipped checkpoints) and in the ``fast`` profile."""
@@ -133,10 +161,7 @@ def lessons_table(timings: dict) -> str:
     for path in notebook_tools.lesson_notebooks():
         nb = nbformat.read(path, as_version=4)
         title = nb.cells[0].source.splitlines()[0].lstrip("# ").strip()
-        minutes = [
-            NAMED_FORMATS["min"](timings[key][path.stem]) if path.stem in timings[key] else "–"
-            for key in ("record_seconds", "load_seconds", "fast_seconds")
-        ]
+        minutes = lesson_minutes(timings, path.stem)
         lines.append(f"| {title} | {slides.count_slides(nb)} | " + " | ".join(minutes) + " |")
     return "\n".join(lines) + "\n"
 
@@ -159,7 +184,9 @@ def fill_tables(text: str, root: dict) -> str:
 
 def documents() -> list[Path]:
     """The lessons, the README and the instructors' guide: every text that may quote a figure."""
-    lessons = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    from tutorial_lib import notebook_tools
+
+    lessons = notebook_tools.lesson_notebooks()
     return [*lessons, ROOT / "README.md", ROOT / "INSTRUCTORS.md"]
 
 
