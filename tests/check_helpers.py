@@ -79,6 +79,44 @@ def variant(exercise: str, name: str, *replacements: tuple[str, str]):
     return namespace[name]
 
 
+def hidden_cases(exercise: str, check_name: str):
+    """The ``hidden=`` of ``check_name``'s call in the source notebook's test cell (what the
+    grader runs): a dict of cases, or True where the check keeps its own."""
+    from tutorial_lib.grading.autograde import planned_checks
+
+    for cell in _notebook(exercise).cells:
+        if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade"):
+            for name, _, kwargs in planned_checks(cell.source):
+                if name == check_name and "hidden" in kwargs:
+                    return kwargs["hidden"]
+    raise AssertionError(f"no hidden cases of {check_name} in {exercise}'s test cells")
+
+
+def no_marks_by_guessing(check, evidence=None, low=0.0, high=1.0, calls=12):
+    """A constant, and a bisection steered by the check's messages, never pass ``check``
+    (an investigate task's): ``evidence(answer)`` wraps a guess in the form the task
+    returns. Returns the messages it saw."""
+    wrap = evidence or (lambda answer: answer)
+    seen = []
+    for constant in (low, high, (low + high) / 2):
+        result = check(lambda c=constant: wrap(c), quiet=True)
+        assert not result.passed, f"the constant {constant} passed: {result}"
+        seen.append(result.message)
+    for _ in range(calls):  # move towards "too small" / "too large" if a message says so
+        guess = (low + high) / 2
+        result = check(lambda g=guess: wrap(g), quiet=True)
+        assert not result.passed, f"a bisection passed with {guess}: {result}"
+        seen.append(result.message)
+        text = result.message.lower()
+        if "too small" in text or "too low" in text:
+            low = guess
+        elif "too large" in text or "too high" in text:
+            high = guess
+        else:  # the message gives no direction: a bisection has nothing to follow
+            break
+    return seen
+
+
 def task_tests(exercise: str, tasks: dict):
     """The two tests every exercise's checks get, for ``tasks`` (name -> check): the
     solution passes the visible and the hidden cases; a stub is 'not attempted yet'."""
@@ -91,7 +129,7 @@ def task_tests(exercise: str, tasks: dict):
         expect_pass(check(answer))
         assert capsys.readouterr().out.startswith("[pass]")
         if not name.endswith("_experiment"):  # an experiment has no other cases to hide
-            expect_pass(check(answer, hidden=True, quiet=True))
+            expect_pass(check(answer, hidden=hidden_cases(exercise, check.__name__), quiet=True))
 
     @pytest.mark.parametrize("name", tasks)
     def test_a_stub_is_not_attempted_yet(name):
@@ -117,3 +155,28 @@ def mistakes_test(exercise: str, name: str, check, mistakes: dict):
             expect_failure(check(wrong, quiet=True), message)
 
     return test_mistakes_are_named
+
+
+def loopback(exercise: str, **replaced):
+    """A stand-in for the learner's process of ``exercise`` (its setup and solution cells
+    run here; ``replaced`` name -> what replaces a definition, e.g. a :func:`variant`)
+    whose requests and replies cross :mod:`tutorial_lib.grading.wire` as while grading:
+    ``loopback(EX)["name"]`` is the :class:`~tutorial_lib.grading.remote.Remote` a check
+    gets from the grader. No process is started (cheap)."""
+    import io
+
+    from tutorial_lib.grading import remote, wire, worker
+
+    class Loopback(remote.Worker):
+        def __init__(self, namespace):
+            self.namespace, self.process = namespace, "here"
+
+        def _send(self, message):
+            message = wire.read(io.BytesIO(wire.dumps(message)))
+            try:
+                reply = worker.handle(message, self.namespace)
+            except BaseException as error:  # noqa: BLE001 - as the worker does
+                reply = worker._describe(error)
+            return wire.read(io.BytesIO(wire.dumps(reply)))
+
+    return Loopback({**_namespace(exercise), **replaced})

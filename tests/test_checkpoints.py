@@ -188,7 +188,6 @@ def test_the_facilitator_table_comes_from_the_timings_and_the_notebooks():
     assert figures.fill_tables(filled, {"timings": timings}) == filled
 
 
-
 def test_a_lesson_timed_before_its_split_shows_its_whole_time_on_part_one_only():
     timings = {
         "record_seconds": {"02b_vae_latent_space": 60.0},

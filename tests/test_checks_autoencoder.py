@@ -8,8 +8,13 @@ import pytest
 from check_helpers import (
     expect_failure,
     expect_pass,
+    hidden_cases,
+    loopback,
     mistakes_test,
+    no_marks_by_guessing,
+    solution,
     task_tests,
+    variant,
 )
 
 from tutorial_lib.checks import autoencoder as checks
@@ -69,6 +74,20 @@ ENCODER_MISTAKES = {
         [("keras.layers.Dense(latent_dim)", "keras.layers.Dense(32)")],
         "use the latent_dim argument",
     ),
+    "hidden widths in reverse": (
+        [("for units in hidden:", "for units in hidden[::-1]:")],
+        "in order",
+    ),
+    "first hidden layer only": ([("for units in hidden:", "for units in hidden[:1]:")], "in order"),
+    "sigmoid on the code": (
+        [
+            (
+                "keras.layers.Dense(latent_dim)",
+                'keras.layers.Dense(latent_dim, activation="sigmoid")',
+            )
+        ],
+        "squashed",
+    ),
 }
 
 
@@ -92,7 +111,7 @@ def test_encoder_with_a_relu_layer_of_its_own_passes():
         return keras.Model(inputs, keras.layers.Dense(latent_dim)(h))
 
     expect_pass(checks.check_encoder(build, quiet=True))
-    expect_pass(checks.check_encoder(build, hidden=True, quiet=True))
+    expect_pass(checks.check_encoder(build, hidden=hidden_cases(EX, "check_encoder"), quiet=True))
 
 
 # --------------------------------------------------------------------------
@@ -121,6 +140,10 @@ MASK_MISTAKES = {
         "np.random.default_rng(seed)",
     ),
     "float64": ([(".astype(np.float32)", ".astype(np.float64)")], "float32"),
+    "one coin per pixel, shared by the last axis": (
+        [("rng.random(np.shape(x))", "rng.random(np.shape(x)[:-1] + (1,))")],
+        "dropped whole or kept whole",
+    ),
 }
 
 
@@ -167,6 +190,33 @@ PCA_MISTAKES = {
         [("codes @ self.directions + self.mean", "codes @ self.directions")],
         "best 3-code linear autoencoder",
     ),
+    "image shape of rank 3 only": (
+        [
+            (
+                "self.image_shape = x.shape[1:]",
+                "self.image_shape = x.shape[1:4] + (1,) * (4 - x.ndim)",
+            )
+        ],
+        "reshape the flat vectors back",
+    ),
+    "decoded as a batch of one image": (
+        [
+            (
+                "flat.reshape(len(codes), *self.image_shape)",
+                "flat.reshape(-1, *self.image_shape).squeeze()",
+            )
+        ],
+        "decode should give images",
+    ),
+    "directions in ascending order of variance": (
+        [
+            (
+                "vectors[:, ::-1][:, : self.latent_dim].T",
+                "vectors[:, ::-1][:, : self.latent_dim][:, ::-1].T",
+            )
+        ],
+        "the first code should carry the most variance",
+    ),
 }
 
 
@@ -192,7 +242,8 @@ def test_pca_with_svd_passes_on_rgb_images():
         def decode(self, codes):
             return (codes @ self.v + self.mu).reshape(len(codes), *self.shape)
 
-    expect_pass(checks.check_pca_autoencoder(SVDAutoencoder, hidden=True, quiet=True))
+    cases = hidden_cases(EX, "check_pca_autoencoder")
+    expect_pass(checks.check_pca_autoencoder(SVDAutoencoder, hidden=cases, quiet=True))
 
 
 # --------------------------------------------------------------------------
@@ -200,13 +251,92 @@ def test_pca_with_svd_passes_on_rgb_images():
 # --------------------------------------------------------------------------
 
 
-def test_code_size_answers():
-    right = checks._smallest_dim(checks._mnist_pca_curves()["test"])
+def _evidence(answer, dims=None, mse=None):
+    curve = checks._mnist_pca_curves()["test"]
+    dims = list(range(20, 40)) if dims is None else dims
+    mse = [float(curve[d - 1]) for d in dims] if mse is None else mse
+    return {"latent_dims": dims, "test_mse": mse, "answer": answer}
+
+
+def _right():
+    return checks._smallest_dim(checks._mnist_pca_curves()["test"])
+
+
+CODE_SIZE_MISTAKES = {
+    "a number, no evidence": (lambda: _right(), "should return a dict"),
+    "the training images": (
+        lambda: _evidence(24, mse=list(checks._mnist_pca_curves()["train"][19:39])),
+        "*training* images",
+    ),
+    "summed over the pixels": (
+        lambda: _evidence(_right(), mse=[784 * m for m in _evidence(0)["test_mse"]]),
+        "summed the squared errors",
+    ),
+    "an RMSE": (
+        lambda: _evidence(_right(), mse=[m**0.5 for m in _evidence(0)["test_mse"]]),
+        "square root",
+    ),
+    "a made-up curve": (lambda: _evidence(_right(), mse=[0.02] * 20), "a rerun of that fit"),
+    "the last size above the target": (lambda: _evidence(_right() - 1), "not a size your curve"),
+    "the first size below the target, its neighbour unmeasured": (
+        lambda: _evidence(_right(), dims=[_right(), _right() + 1]),
+        "*smallest*",
+    ),
+    "not a whole number": (lambda: _evidence(_right() + 0.5), "whole number"),
+    "lists of different lengths": (
+        lambda: _evidence(_right(), mse=[0.02]),
+        "two lists of the same length",
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", CODE_SIZE_MISTAKES)
+def test_code_size_mistakes_are_named(mistake):
+    experiment, message = CODE_SIZE_MISTAKES[mistake]
+    expect_failure(checks.check_code_size(experiment, quiet=True), message)
+
+
+def test_code_size_evidence_passes():
+    right = _right()
     train = checks._smallest_dim(checks._mnist_pca_curves()["train"])
     assert 10 < right < 100 and train < right
-    expect_pass(checks.check_code_size(lambda: right + 1, quiet=True))  # within 10%
-    expect_failure(checks.check_code_size(lambda: train, quiet=True), "training images")
-    expect_failure(checks.check_code_size(lambda: 2 * right, quiet=True), "too large")
-    expect_failure(checks.check_code_size(lambda: right // 2, quiet=True), "too small")
-    expect_failure(checks.check_code_size(lambda: None, quiet=True), "expected one number")
-    expect_failure(checks.check_code_size(lambda: float("nan"), quiet=True), "expected the")
+    expect_pass(checks.check_code_size(lambda: _evidence(right), quiet=True))
+    expect_pass(checks.check_code_size(lambda: _evidence(right, dims=[right - 1, right])))
+
+
+def test_a_constant_or_a_bisection_earns_nothing():
+    """Constants, and a bisection steered by the messages, never pass, whether bare or
+    dressed as evidence (a made-up curve through the guess); no message says which way to
+    move."""
+    no_marks_by_guessing(checks.check_code_size, low=1, high=784)
+
+    def flat(guess):
+        return _evidence(round(guess), dims=[round(guess) - 1, round(guess)], mse=[0.021, 0.019])
+
+    no_marks_by_guessing(checks.check_code_size, flat, low=2, high=784)
+
+
+# --------------------------------------------------------------------------
+# While grading: the same verdicts across the process boundary
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, mistake",
+    [
+        ("build_encoder", ENCODER_MISTAKES["no hidden activations"][0]),
+        ("mask_noise", None),
+        ("mask_noise", [("np.where(keep, x, 0.0)", "x.__imul__(keep)")]),
+        ("PCAAutoencoder", PCA_MISTAKES["no centring"][0]),
+    ],
+)
+def test_the_remote_path_gives_the_same_verdict(name, mistake):
+    """Each check on a Remote (arguments and replies as plain data over the wire, the
+    probes where the learner's code lives) says what it says in the notebook."""
+    check = TASKS[name]
+    answer = variant(EX, name, *mistake) if mistake else solution(EX, name)
+    here = check(answer, quiet=True)
+    there = check(loopback(EX, **{name: answer})[name], quiet=True)
+    assert (there.status, there.message) == (here.status, here.message)
+    if mistake and name == "mask_noise":
+        expect_failure(there, "do not zero values in place")

@@ -2,10 +2,22 @@
 stubs are 'not attempted', and plausible wrong answers fail with the message that names
 their mistake: units, the sampling loop, the table's rule and the binarisation's entropy."""
 
+import io
+from unittest import mock
+
 import numpy as np
-from check_helpers import expect_failure, expect_pass, mistakes_test, solution, task_tests
+from check_helpers import (
+    expect_failure,
+    expect_pass,
+    mistakes_test,
+    no_marks_by_guessing,
+    solution,
+    task_tests,
+    variant,
+)
 
 from tutorial_lib.checks import compare as checks
+from tutorial_lib.grading.probes_compare import Conditional
 
 EX = "07_compare"
 TASKS = {
@@ -150,7 +162,7 @@ NOISE_MISTAKES = {
         ],
         "in bits",
     ),
-    "per pixel": ([("entropy.sum(axis=1).mean()", "entropy.mean()")], "per pixel"),
+    "per pixel": ([("(entropy).sum(axis=1)", "(entropy).mean(axis=1)")], "per pixel"),
     "half the binary entropy": (
         [("entropy = -(g * np.log(g) + (1 - g) * np.log(1 - g))", "entropy = -(g * np.log(g))")],
         "half of the binary entropy",
@@ -159,7 +171,11 @@ NOISE_MISTAKES = {
         [("g = grey.reshape", "g = (grey > 0.5).reshape")],
         "thresholded images",
     ),
-    "0 log 0 left as NaN": ([("entropy = np.nan_to_num(entropy)", "")], "returned nan"),
+    "0 log 0 left as NaN": ([("np.nan_to_num(entropy)", "entropy")], "NaN"),
+    "answer not the mean of the evidence": (
+        [('"answer": float(per_image.mean())', '"answer": float(np.median(per_image))')],
+        "not the mean of your own entropies",
+    ),
     "the first test image only": (
         [
             (
@@ -167,7 +183,7 @@ NOISE_MISTAKES = {
                 'grey, _ = data.load_images("mnist", "test", limit=1)',
             )
         ],
-        "too",
+        "one number per test image",
     ),
 }
 
@@ -182,7 +198,7 @@ def test_the_sampler_check_counts_every_draw():
     sample = solution(EX, "sample_pixels")
     uniforms = np.random.default_rng(3).random((2, 3, 4))
     np.testing.assert_array_equal(
-        sample(checks._Conditional(), uniforms), checks._reference_samples(uniforms)
+        sample(Conditional(), uniforms), checks._reference_samples(uniforms)
     )
     expect_pass(checks.check_sample_pixels(sample, quiet=True))
 
@@ -195,3 +211,39 @@ def test_a_table_where_nothing_fits_asks_for_none():
         return choose(table, images_per_second, likelihood, encoder) or "vae"
 
     expect_failure(checks.check_choose_family(never_none, quiet=True), "no model qualifies")
+
+
+def test_a_constant_or_a_bisection_earns_nothing():
+    """Constants, and a bisection steered by the messages, never pass; no message says
+    which way to move."""
+
+    def invented(answer):  # entropies made up to match the guess
+        return {"entropy": np.full(10_000, answer), "answer": answer}
+
+    seen = no_marks_by_guessing(checks.check_binarisation_noise, low=0.0, high=1.0)
+    seen += no_marks_by_guessing(checks.check_binarisation_noise, invented, low=0.0, high=200.0)
+    assert any("disagrees with a rerun" in message for message in seen)
+
+
+def test_the_probes_give_the_same_verdicts_in_process_and_over_the_wire():
+    """The sampler's and the chooser's checks judge the probes' plain data: run through the
+    wire format (what crosses from the learner's process), the verdicts are the same."""
+    from tutorial_lib.grading import remote, wire
+
+    probe = remote.run_probe
+
+    def through_the_wire(target, name, **params):
+        return wire.read(io.BytesIO(wire.dumps(probe(target, name, **params))))
+
+    pairs = [
+        (checks.check_sample_pixels, solution(EX, "sample_pixels")),
+        (
+            checks.check_sample_pixels,
+            variant(EX, "sample_pixels", ("uniforms[:, i, j] < p", "uniforms[:, i, j] > p")),
+        ),
+        (checks.check_choose_family, solution(EX, "choose_family")),
+    ]
+    for check, answer in pairs:
+        direct = check(answer, quiet=True)
+        with mock.patch.object(checks, "run_probe", through_the_wire):
+            assert check(answer, quiet=True) == direct

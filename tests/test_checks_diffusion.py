@@ -2,13 +2,18 @@
 stubs are 'not attempted', and plausible wrong answers fail with the message that
 names their mistake, on data of any rank and at the edges t = 0 and t = T - 1."""
 
+import io
+from unittest import mock
+
 import numpy as np
 from check_helpers import (
     expect_failure,
     expect_pass,
     mistakes_test,
+    no_marks_by_guessing,
     solution,
     task_tests,
+    variant,
 )
 
 from tutorial_lib.checks import diffusion as checks
@@ -161,11 +166,73 @@ test_ddim_mistakes_are_named = mistakes_test(
 )
 
 
-def test_lost_digits_answers():
-    right, cosine = checks._lost_step(), checks._lost_step("cosine")
-    assert 20 < right < cosine < 999
-    expect_pass(checks.check_lost_digits(lambda: round(right * 1.05), quiet=True))
-    expect_failure(checks.check_lost_digits(lambda: cosine, quiet=True), "cosine schedule")
-    expect_failure(checks.check_lost_digits(lambda: 999, quiet=True), "too large")
-    expect_failure(checks.check_lost_digits(lambda: 0, quiet=True), "too small")
-    expect_failure(checks.check_lost_digits(lambda: "t=140", quiet=True), "expected one number")
+def _curve(answer, **options):
+    """The evidence of a bisection that ends at ``answer``: the check's own accuracies (with
+    ``options``: the cosine schedule, unmapped data) on a grid and on both sides of it."""
+    steps = [0, 60, 400, 999, answer - 1, answer]
+    accuracy = [checks._lost_accuracy(t, **options) for t in steps]
+    return {"t": steps, "accuracy": accuracy, "answer": answer}
+
+
+def test_lost_digits_checks_the_evidence_then_the_answer():
+    """A right curve passes; curves measured with a named mistake (cosine schedule, digits
+    noised in [0, 1]) fail naming it; an answer off the curve, a coarse curve, a curve
+    that misses the crossing and malformed returns fail. (About 5 s: 3 bisections.)"""
+    check = checks.check_lost_digits
+    right = checks._lost_step()
+    assert 100 < right < 200
+    expect_pass(check(lambda: _curve(right), quiet=True))
+    odd = _curve(right)
+    odd["t"], odd["accuracy"] = odd["t"] + [200], odd["accuracy"] + [checks._lost_accuracy(200)]
+    expect_pass(check(lambda: odd, quiet=True))  # an even and an odd number of points
+    cosine = checks._lost_step("cosine")
+    expect_failure(check(lambda: _curve(cosine, schedule="cosine"), quiet=True), "cosine")
+    unmapped = checks._lost_step(mapped=False)
+    assert abs(unmapped - right) > 2 * checks.ANSWER_TOL * right  # the tolerance is half
+    expect_failure(check(lambda: _curve(unmapped, mapped=False), quiet=True), "[-1, 1]")
+    expect_failure(check(lambda: dict(_curve(right), answer=right + 30), quiet=True), "read")
+    coarse = {"t": [0, 50, 100, 200, 999], "answer": 200}
+    coarse["accuracy"] = [checks._lost_accuracy(t) for t in coarse["t"]]
+    expect_failure(check(lambda: coarse, quiet=True), "more finely")
+    late = {"t": [300, 400, 500, 600, 999], "answer": 300}
+    late["accuracy"] = [checks._lost_accuracy(t) for t in late["t"]]
+    expect_failure(check(lambda: late, quiet=True), "cover the crossing")
+    expect_failure(check(lambda: right, quiet=True), "should return a dict")
+    expect_failure(check(lambda: dict(_curve(right), answer="t=140"), quiet=True), "numbers")
+    expect_failure(check(lambda: dict(_curve(right), t=[0.5] * 6), quiet=True), "whole step")
+
+
+def test_a_constant_or_a_bisection_earns_nothing():
+    """Constants, and a bisection steered by the messages, never pass, with or without an
+    invented curve; no message says which way to move."""
+
+    def invented(answer):  # a curve made up to cross 50% at the guess
+        steps = np.linspace(0, 999, 11).round()
+        return {
+            "t": steps,
+            "accuracy": np.clip(0.5 - (steps - answer) / 999, 0, 1),
+            "answer": answer,
+        }
+
+    seen = no_marks_by_guessing(checks.check_lost_digits, low=0, high=1000)
+    seen += no_marks_by_guessing(checks.check_lost_digits, invented, low=0, high=1000)
+    assert any("disagrees with a rerun" in message for message in seen)
+
+
+def test_the_probe_gives_the_same_verdict_in_process_and_over_the_wire():
+    """The sampler's check judges the probe's plain data: run through the wire format
+    (what crosses from the learner's process), the verdict is the same."""
+    from tutorial_lib.grading import remote, wire
+
+    probe = remote.run_probe
+
+    def through_the_wire(target, name, **params):
+        report = probe(target, name, **params)
+        return wire.read(io.BytesIO(wire.dumps(report)))
+
+    right = solution(EX, "ddim_sample_v")
+    wrong = variant(EX, "ddim_sample_v", *DDIM_MISTAKES["output read as epsilon"][0])
+    for sampler in (right, wrong):
+        direct = checks.check_ddim_v(sampler, quiet=True)
+        with mock.patch.object(checks, "run_probe", through_the_wire):
+            assert checks.check_ddim_v(sampler, quiet=True) == direct

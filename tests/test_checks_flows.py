@@ -3,17 +3,22 @@ stubs are 'not attempted', and plausible wrong answers fail with the message tha
 names their mistake, for images of any size (down to one column per half), data of
 any rank, other bit depths and a kernel with a negative determinant."""
 
+import io
+from unittest import mock
+
 import numpy as np
 from check_helpers import (
     expect_failure,
     expect_pass,
     mistakes_test,
+    no_marks_by_guessing,
     solution,
     task_tests,
     variant,
 )
 
 from tutorial_lib.checks import flows as checks
+from tutorial_lib.grading.worker import plain as wire_plain
 
 EX = "06_flows"
 TASKS = {
@@ -174,25 +179,79 @@ def test_positions_of_images_only_fail_for_other_ranks():
     expect_failure(checks.check_invertible_conv(images_only, quiet=True), "wrong for data of shape")
 
 
-def test_curved_path_answers():
+def _curve(answer, mistake=None):
+    """The evidence of a search that ends at ``answer``: the check's own distances (with
+    ``mistake``'s change) at 1, answer // 2, answer - 1 and answer steps."""
+    steps = sorted({1, max(answer // 2, 1), answer - 1, answer} - {0})
+    distance = [checks._curved_error(n, mistake) for n in steps]
+    return {"n": steps, "distance": distance, "answer": answer}
+
+
+def test_curved_path_checks_the_evidence_then_the_answer():
+    """A right curve passes (an int64 answer too); curves measured with each named mistake
+    fail naming it; an answer off the curve, a coarse curve and malformed returns fail.
+    (About 1 s.)"""
+    check = checks.check_curved_path
     right = checks._curved_steps()
     assert right == 17
     assert checks._curved_steps("midpoint") < right < checks._curved_steps("own_draw")
     assert right < checks._curved_steps("no_factor")
-    expect_pass(checks.check_curved_path(lambda: right + 1, quiet=True))
-    expect_pass(checks.check_curved_path(lambda: np.int64(right), quiet=True))
+    expect_pass(check(lambda: _curve(right), quiet=True))
+    expect_pass(check(lambda: dict(_curve(right), answer=np.int64(right)), quiet=True))
     for mistake, message in {
         "midpoint": "midpoint method",
         "no_factor": "chain-rule factor",
         "own_draw": "own noise x0",
-        "squared": "mean squared distance",
+        "squared": "mean squared distances",
     }.items():
         wrong = checks._curved_steps(mistake)
-        expect_failure(checks.check_curved_path(lambda w=wrong: w, quiet=True), message)
-    expect_failure(checks.check_curved_path(lambda: 1, quiet=True), "straight path", "NaN")
-    expect_failure(checks.check_curved_path(lambda: 40, quiet=True), "too large")
-    expect_failure(checks.check_curved_path(lambda: [17, 18], quiet=True), "expected one number")
+        expect_failure(check(lambda w=wrong, m=mistake: _curve(w, m), quiet=True), message)
+    nan = dict(_curve(right), distance=[np.nan] * 4)
+    expect_failure(check(lambda: nan, quiet=True), "NaN")
+    expect_failure(check(lambda: dict(_curve(right), answer=right + 3), quiet=True), "read")
+    coarse = {"n": [1, 10, 20], "answer": 20}
+    coarse["distance"] = [checks._curved_error(n) for n in coarse["n"]]
+    expect_failure(check(lambda: coarse, quiet=True), "one by one")
+    expect_failure(check(lambda: right, quiet=True), "should return a dict")
+    expect_failure(check(lambda: dict(_curve(right), n=[1.5] * 4), quiet=True), "whole number")
 
 
 def test_the_reference_experiment_is_the_solutions():
-    assert solution(EX, "curved_path_experiment")() == checks._curved_steps()
+    assert solution(EX, "curved_path_experiment")()["answer"] == checks._curved_steps()
+
+
+def test_a_constant_or_a_bisection_earns_nothing():
+    """Constants, and a bisection steered by the messages, never pass, with or without an
+    invented curve; no message says which way to move."""
+
+    def invented(answer):  # a curve made up to cross 0.01 at the guess
+        steps = np.arange(1, 41)
+        return {"n": steps, "distance": 0.01 * (answer + 0.5) / steps, "answer": answer}
+
+    seen = no_marks_by_guessing(checks.check_curved_path, low=0.0, high=10.0)
+    seen += no_marks_by_guessing(checks.check_curved_path, invented, low=1.0, high=40.0)
+    assert any("disagrees with a rerun" in message for message in seen)
+
+
+def test_the_probes_give_the_same_verdicts_in_process_and_over_the_wire():
+    """The coupling's and the layer's checks judge the probes' plain data: run through the
+    wire format (what crosses from the learner's process), the verdicts are the same."""
+    from tutorial_lib.grading import remote, wire
+
+    probe = remote.run_probe
+
+    def through_the_wire(target, name, **params):
+        return wire.read(io.BytesIO(wire.dumps(wire_plain(probe(target, name, **params)))))
+
+    pairs = [
+        (checks.check_width_coupling, solution(EX, "width_coupling")),
+        (
+            checks.check_width_coupling,
+            variant(EX, "width_coupling", *COUPLING_MISTAKES["scaled by s, not e^s"][0]),
+        ),
+        (checks.check_invertible_conv, solution(EX, "Invertible1x1Conv")),
+    ]
+    for check, answer in pairs:
+        direct = check(answer, quiet=True)
+        with mock.patch.object(checks, "run_probe", through_the_wire):
+            assert check(answer, quiet=True) == direct

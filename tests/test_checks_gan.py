@@ -2,7 +2,15 @@
 stubs are 'not attempted', and plausible wrong answers fail with the message that
 names their mistake, for examples of any rank and logits of +-200."""
 
-from check_helpers import expect_failure, expect_pass, mistakes_test, solution, task_tests, variant
+from check_helpers import (
+    expect_failure,
+    expect_pass,
+    mistakes_test,
+    no_marks_by_guessing,
+    solution,
+    task_tests,
+    variant,
+)
 
 from tutorial_lib.checks import gan as checks
 
@@ -26,6 +34,14 @@ HINGE_MISTAKES = {
     "no ReLU": (
         [(REAL, "(1.0 - real_scores)"), (FAKE, "(1.0 + fake_scores)")],
         "the ReLU is missing",
+    ),
+    "no ReLU on the real term": (
+        [(REAL, "(1.0 - real_scores)")],
+        "the ReLU is missing on the real",
+    ),
+    "no ReLU on the fake term": (
+        [(FAKE, "(1.0 + fake_scores)")],
+        "the ReLU is missing on the fake",
     ),
     "signs swapped": (
         [(REAL, "ops.relu(1.0 + real_scores)"), (FAKE, "ops.relu(1.0 - fake_scores)")],
@@ -86,6 +102,14 @@ PENALTY_MISTAKES = {
     "one norm for the batch": ([("axis=example_axes", "axis=None")], "whole batch"),
     "the lesson's image axes": ([("list(range(1, len(grads.shape)))", "[1, 2, 3]")], "raised"),
     "first axis only": ([("list(range(1, len(grads.shape)))", "[1]")], "over axis 1 only"),
+    "rank 4 only": (
+        [("list(range(1, len(grads.shape)))", "[1, 2, 3] if len(grads.shape) == 4 else [1]")],
+        "over axis 1 only",
+    ),
+    "off by one axis": (
+        [("list(range(1, len(grads.shape)))", "list(range(2, len(grads.shape)))")],
+        "for examples of shape",
+    ),
     "no tape.watch": ([("        tape.watch(x_hat)\n", "")], "watch the interpolates"),
 }
 
@@ -129,7 +153,42 @@ GAN_MISTAKES = {
     ),
     "discriminator step updates the generator too": (
         [("d_vars = self.discriminator.trainable_variables", "d_vars = self.trainable_variables")],
-        "did the discriminator's step also update the generator",
+        "d_optimizer updated",
+    ),
+    "noise reused between the two steps": (
+        [
+            (
+                "        z = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)\n        with tf.GradientTape() as tape:\n            scores",
+                "        with tf.GradientTape() as tape:\n            scores",
+            )
+        ],
+        "reused the noise of the discriminator's step",
+    ),
+    "swapped optimizers": (
+        [
+            (
+                "self.d_optimizer.apply(tape.gradient(d_loss",
+                "self.g_optimizer.apply(tape.gradient(d_loss",
+            ),
+            (
+                "self.g_optimizer.apply(tape.gradient(g_loss",
+                "self.d_optimizer.apply(tape.gradient(g_loss",
+            ),
+        ],
+        "optimizers are swapped",
+    ),
+    "Keras 2's trainable = False": (
+        [
+            (
+                "g_vars = self.generator.trainable_variables",
+                "self.discriminator.trainable = False\n        g_vars = self.trainable_variables",
+            )
+        ],
+        "trainable = False",
+    ),
+    "generator step updates the discriminator too": (
+        [("g_vars = self.generator.trainable_variables", "g_vars = self.trainable_variables")],
+        "g_optimizer updated",
     ),
     "no logs": (
         [('return {"d_loss": d_loss, "g_loss": g_loss}', "return None")],
@@ -143,18 +202,59 @@ test_hinge_gan_mistakes_are_named = mistakes_test(
 )
 
 
+def _evidence(answer, d=None, ratio=None):
+    import numpy as np
+
+    d = np.geomspace(1e-3, 0.05, 40) if d is None else d
+    return {"D": d, "ratio": d / (1 - d) if ratio is None else ratio, "answer": answer}
+
+
+SATURATION_MISTAKES = {
+    "a number, no evidence": (lambda: 0.0099, "should return a dict"),
+    "the logit": (lambda: _evidence(-4.6), "you answered the logit"),
+    "the inverse ratio": (
+        lambda: _evidence(100 / 101, ratio=(1 - _evidence(0)["D"]) / _evidence(0)["D"]),
+        "the other way round",
+    ),
+    "a curve that was not measured": (
+        lambda: _evidence(1 / 101, ratio=_evidence(0)["D"] * 0.5),
+        "a rerun of your experiment",
+    ),
+    "too few points": (
+        lambda: _evidence(1 / 101, d=_evidence(0)["D"][::4]),
+        "at least 20 points",
+    ),
+    "a curve that misses the crossing": (
+        lambda: _evidence(1 / 101, d=_evidence(0)["D"] * 0.1),
+        "cover the ratio's 1% crossing",
+    ),
+    "an answer not read from the curve": (lambda: _evidence(0.0120), "your own curve"),
+    "the 10% crossing": (lambda: _evidence(1 / 11, d=_evidence(0)["D"] * 3), "your own curve"),
+}
+
+
 def test_saturation_answers():
     import numpy as np
 
-    expect_pass(checks.check_saturation(lambda: 0.01, quiet=True))
-    expect_failure(
-        checks.check_saturation(lambda: np.log(0.01), quiet=True), "you answered the logit"
+    expect_pass(checks.check_saturation(lambda: _evidence(1 / 101), quiet=True))
+    for experiment, message in SATURATION_MISTAKES.values():
+        with np.errstate(all="ignore"):
+            expect_failure(checks.check_saturation(experiment, quiet=True), message)
+
+
+def test_saturation_gives_no_marks_for_a_constant_or_a_bisection():
+    import numpy as np
+
+    """Plain numbers, and numbers dressed as evidence (a made-up straight curve), never
+    pass, and no message says which way to move."""
+    seen = no_marks_by_guessing(checks.check_saturation, low=0.0, high=0.05)
+    seen += no_marks_by_guessing(
+        checks.check_saturation,
+        lambda g: _evidence(g, ratio=np.linspace(0, 0.05, 40)),
+        low=0.0,
+        high=0.05,
     )
-    expect_failure(checks.check_saturation(lambda: 0.99, quiet=True), "the other way round")
-    expect_failure(checks.check_saturation(lambda: 0.1, quiet=True), "too large")
-    expect_failure(
-        checks.check_saturation(lambda: np.array([0.01, 0.02]), quiet=True), "expected one number"
-    )
+    assert not any("too large" in m or "too small" in m for m in seen)
 
 
 def test_a_wrong_hinge_loss_counts_only_in_its_own_task():

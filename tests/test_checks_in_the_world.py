@@ -5,7 +5,14 @@ or an interpolated threshold, a membership attack with the wrong radius, and the
 investigation's answers for unclipped copies or the copy rate."""
 
 import numpy as np
-from check_helpers import expect_failure, expect_pass, mistakes_test, solution, task_tests
+from check_helpers import (
+    expect_failure,
+    expect_pass,
+    mistakes_test,
+    no_marks_by_guessing,
+    solution,
+    task_tests,
+)
 
 from tutorial_lib.checks import in_the_world as checks
 
@@ -132,6 +139,10 @@ MEMBERSHIP_MISTAKES = {
         [(RETURN, "return (distances.min(axis=1) <= radius).astype(float)")],
         "every sample within the radius",
     ),
+    "a median over an odd count only": (
+        [(RADIUS, "radius = np.sort(distances.min(axis=1))[len(a) // 2]")],
+        "the mean of the two middle ones",
+    ),
     "images of 784 pixels only": (
         [("reshape(len(candidates), -1)", "reshape(len(candidates), 784)")],
         "raised ValueError",
@@ -154,21 +165,44 @@ def test_a_membership_score_that_ranks_the_wrong_way_is_caught():
     expect_failure(checks.check_membership_scores(outside, quiet=True), "differ from the expected")
 
 
-def test_the_hiding_noise_check_names_its_mistakes_and_rejects_other_answers():
+def _curve(answer, **options):
+    """The evidence of a bisection towards ``answer``: the check's own measurements
+    (with ``options``: unclipped copies, the copy rate) at a grid and around ``answer``."""
+    noise = [0.0, 0.2, 0.6, 1.0, answer - 0.004, answer + 0.004]
+    score = [checks._hiding_measure(s, **options) for s in noise]
+    return {"noise": noise, "score": score, "answer": answer}
+
+
+def test_the_hiding_noise_check_verifies_the_evidence_then_the_answer():
+    """A right curve with a right answer passes; a curve measured with a named mistake
+    (unclipped copies, the copy rate) fails naming it; an answer that is not read off the
+    curve, or a coarse curve, or a malformed return fails. (About 6 s: 3 bisections.)"""
     answer = checks._hiding_noise()
-    assert 0.3 < answer < 0.45
-    expect_pass(checks.check_hiding_noise(lambda: answer * 1.05, quiet=True))
-    unclipped = checks._hiding_noise(clip=False)
-    expect_failure(
-        checks.check_hiding_noise(lambda: unclipped, quiet=True), "were not clipped to [0, 1]"
+    assert 0.35 < answer < 0.42
+    check = checks.check_hiding_noise
+    expect_pass(check(lambda: _curve(answer), quiet=True))
+    odd = _curve(answer)
+    odd["noise"], odd["score"] = (
+        odd["noise"][:-1] + [0.5],
+        odd["score"][:-1] + [checks._hiding_measure(0.5)],
     )
-    copy_rate = checks._hiding_noise(measure="copy_rate", threshold=0.01)
-    expect_failure(checks.check_hiding_noise(lambda: copy_rate, quiet=True), "the copy rate")
-    expect_failure(checks.check_hiding_noise(lambda: 0.6, quiet=True), "too large")
-    expect_failure(checks.check_hiding_noise(lambda: 0.2, quiet=True), "too small")
-    expect_failure(checks.check_hiding_noise(lambda: "about 0.4", quiet=True), "returned str")
-    expect_failure(checks.check_hiding_noise(lambda: None, quiet=True), "returned NoneType")
-    expect_failure(checks.check_hiding_noise(lambda: np.nan, quiet=True), "expected the noise")
+    expect_pass(check(lambda: odd, quiet=True))  # an even and an odd number of points
+    unclipped = checks._hiding_noise(clip=False)
+    expect_failure(check(lambda: _curve(unclipped, clip=False), quiet=True), "not clipped")
+    assert abs(unclipped - answer) > 2 * checks.ANSWER_TOL * answer  # the tolerance is half
+    rate = checks._hiding_noise(measure="copy_rate", threshold=0.01)
+    expect_failure(check(lambda: _curve(rate, measure="copy_rate"), quiet=True), "copy rate")
+    moved = dict(_curve(answer), answer=answer + 0.08)
+    expect_failure(check(lambda: moved, quiet=True), "read the answer off")
+    coarse = {"noise": [0.0, 0.2, 0.6, 0.8, 1.0], "answer": 0.45}
+    coarse["score"] = [checks._hiding_measure(s) for s in coarse["noise"]]
+    expect_failure(check(lambda: coarse, quiet=True), "more finely")
+    late = {"noise": [0.6, 0.7, 0.8, 0.9, 1.0], "answer": 0.5}
+    late["score"] = [checks._hiding_measure(s) for s in late["noise"]]
+    expect_failure(check(lambda: late, quiet=True), "cover the crossing")
+    expect_failure(check(lambda: answer, quiet=True), "should return a dict")
+    expect_failure(check(lambda: dict(_curve(answer), answer="x"), quiet=True), "numbers")
+    expect_failure(check(lambda: dict(_curve(answer), score=[0.5]), quiet=True), "same length")
 
 
 def test_catch_rate_at_the_edges_of_the_budget():
@@ -177,3 +211,16 @@ def test_catch_rate_at_the_edges_of_the_budget():
     assert catch_rate(real, fake, 0.0) == 1 / 3  # only what beats every real score
     assert catch_rate(real, fake, 1.0) == 1.0  # everything is flagged
     assert catch_rate(real, fake, 0.4) == 2 / 3  # one real image may be flagged: 0.3 is
+
+
+def test_a_constant_or_a_bisection_earns_nothing():
+    """Constants, and a bisection steered by the messages, never pass; no message says
+    which way to move."""
+
+    def invented(answer):  # a curve made up to fit the guess: a line through 0.5 there
+        noise = np.linspace(0.0, 1.0, 11)
+        return {"noise": noise, "score": np.clip(0.5 - (noise - answer), 0, 1), "answer": answer}
+
+    seen = no_marks_by_guessing(checks.check_hiding_noise, low=0.0, high=1.0)
+    seen += no_marks_by_guessing(checks.check_hiding_noise, invented, low=0.0, high=1.0)
+    assert any("disagrees with a rerun" in message for message in seen)

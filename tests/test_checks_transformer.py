@@ -3,7 +3,18 @@ stubs are 'not attempted', and plausible wrong answers fail with the message tha
 their mistake, on batched multi-head tensors, logits of +-200, windows of 1 and of the
 whole sequence."""
 
-from check_helpers import expect_failure, expect_pass, mistakes_test, solution, task_tests
+import numpy as np
+import pytest
+from check_helpers import (
+    expect_failure,
+    expect_pass,
+    loopback,
+    mistakes_test,
+    no_marks_by_guessing,
+    solution,
+    task_tests,
+    variant,
+)
 
 from tutorial_lib.checks import transformer as checks
 
@@ -151,6 +162,10 @@ GQA_MISTAKES = {
         [("np.exp(scores - scores.max(axis=-1, keepdims=True))", "np.exp(scores)")],
         "inf or nan",
     ),
+    "a fixed batch of 2": (
+        [("batch, length, width = x.shape", "_, length, width = x.shape\n    batch = 2")],
+        "a batch of one sequence",
+    ),
 }
 
 
@@ -159,15 +174,89 @@ test_gqa_mistakes_are_named = mistakes_test(
 )
 
 
-def test_temperature_answers():
-    bigram, unigram = checks._bigram_bpc()
+def _evidence(answer, taus=None, bpc=None):
+    bigram = checks._bigram_bpc()[0]
+    taus = [0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 1.0] if taus is None else taus
+    bpc = [bigram(t) for t in taus] if bpc is None else bpc
+    return {"temperatures": taus, "bpc": bpc, "answer": answer}
+
+
+def _crossing(evidence):
+    """Where the curve of ``evidence`` crosses twice its value at tau = 1 (linear)."""
+    taus, bpc = np.asarray(evidence["temperatures"]), np.asarray(evidence["bpc"])
+    below = taus < 1
+    return float(np.interp(-2 * bpc[taus == 1][0], -bpc[below], taus[below]))
+
+
+def _read(**kwargs):
+    evidence = _evidence(0.0, **kwargs)
+    evidence["answer"] = _crossing(evidence)
+    return evidence
+
+
+TEMPERATURE_MISTAKES = {
+    "a number, no evidence": (lambda: checks._doubling(checks._bigram_bpc()[0]), "a dict"),
+    "no baseline at 1": (lambda: _evidence(0.3, taus=[0.1, 0.2, 0.3]), "hold tau = 1"),
+    "multiplied by tau": (
+        lambda: _read(bpc=[checks._bigram_bpc()[0](1 / t) for t in _evidence(0)["temperatures"]]),
+        "multiplied",
+    ),
+    "a unigram model": (
+        lambda: _read(bpc=[checks._bigram_bpc()[1](t) for t in _evidence(0)["temperatures"]]),
+        "unigram",
+    ),
+    "nats": (lambda: _read(bpc=[b * np.log(2) for b in _evidence(0)["bpc"]]), "nats"),
+    "a made-up curve": (lambda: _read(bpc=[9, 8, 7, 6, 5, 4, 3, 2, 1]), "a rerun disagrees"),
+    "a curve that misses the crossing": (
+        lambda: _evidence(0.5, taus=[0.5, 0.7, 1.0]),
+        "does not cross",
+    ),
+    "an answer not read from the curve": (lambda: _evidence(0.5), "your own curve"),
+    "a curve too coarse": (lambda: _read(taus=[0.05, 0.9, 1.0]), "more temperatures"),
+}
+
+
+@pytest.mark.parametrize("mistake", TEMPERATURE_MISTAKES)
+def test_temperature_mistakes_are_named(mistake):
+    experiment, message = TEMPERATURE_MISTAKES[mistake]
+    expect_failure(checks.check_temperature(experiment, quiet=True), message)
+
+
+def test_temperature_evidence_passes():
+    bigram = checks._bigram_bpc()[0]
     right = checks._doubling(bigram)
     assert 0.1 < right < 0.5
     assert abs(bigram(right) - 2 * bigram(1.0)) < 1e-3
-    expect_pass(checks.check_temperature(lambda: round(right, 2), quiet=True))
-    expect_failure(checks.check_temperature(lambda: 1 / right, quiet=True), "multiplied")
-    expect_failure(
-        checks.check_temperature(lambda: checks._doubling(unigram), quiet=True), "unigram"
-    )
-    expect_failure(checks.check_temperature(lambda: 0.5, quiet=True), "too large")
-    expect_failure(checks.check_temperature(lambda: float("inf"), quiet=True), "expected the")
+    expect_pass(checks.check_temperature(lambda: _read(), quiet=True))
+
+
+def test_a_constant_or_a_bisection_earns_nothing():
+    """Constants, and a bisection steered by the messages, never pass, whether bare or
+    dressed as evidence (a made-up curve through the guess); no message says which way to
+    move."""
+    no_marks_by_guessing(checks.check_temperature, low=0.05, high=3.0)
+
+    def dressed(guess):
+        return _evidence(guess, taus=[guess / 2, guess, 1.0], bpc=[4.0, 2.0, 1.0])
+
+    no_marks_by_guessing(checks.check_temperature, dressed, low=0.05, high=0.9)
+
+
+@pytest.mark.parametrize(
+    "name, mistake",
+    [
+        ("window_mask", None),
+        ("min_p_filter", None),
+        ("min_p_filter", MIN_P_MISTAKES["in place"][0]),
+        ("grouped_query_attention", GQA_MISTAKES["np.tile"][0]),
+        ("temperature_experiment", None),
+    ],
+)
+def test_the_remote_path_gives_the_same_verdict(name, mistake):
+    """Each check on a Remote (arguments and replies as plain data over the wire, the
+    learner's function in its own namespace) says what it says in the notebook."""
+    check = TASKS[name]
+    answer = variant(EX, name, *mistake) if mistake else solution(EX, name)
+    here = check(answer, quiet=True)
+    there = check(loopback(EX, **{name: answer})[name], quiet=True)
+    assert (there.status, there.message) == (here.status, here.message)

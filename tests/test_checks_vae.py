@@ -3,10 +3,13 @@ stubs are 'not attempted', and plausible wrong answers fail with the message tha
 their mistake, for codes of any rank, RGB-shaped images and tiny float32 variances."""
 
 import numpy as np
+import pytest
 from check_helpers import (
     expect_failure,
     expect_pass,
+    loopback,
     mistakes_test,
+    no_marks_by_guessing,
     solution,
     task_tests,
     variant,
@@ -54,6 +57,8 @@ KL_MISTAKES = {
         [(SUM, "np.sum(np.asarray(per_dim), axis=tuple(range(1, np.ndim(per_dim))))")],
         "tf.function",
     ),
+    "squeezed (a batch of one)": ([(f"return {SUM}", f"return ops.squeeze({SUM})")], "(1, 7)"),
+    "axis 1 only": ([(SUM, "ops.sum(per_dim, axis=1)")], "sum over axis=list(range(1, ndim))"),
 }
 
 
@@ -82,6 +87,10 @@ NLL_MISTAKES = {
             )
         ],
         "one value per example",
+    ),
+    "image axes fixed": (
+        [("axis=list(range(1, len(ops.shape(per_value))))", "axis=[1, 2, 3]")],
+        "not a fixed list of image axes",
     ),
 }
 
@@ -136,6 +145,24 @@ VAE_MISTAKES = {
         ],
         "summed over the batch",
     ),
+    "update from the loss summed over the batch": (
+        [
+            (
+                "grads = tape.gradient(loss, self.trainable_variables)",
+                "grads = [64.0 * g for g in tape.gradient(loss, self.trainable_variables)]",
+            )
+        ],
+        "not by one optimizer step",
+    ),
+    "no gradient through the sampling": (
+        [
+            (
+                "z = z_mean + ops.exp(0.5 * z_log_var) * epsilon",
+                "z = ops.stop_gradient(z_mean + ops.exp(0.5 * z_log_var) * epsilon)",
+            )
+        ],
+        "not by one optimizer step",
+    ),
     "no optimizer step": (
         [("self.optimizer.apply(grads, self.trainable_variables)", "pass")],
         "did not change",
@@ -157,15 +184,66 @@ test_vae_mistakes_are_named = mistakes_test(
 )
 
 
-def test_decoder_variance_answers():
-    right = checks._best_variances()["test"]
-    expect_pass(checks.check_decoder_variance(lambda: right * 1.03, quiet=True))
-    expect_failure(checks.check_decoder_variance(lambda: np.log(right), quiet=True), "log-variance")
-    expect_failure(
-        checks.check_decoder_variance(lambda: np.sqrt(right), quiet=True), "standard deviation"
-    )
-    expect_failure(checks.check_decoder_variance(lambda: 0.5, quiet=True), "too large")
-    expect_failure(checks.check_decoder_variance(lambda: "0.06", quiet=True), "too small")
+def _evidence(answer, variances=None, nll=None):
+    variances = np.exp(np.linspace(-4.0, -1.0, 61)) if variances is None else variances
+    nll = checks._nll_curve(variances) if nll is None else nll
+    return {"variances": variances, "nll": nll, "answer": answer}
+
+
+def _right():
+    return checks._mean_squared_errors()["test"]
+
+
+def _curve_min():
+    evidence = _evidence(0)
+    return float(evidence["variances"][np.argmin(evidence["nll"])])
+
+
+VARIANCE_MISTAKES = {
+    "a number, no evidence": (lambda: _right(), "should return a dict"),
+    "the log-variance": (lambda: _evidence(np.log(_curve_min())), "log-variance"),
+    "the standard deviation": (lambda: _evidence(np.sqrt(_curve_min())), "standard deviation"),
+    "log-variances as variances": (
+        lambda: _evidence(_curve_min(), np.linspace(-4.0, -1.0, 61), np.zeros(61)),
+        "sigma^2 > 0",
+    ),
+    "the training images": (
+        lambda: _evidence(_curve_min(), nll=checks._nll_curve(_evidence(0)["variances"], "train")),
+        "*training* images",
+    ),
+    "NLL averaged over the pixels": (
+        lambda: _evidence(_curve_min(), nll=checks._nll_curve(_evidence(0)["variances"]) / 784),
+        "averaged the NLL over the pixels",
+    ),
+    "no log(2 pi)": (
+        lambda: _evidence(
+            _curve_min(), nll=checks._nll_curve(_evidence(0)["variances"]) - 392 * np.log(2 * np.pi)
+        ),
+        "log(2 pi)",
+    ),
+    "a made-up curve": (lambda: _evidence(_right(), nll=np.zeros(61)), "a rerun disagrees"),
+    "a curve without its minimum": (
+        lambda: _evidence(0.3, variances=np.linspace(0.1, 0.3, 21)),
+        "does not show a minimum",
+    ),
+    "an answer not read from the curve": (lambda: _evidence(0.5), "your own curve"),
+    "a grid too coarse": (
+        lambda: _evidence(0.1, variances=np.array([0.01, 0.1, 1.0])),
+        "more finely",
+    ),
+}
+
+
+@pytest.mark.parametrize("mistake", VARIANCE_MISTAKES)
+def test_decoder_variance_mistakes_are_named(mistake):
+    experiment, message = VARIANCE_MISTAKES[mistake]
+    expect_failure(checks.check_decoder_variance(experiment, quiet=True), message)
+
+
+def test_decoder_variance_evidence_passes():
+    expect_pass(checks.check_decoder_variance(lambda: _evidence(_curve_min()), quiet=True))
+    three = _right() * np.array([0.97, 1.0, 1.03])
+    expect_pass(checks.check_decoder_variance(lambda: _evidence(_right(), three), quiet=True))
 
 
 def test_a_mistake_in_an_earlier_task_counts_only_there():
@@ -180,3 +258,34 @@ def test_a_mistake_in_an_earlier_task_counts_only_there():
     finally:
         namespace["gaussian_nll"] = right
     assert namespace["gaussian_nll"] is right
+
+
+def test_a_constant_or_a_bisection_earns_nothing():
+    """Constants, and a bisection steered by the messages, never pass; no message says
+    which way to move."""
+    no_marks_by_guessing(checks.check_decoder_variance, low=0.0, high=1.0)
+
+    def dressed(guess):  # a made-up curve with its minimum at the guess
+        variances = guess * np.array([0.5, 1.0, 2.0]) + 1e-9
+        return _evidence(guess, variances, nll=[1.0, 0.0, 1.0])
+
+    no_marks_by_guessing(checks.check_decoder_variance, dressed, low=0.0, high=1.0)
+
+
+@pytest.mark.parametrize(
+    "name, mistake",
+    [
+        ("gaussian_kl", None),
+        ("gaussian_kl", KL_MISTAKES["NumPy"][0]),
+        ("gaussian_nll", NLL_MISTAKES["image axes fixed"][0]),
+        ("GaussianVAE", VAE_MISTAKES["no gradient through the sampling"][0]),
+    ],
+)
+def test_the_remote_path_gives_the_same_verdict(name, mistake):
+    """Each check on a Remote (arguments and replies as plain data over the wire, the
+    probes where the learner's code lives) says what it says in the notebook."""
+    check = TASKS[name]
+    answer = variant(EX, name, *mistake) if mistake else solution(EX, name)
+    here = check(answer, quiet=True)
+    there = check(loopback(EX, **{name: answer})[name], quiet=True)
+    assert (there.status, there.message) == (here.status, here.message)

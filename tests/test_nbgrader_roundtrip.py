@@ -1,24 +1,37 @@
-"""Exercise 03 graded end to end with real nbgrader, as an instructor would: a course,
-the release, four learners' submissions, `nbgrader autograde`, the gradebook.
+"""Exercise 03 graded end to end as an instructor grades it: a course, the release, four
+learners' submissions, ``python -m tutorial_lib grade`` (nbgrader's autograde with every
+submission in the sandbox and every task graded by the grader), the gradebook.
 
-- alice submits the solution: full marks;
+First run (each notebook executed in the sandbox):
+
+- mallory tries everything but the work: a cell that blanks the test cells, patches the
+  checks, the result class and ``assert_passed``, writes into the installed package and
+  into the course folder and tries the network; his hinge loss reads the checks' private
+  reference, his penalty allocates 6 GiB (over the memory limit), his train_step cell
+  patches the result class; his experiment is honest. He gets its 2 points, nothing else.
+
+Second run (``--checks-only``: the tasks alone, faster), a new grader after the first:
+
+- alice, graded next, submits the solution: full marks, so nothing of mallory's stayed;
 - bob submits the learner copy untouched: zero;
-- carol gets two tasks wrong (the hinge loss without its ReLU, a wrong experiment):
-  the points of the other two;
-- dave's hinge loss never returns (cut off by nbgrader's timeout: 0 for that task, and
-  grading goes on), he deleted the penalty's test cell and edited the GAN's (both are
-  graded by the original tests, and fail on his wrong answers), and his experiment is
-  right (its points, so the loop stopped nothing).
+- dave gets two tasks wrong: his hinge loss never returns (cut by the time limit; his
+  train_step, which calls it, is still graded on its own), his penalty is one-sided and he
+  deleted its test cell (put back, failed); he edited the GAN's test cell (restored, hidden
+  cases and all) and his GAN and experiment are right: 6 points.
 """
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import nbformat
 import pytest
 
+import tutorial_lib
 from tutorial_lib import notebook_tools
 
 nbgrader = pytest.importorskip(
@@ -26,29 +39,33 @@ nbgrader = pytest.importorskip(
 )
 
 ASSIGNMENT = "03_gan"
-TIMEOUT = 20  # seconds per cell: the slowest cell of exercise 03 takes a few
+TIMEOUT = 30  # seconds per cell and per call of a learner's function
+MEMORY_MB = 5000  # TensorFlow needs about 3 GiB of address space
 POINTS = {
     "ex03-check-hinge": 2,
     "ex03-check-penalty": 2,
     "ex03-check-hinge-gan": 4,
     "ex03-check-saturation": 2,
 }
+PACKAGE_FILE = Path(tutorial_lib.__file__).parent / "checks" / "__init__.py"
 
 
-def _nbgrader(course: Path, *args: str) -> str:
-    """Run the nbgrader command line in the course, as an instructor does."""
-    env = dict(os.environ)
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")  # alembic
-    result = subprocess.run(
-        [sys.executable, "-m", "nbgrader", *args],
-        cwd=course,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+def _require_the_sandbox() -> None:
+    """The instructor extra brings bubblewrap: grading without it is a failure to see."""
+    from tutorial_lib.grading import sandbox
+
+    try:
+        sandbox.find_bwrap()
+    except sandbox.SandboxUnavailable as error:
+        pytest.fail(f"the grading sandbox does not work here: {error}")
+
+
+def _run(course: Path, *args: str, env=None) -> subprocess.CompletedProcess:
+    environment = dict(os.environ, **(env or {}))
+    environment["PATH"] = str(Path(sys.executable).parent) + os.pathsep + environment["PATH"]
+    return subprocess.run(
+        [sys.executable, *args], cwd=course, env=environment, capture_output=True, text=True
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout + result.stderr
 
 
 def _cell(nb, grade_id):
@@ -59,10 +76,56 @@ def _answer(nb, grade_id, source):
     _cell(nb, grade_id).source = source
 
 
+def _insert_after(nb, grade_id, source):
+    nb.cells.insert(nb.cells.index(_cell(nb, grade_id)) + 1, nbformat.v4.new_code_cell(source))
+
+
+HOSTILE_CELL = """\
+import socket
+from pathlib import Path
+
+import tutorial_lib
+import tutorial_lib.checks as checks
+import tutorial_lib.checks.gan as gan_checks
+
+# the test cells that follow run nothing at all
+get_ipython().input_transformers_cleanup.append(
+    lambda lines: [] if any("check_" in line for line in lines) else lines
+)
+# every check passes, whatever it is given
+passing = checks.CheckResult("check", checks.PASSED, "all hidden tests passed.")
+for name in dir(gan_checks):
+    if name.startswith("check_"):
+        setattr(gan_checks, name, lambda *args, **kwargs: passing)
+        globals()[name] = getattr(gan_checks, name)
+checks.CheckResult.passed = property(lambda self: True)
+checks.assert_passed = assert_passed = lambda *results: None
+# for every notebook graded after this one
+package = Path(tutorial_lib.__file__).parent / "checks" / "__init__.py"
+try:
+    with open(package, "a") as file:
+        file.write("\\nCheckResult.passed = property(lambda self: True)  # hostile\\n")
+    print("wrote into the package")
+except OSError as error:
+    print("package:", type(error).__name__)
+course = Path(COURSE)
+try:
+    (course / "source" / "03_gan" / "hostile.txt").write_text("hostile")
+    with open(course / "gradebook.db", "ab") as file:
+        file.write(b"hostile")
+    print("wrote into the course")
+except OSError as error:
+    print("course:", type(error).__name__)
+socket.create_connection(("127.0.0.1", PORT), timeout=5).sendall(b"hostile")
+"""
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
+    _require_the_sandbox()
     course = notebook_tools.make_course(tmp_path_factory.mktemp("course"), timeout=TIMEOUT)
-    _nbgrader(course, "generate_assignment", ASSIGNMENT, "--force")
+    generated = _run(course, "-m", "nbgrader", "generate_assignment", ASSIGNMENT, "--force")
+    assert generated.returncode == 0, generated.stderr
     release = course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     source = nbformat.read(course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
 
@@ -77,13 +140,51 @@ def graded(tmp_path_factory):
                 cell.source = _cell(source, meta["grade_id"]).source
         return nb
 
-    alice, bob = solved(), learner_copy()
-    carol = solved()
-    solution = _cell(source, "ex03-hinge").source
+    server = socket.create_server(("127.0.0.1", 0))  # the "network": it must hear nothing
+    server.settimeout(0.5)
+    heard = []
+
+    def listen():
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                heard.append(server.accept())
+
+    stop = threading.Event()
+    threading.Thread(target=listen, daemon=True).start()
+    port = server.getsockname()[1]
+
+    mallory = solved()
+    _insert_after(mallory, "ex03-setup", f"COURSE, PORT = {str(course)!r}, {port}\n" + HOSTILE_CELL)
     _answer(
-        carol, "ex03-hinge", solution.replace("ops.relu(1.0 - real_scores)", "(1.0 - real_scores)")
+        mallory,
+        "ex03-hinge",
+        "from tutorial_lib.checks.gan import _hinge\n\n\n"
+        "def hinge_d_loss(real_scores, fake_scores):\n    return _hinge(real_scores, fake_scores)\n",
     )
-    _answer(carol, "ex03-saturation", "def saturation_experiment():\n    return 0.5\n")
+    _answer(
+        mallory,
+        "ex03-penalty",
+        "def gradient_penalty(critic, real, fake, epsilon):\n"
+        "    hog = bytearray(6 * 2**30)\n    return float(len(hog))\n",
+    )
+    _answer(
+        mallory,
+        "ex03-hinge-gan",
+        _cell(learner_copy(), "ex03-hinge-gan").source + "\n\nimport tutorial_lib.checks\n\n"
+        "tutorial_lib.checks.CheckResult.passed = property(lambda self: True)\n",
+    )
+    saturation = _cell(source, "ex03-saturation").source
+    _answer(
+        mallory,
+        "ex03-saturation",
+        saturation.replace(
+            "    ### BEGIN SOLUTION\n",
+            "    ### BEGIN SOLUTION\n    try:\n        import socket\n\n"
+            f"        socket.create_connection(('127.0.0.1', {port}), timeout=5)\n"
+            "    except OSError:\n        pass\n",
+        ),
+    )
+
     dave = solved()
     _answer(
         dave,
@@ -97,17 +198,27 @@ def graded(tmp_path_factory):
         penalty.replace("ops.square(norms - 1.0)", "ops.square(ops.relu(norms - 1.0))"),
     )
     dave.cells.remove(_cell(dave, "ex03-check-penalty"))
-    gan = _cell(source, "ex03-hinge-gan").source
-    _answer(dave, "ex03-hinge-gan", gan.replace("self.d_optimizer.apply(", "(lambda *a: None)("))
-    _answer(
-        dave, "ex03-check-hinge-gan", "result_gan = check_hinge_gan(HingeGAN)  # no hidden tests\n"
-    )
+    _answer(dave, "ex03-check-hinge-gan", "result_gan = check_hinge_gan(HingeGAN)  # no hidden\n")
 
-    for student, nb in {"alice": alice, "bob": bob, "carol": carol, "dave": dave}.items():
+    submissions = {"mallory": mallory, "alice": solved(), "bob": learner_copy(), "dave": dave}
+    for student, nb in submissions.items():
         folder = course / "submitted" / student / ASSIGNMENT
         folder.mkdir(parents=True)
         nbformat.write(nb, folder / f"{ASSIGNMENT}.ipynb")
-    log = _nbgrader(course, "autograde", ASSIGNMENT, "--force")
+
+    package_before = PACKAGE_FILE.read_bytes()
+    grade = ("-m", "tutorial_lib", "grade", ASSIGNMENT, "--memory-mb", str(MEMORY_MB))
+    try:
+        first = _run(course, *grade, "--student", "mallory", "--cell-timeout", str(TIMEOUT))
+        second = _run(  # (a shorter limit: no notebook runs, only the tasks' calls)
+            course, *grade, "--student", "[abd]*", "--checks-only", "--cell-timeout", "12"
+        )
+    finally:
+        stop.set()
+        package_after = PACKAGE_FILE.read_bytes()
+        if package_after != package_before:  # the sandbox failed: put the package back
+            PACKAGE_FILE.write_bytes(package_before)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
 
     from nbgrader.api import Gradebook
 
@@ -117,44 +228,105 @@ def graded(tmp_path_factory):
                 grade_id: gradebook.find_grade(grade_id, ASSIGNMENT, ASSIGNMENT, student).score
                 for grade_id in POINTS
             }
-            for student in ("alice", "bob", "carol", "dave")
+            for student in submissions
         }
         totals = {s: gradebook.find_submission(ASSIGNMENT, s).score for s in scores}
-    autograded = course / "autograded"
-    return {"scores": scores, "totals": totals, "log": log, "autograded": autograded}
+
+    def autograded(student):
+        path = course / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+        return nbformat.read(path, as_version=4)
+
+    return {
+        "scores": scores,
+        "totals": totals,
+        "autograded": autograded,
+        "course": course,
+        "heard": heard,
+        "package_changed": package_after != package_before,
+        "log": first.stderr + second.stderr,
+    }
 
 
-def test_the_solution_gets_full_marks(graded):
+def _outputs(nb, grade_id) -> str:
+    cell = _cell(nb, grade_id)
+    return "\n".join(
+        o.get("text", "") + o.get("evalue", "") + " ".join(o.get("traceback", []))
+        for o in cell.outputs
+    )
+
+
+def test_the_solution_gets_full_marks_after_a_hostile_submission(graded):
     assert graded["scores"]["alice"] == POINTS
     assert graded["totals"]["alice"] == sum(POINTS.values()) == 10
 
 
 def test_the_untouched_learner_copy_gets_zero(graded):
     assert graded["totals"]["bob"] == 0
+    assert "not attempted yet" in _outputs(graded["autograded"]("bob"), "ex03-check-hinge")
 
 
 def test_two_wrong_tasks_lose_exactly_their_points(graded):
-    assert graded["scores"]["carol"] == {
-        "ex03-check-hinge": 0,
-        "ex03-check-penalty": 2,
-        "ex03-check-hinge-gan": 4,
-        "ex03-check-saturation": 0,
+    assert graded["scores"]["dave"] == {
+        "ex03-check-hinge": 0,  # never returns: cut by the time limit
+        "ex03-check-penalty": 0,  # one-sided; its test cell deleted, put back, failed
+        "ex03-check-hinge-gan": 4,  # its test cell edited, restored; his hinge loss not used
+        "ex03-check-saturation": 2,
     }
-    assert graded["totals"]["carol"] == 6
+    assert graded["totals"]["dave"] == 6
 
 
 def test_a_task_that_never_returns_is_cut_off_and_the_others_are_graded(graded):
-    assert graded["scores"]["dave"]["ex03-check-hinge"] == 0
-    assert graded["scores"]["dave"]["ex03-check-saturation"] == 2
-    nb = nbformat.read(graded["autograded"] / "dave" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
-    errors = [o for o in _cell(nb, "ex03-check-hinge").outputs if o.output_type == "error"]
-    assert errors and errors[0].ename in ("KeyboardInterrupt", "CellTimeoutError"), errors
+    assert "no answer within" in _outputs(graded["autograded"]("dave"), "ex03-check-hinge")
 
 
 def test_deleted_and_edited_test_cells_are_graded_by_the_original_tests(graded):
-    assert graded["scores"]["dave"]["ex03-check-penalty"] == 0  # deleted, put back, failed
-    assert graded["scores"]["dave"]["ex03-check-hinge-gan"] == 0  # edited, restored, failed
-    assert graded["totals"]["dave"] == 2
-    nb = nbformat.read(graded["autograded"] / "dave" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", 4)
+    nb = graded["autograded"]("dave")
     assert "BEGIN HIDDEN TESTS" in _cell(nb, "ex03-check-hinge-gan").source
+    assert "(hidden cases): all" in _outputs(nb, "ex03-check-hinge-gan")
     assert "It was added back by nbgrader" in _cell(nb, "ex03-check-penalty").source
+    assert "one-sided" in _outputs(nb, "ex03-check-penalty")
+
+
+def test_patching_the_checks_reading_them_or_hogging_memory_earns_nothing(graded):
+    assert graded["scores"]["mallory"] == {
+        "ex03-check-hinge": 0,  # the checks' private reference: not there while grading
+        "ex03-check-penalty": 0,  # 6 GiB: over the memory limit
+        "ex03-check-hinge-gan": 0,  # patched checks and result class: his stub is graded
+        "ex03-check-saturation": 2,  # his honest experiment, network attempt and all
+    }
+    nb = graded["autograded"]("mallory")
+    assert "MemoryError" in _outputs(nb, "ex03-check-penalty")
+    assert "not attempted yet" in _outputs(nb, "ex03-check-hinge-gan")
+
+
+def test_a_submission_cannot_write_into_the_package_the_course_or_reach_the_network(graded):
+    assert not graded["package_changed"]
+    course = graded["course"]
+    assert not (course / "source" / ASSIGNMENT / "hostile.txt").exists()
+    assert b"hostile" not in (course / "gradebook.db").read_bytes()
+    assert graded["heard"] == []  # no connection reached the grader's machine
+    hostile = graded["autograded"]("mallory").cells[2]
+    text = " ".join(o.get("text", "") + o.get("ename", "") for o in hostile.outputs)
+    assert "package: OSError" in text and "ConnectionRefusedError" in text, text
+
+
+def test_grading_refuses_to_start_without_a_sandbox(tmp_path, monkeypatch, capsys):
+    from tutorial_lib.grading import main, sandbox
+
+    (tmp_path / "nbgrader_config.py").write_text("")
+    monkeypatch.setenv("TUTORIAL_BWRAP", str(tmp_path / "no-bwrap-here"))
+    sandbox.find_bwrap.cache_clear()
+    try:
+        assert main([ASSIGNMENT, "--course", str(tmp_path)]) == 1
+    finally:
+        sandbox.find_bwrap.cache_clear()
+    error = capsys.readouterr().err
+    assert "refusing to grade" in error and "--unsandboxed" in error
+
+
+def test_the_log_warns_only_about_edited_test_cells(graded):
+    """nbgrader alone warns "checksum has changed" for every test cell of every submission
+    (the release lacks the hidden cases); the grader names the one cell dave edited."""
+    assert "has changed" not in graded["log"]
+    assert graded["log"].count("was edited in this submission") == 1
+    assert "Cell ex03-check-hinge-gan was edited" in graded["log"]

@@ -5,10 +5,11 @@
     python -m tutorial_lib info
     python -m tutorial_lib download
     python -m tutorial_lib train MODEL [--dataset D] [--profile P] --out DIR [options]
-    python -m tutorial_lib sample MODEL --run DIR [--num N] [--out FILE] [options]
+    python -m tutorial_lib sample MODEL --run DIR [--num N] [--out FILE] [--max-minutes M] [options]
     python -m tutorial_lib bench [--profile P] [--models MODEL ...] [--out DIR]
-    python -m tutorial_lib pretrain [--profile P] [--seeds N] [--out DIR] [NOTEBOOK ...]
+    python -m tutorial_lib pretrain [--profile P] [--seeds N] [--out DIR | --into-package] [NB ...]
     python -m tutorial_lib slides [--profile P] [--out DIR] [NOTEBOOK ...]
+    python -m tutorial_lib grade ASSIGNMENT [--student S] [--unsandboxed]  (instructors)
 
 ``train`` writes a run folder (:func:`tutorial_lib.runs.train`): ``model.keras``,
 ``metrics.json``, ``history.csv`` and ``samples.png`` (``samples.txt`` for a
@@ -28,10 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from tutorial_lib import families
+from tutorial_lib import families, stores
 from tutorial_lib.data import IMAGE_DATASETS, DataError
 from tutorial_lib.profiles import UnknownProfileError, get_profile, profile_names
-from tutorial_lib.training import RunError, is_resuming
+from tutorial_lib.safe_io import WriteError, describe
+from tutorial_lib.training import RunError, run_state
 
 COMMON_TEXT_CHARS = 500  # characters a text model writes by default
 
@@ -62,15 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", type=Path, default=Path("bench"), help="folder for bench.md/json")
 
     pretrain = commands.add_parser(
-        "pretrain", help="train what every lesson trains and write the shipped checkpoints"
+        "pretrain", help="train what every lesson trains and write a store of its checkpoints"
     )
     pretrain.add_argument("--profile", choices=profile_names(), default="cpu")
     pretrain.add_argument(
         "--seeds", type=int, default=3, help="train each model with this many seeds (spread)"
     )
-    pretrain.add_argument(
-        "--out", type=Path, default=None, help="where the stores live (default: the package)"
-    )
+    stores.add_store_options(pretrain)
     pretrain.add_argument("notebooks", nargs="*", type=Path, help="default: every lesson")
 
     slides = commands.add_parser(
@@ -119,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--num", type=int, default=64, help="how many images")
             p.add_argument("--out", type=Path, required=True, help="where to write the .npy file")
         p.add_argument("--seed", type=int, default=0)
+        p.add_argument(
+            "--max-minutes",
+            type=float,
+            default=60.0,
+            help="refuse a request estimated to take longer (default: 60)",
+        )
         for option in family.options_for("sample"):
             option.add_to(p)
     return parser
@@ -133,31 +139,33 @@ def family_options(args: argparse.Namespace) -> dict:
 
 def check_samples(images: np.ndarray, num: int) -> np.ndarray:
     """Samples as the CLI promises them: float32, (num, 28, 28, 1), in [0, 1]."""
-    images = np.asarray(images)
-    if images.shape != (num, 28, 28, 1):
-        raise ValueError(f"expected samples of shape {(num, 28, 28, 1)}, got {images.shape}")
-    if not np.isfinite(images).all() or images.min() < 0.0 or images.max() > 1.0:
-        raise ValueError(
-            f"samples must be finite and in [0, 1]; found [{images.min()}, {images.max()}]"
-        )
-    return images.astype(np.float32)
+    from tutorial_lib.runs import check_samples as check
+
+    return check(images, num)
 
 
 def _train(args) -> int:
     from tutorial_lib import runs
 
     profile = get_profile(args.profile)
-    if is_resuming(args.out):
-        print(f"resuming the interrupted run in {args.out} at its first unfinished epoch")
-    print(f"training {args.model} ({profile.name} profile) into {args.out}", flush=True)
-    run = runs.train(
-        args.model,
-        profile,
-        dataset=args.dataset,
-        seed=args.seed,
-        out_dir=args.out,
-        **family_options(args),
-    )
+    with runs.lock_run_folder(args.out):  # before it says anything of the folder
+        state = run_state(args.out)
+        if state == "training":
+            print(f"resuming the interrupted run in {args.out} at its first unfinished epoch")
+        elif state == "evaluate":
+            print(
+                f"resuming the interrupted run in {args.out} at evaluate: its training "
+                "finished before the interruption and is not repeated"
+            )
+        print(f"training {args.model} ({profile.name} profile) into {args.out}", flush=True)
+        run = runs.train(
+            args.model,
+            profile,
+            dataset=args.dataset,
+            seed=args.seed,
+            out_dir=args.out,
+            **family_options(args),
+        )
     print(f"trained {args.model} ({profile.name} profile); run folder: {args.out}")
     for key, value in run.record.items():
         if value is not None and key not in ("config", "class_histogram", "final_logs"):
@@ -175,29 +183,40 @@ def _sample(args, parser) -> int:
     if run.name != args.model and families.get(run.name).module != family.module:
         raise RunError(f"{args.run} holds a {run.name} run, not {args.model}: sample it as such.")
     options = family_options(args)
-    samples = family.load().sample(run.model, args.num, seed=args.seed, **options)
+    out = args.out
+    if family.samples != "text" and out.suffix != ".npy":
+        out = out.with_name(out.name + ".npy")  # as numpy.save names it
+    runs.sample_to_file(
+        run,
+        args.num,
+        out,
+        seed=args.seed,
+        max_minutes=args.max_minutes,
+        report=lambda line: print(line, file=sys.stderr, flush=True),
+        family=family,
+        **options,
+    )
     if family.samples == "text":
-        text = options.get("prompt", "\n") + samples
-        if args.out is None:
-            print(text)
-        else:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(text, encoding="utf-8")
-            print(f"wrote {len(text):,} characters to {args.out}")
+        if args.out is not None:
+            print(f"wrote {args.num:,} characters after the prompt to {args.out}")
         return 0
-    images = check_samples(samples, args.num)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(args.out, images)
-    print(f"wrote {args.num} samples of shape {images.shape[1:]} to {args.out}")
+    print(f"wrote {args.num:,} samples of shape (28, 28, 1) to {out}")
     return 0
 
 
 def _error(error: BaseException, context: str = "") -> None:
     """Report a bad input on stderr in one line: what is wrong and what to do."""
+    if isinstance(error, OSError) and not isinstance(error, WriteError) and error.errno:
+        error = describe(error)
     print(f"error: {context}{' '.join(str(error).split())}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["grade"]:  # the instructors' sandboxed autograde (tutorial_lib.grading)
+        from tutorial_lib.grading import main as grade
+
+        return grade(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
 
@@ -234,10 +253,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "pretrain":
             from tutorial_lib.pretrain import pretrain
 
+            root = stores.root_of(args)
             store = pretrain(
-                args.profile, lessons=args.notebooks or None, seeds=args.seeds, root=args.out
+                args.profile, lessons=args.notebooks or None, seeds=args.seeds, root=root
             )
             print(f"wrote {store}")
+            if root != stores.PACKAGE_STORE:
+                print(f"the lessons load it with {stores.STORE_ENV}={root}")
             return 0
 
         if args.command == "slides":
@@ -253,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
             return _sample(args, parser)
     except KeyboardInterrupt:  # Ctrl-C: say what it left behind, without a traceback
         note = "interrupted"
-        if args.command == "train" and is_resuming(args.out):
+        if args.command == "train" and run_state(args.out) in ("training", "evaluate"):
             note += f"; run the same command again to resume the run in {args.out}"
         print(f"\n{note}", file=sys.stderr)
         return 130  # the shell's code for Ctrl-C

@@ -77,8 +77,9 @@ def all_notebooks() -> list[Path]:
 
 
 def lesson_notebooks() -> list[Path]:
-    """The lessons, in order (``notebooks/NN_*.ipynb``)."""
-    return sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    """The lessons, in order (``notebooks/NN_*.ipynb``, a lesson's second part
+    ``notebooks/NNb_*.ipynb`` right after its first)."""
+    return sorted((ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
 
 
 def execute(path: str | Path, environment: dict | None = None, *, timeout: int = 1800):

@@ -11,8 +11,11 @@ the learner's function and prints one line:
 * ``[todo] check_encoder: not attempted yet ...`` -- the function still raises
   the ``NotImplementedError`` of the exercise stub.
 
-Each check takes ``hidden=True`` to run other cases than the learner sees (the
-hidden tests of the nbgrader test cells, with :func:`assert_passed`). Each
+Each check takes ``hidden=...`` to run other cases than the learner sees (the
+hidden tests of the nbgrader test cells, with :func:`assert_passed`): a dict of cases that
+only the instructor's source notebook holds (the package has none). While grading, ``python -m tutorial_lib
+grade`` runs these checks itself against the learner's code in its own sandboxed process
+(:mod:`tutorial_lib.grading`). Each
 module also holds its exercise's tiered hints: ``hint("task")`` prints the
 idea, ``hint("task", 2)`` the functions to use; neither is code that solves
 the task.
@@ -105,13 +108,23 @@ def _run_cases(name: str, function: Callable, cases: list, task: str | None) -> 
                 result = CheckResult(name, FAILED, str(failure))
                 break
             except Exception as error:  # the learner's code crashed: say how
-                result = CheckResult(
-                    name,
-                    FAILED,
-                    f"{function_name} raised {type(error).__name__}: {error}",
-                )
+                if getattr(error, "aborts_grading", False):  # the grader's own failure
+                    raise
+                kind = getattr(error, "learner_type", type(error).__name__)  # (its own process)
+                result = CheckResult(name, FAILED, f"{function_name} raised {kind}: {error}")
                 break
     return result
+
+
+def hidden_cases(hidden, check: str) -> dict:
+    """The hidden cases of ``check`` in an exercise graded across the process boundary: a
+    dict that the instructor's source notebook passes (they are not in the package)."""
+    if hidden is True:
+        raise ValueError(
+            f"{check}'s hidden cases are in the instructor's source notebook: pass them "
+            "as hidden={...}"
+        )
+    return dict(hidden or {})
 
 
 def assert_passed(*results: CheckResult) -> None:
@@ -176,10 +189,9 @@ def check_number(
         for message, wrong in (mistakes() if mistakes else {}).items():
             if abs(value - wrong) <= 0.5 * rel_tol * max(abs(wrong), 1e-12):
                 raise CheckFailed(f"your answer {value:.4g} is not {what}: {message}.")
-        side = "too large" if value > expected else "too small"
-        raise CheckFailed(
-            f"your answer {value:.4g} is {side} for {what} (accepted within {rel_tol:.0%} of "
-            "the answer): rerun your experiment and check each step against the task."
+        raise CheckFailed(  # (no "too large" or "too small": a bisection learns nothing)
+            f"your answer {value:.4g} is not {what} (accepted within {rel_tol:.0%} of the "
+            "answer): rerun your experiment and check each step against the task."
         )
 
     return run_check(name, experiment, [answers_a_number], quiet=quiet, task=task)

@@ -6,7 +6,9 @@ Each check compares the learner's function with a reference on hidden cases and,
 result is wrong, computes what the usual mistakes give (nats for bits, a missing division
 by the dimensions, the perplexity taken as nats, a threshold at one half instead of a draw,
 columns before rows, the fastest model instead of the best that is fast enough, ...) and
-names the one that matches.
+names the one that matches. The hidden cases are in the instructor's source notebook
+(``hidden={...}``); the sampler and the chooser's table are exercised by the probes of
+:mod:`tutorial_lib.grading.probes_compare` where they live.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ import math
 
 import numpy as np
 
-from tutorial_lib.checks import CheckFailed, CheckResult, Hints, check_number, expect, run_check
+from tutorial_lib.checks import CheckFailed, CheckResult, Hints, expect, hidden_cases, run_check
+from tutorial_lib.grading.probes_compare import Conditional
+from tutorial_lib.grading.remote import run_probe
+
+# While grading, every learner's function of this exercise runs in its own process: the
+# checks send it inputs and judge the plain data it returns (tutorial_lib.grading).
+ISOLATED = True
 
 hint = Hints(
     {
@@ -145,29 +153,20 @@ def _unit_variants(value: float, unit: str, dims: int) -> list[tuple[float, str]
     return variants
 
 
-def check_to_bits_per_dim(
-    to_bits_per_dim, *, quiet: bool = False, hidden: bool = False
-) -> CheckResult:
+def check_to_bits_per_dim(to_bits_per_dim, *, quiet: bool = False, hidden=None) -> CheckResult:
     """``to_bits_per_dim(value, unit, dims)``: a negative log-likelihood in ``unit``
-    (:data:`UNITS`) of items of ``dims`` dimensions, in bits per dimension."""
-    cases_of = (
+    (:data:`UNITS`) of items of ``dims`` dimensions, in bits per dimension. ``hidden``:
+    ``{"cases": [[value, unit, dims], ...]}``, other cases."""
+    cases_of = hidden_cases(hidden, "check_to_bits_per_dim").get(
+        "cases",
         [
-            (92.3, "nats per image", 784),
-            (140.0, "bits per image", 784),
-            (0.9, "nats per dimension", 1),
-            (3.7, "perplexity", 1),
-            (2100.0, "nats per image", 3072),
-            (5.2, "perplexity", 784),
-        ]
-        if hidden
-        else [
             (86.76, "nats per image", 784),
             (125.2, "bits per image", 784),
             (1.04, "nats per dimension", 1),
             (0.11, "nats per dimension", 784),
             (2.83, "perplexity", 1),
             (1.12, "perplexity", 784),
-        ]
+        ],
     )
 
     def convert(value, unit, dims):
@@ -221,51 +220,30 @@ def check_to_bits_per_dim(
 # --------------------------------------------------------------------------
 
 
-class _Conditional:
-    """A stand-in for a trained model: p(x_ij = 1 | the pixels before it) from the pixel to
-    the left, the one above and the position. It records every call with a copy of the
-    canvas it was given."""
-
-    def __init__(self):
-        self.calls: list[tuple[int, int]] = []
-        self.canvases: list[np.ndarray] = []
-
-    @staticmethod
-    def probability(canvas: np.ndarray, i: int, j: int) -> np.ndarray:
-        left = canvas[:, i, j - 1] if j > 0 else np.zeros(len(canvas))
-        above = canvas[:, i - 1, j] if i > 0 else np.zeros(len(canvas))
-        logit = -0.4 + 1.8 * left + 1.1 * above - 0.9 * left * above + 0.3 * math.sin(i + 2 * j)
-        return 1.0 / (1.0 + np.exp(-logit))
-
-    def __call__(self, canvas, i, j):
-        canvas = np.array(canvas, np.float64)
-        self.calls.append((int(i), int(j)))
-        self.canvases.append(canvas)
-        return self.probability(canvas, i, j)
-
-    def problem(self, out: np.ndarray) -> str | None:
-        """What was wrong with the canvases it was given, for the images ``out`` that came
-        of them: each must hold the pixels drawn before (i, j) and 0 from (i, j) on."""
-        for (i, j), canvas in zip(self.calls, self.canvases, strict=True):
-            if canvas.shape != out.shape:
-                return (
-                    f"conditional got a canvas of shape {canvas.shape}; it expects the shape "
-                    f"of the uniforms, {out.shape}"
-                )
-            position = i * out.shape[2] + j
-            flat, drawn = canvas.reshape(len(canvas), -1), out.reshape(len(out), -1)
-            if np.any(flat[:, position:] != 0):
-                return (
-                    f"when the probability of pixel ({i}, {j}) was asked for, the canvas "
-                    "held values at that pixel or after it: they must still be 0"
-                )
-            if not np.array_equal(flat[:, :position], drawn[:, :position]):
-                return (
-                    f"when the probability of pixel ({i}, {j}) was asked for, the pixels "
-                    "before it were not all drawn yet: draw each pixel into the canvas "
-                    "before asking for the next"
-                )
-        return None
+def _canvas_problem(calls, canvases, out: np.ndarray) -> str | None:
+    """What was wrong with the canvases the conditional was given, for the images ``out``
+    that came of them: each must hold the pixels drawn before (i, j) and 0 from (i, j) on."""
+    for (i, j), canvas in zip(calls, canvases, strict=True):
+        canvas = np.asarray(canvas, np.float64)
+        if canvas.shape != out.shape:
+            return (
+                f"conditional got a canvas of shape {canvas.shape}; it expects the shape "
+                f"of the uniforms, {out.shape}"
+            )
+        position = i * out.shape[2] + j
+        flat, drawn = canvas.reshape(len(canvas), -1), out.reshape(len(out), -1)
+        if np.any(flat[:, position:] != 0):
+            return (
+                f"when the probability of pixel ({i}, {j}) was asked for, the canvas "
+                "held values at that pixel or after it: they must still be 0"
+            )
+        if not np.array_equal(flat[:, :position], drawn[:, :position]):
+            return (
+                f"when the probability of pixel ({i}, {j}) was asked for, the pixels "
+                "before it were not all drawn yet: draw each pixel into the canvas "
+                "before asking for the next"
+            )
+    return None
 
 
 def _reference_samples(uniforms: np.ndarray, *, order="rows", rule="draw") -> np.ndarray:
@@ -275,7 +253,7 @@ def _reference_samples(uniforms: np.ndarray, *, order="rows", rule="draw") -> np
     if order == "columns":
         positions = [(i, j) for j in range(width) for i in range(height)]
     for i, j in positions:
-        p = _Conditional.probability(canvas, i, j)
+        p = Conditional.probability(canvas, i, j)
         u = uniforms[:, i, j]
         canvas[:, i, j] = {"draw": u < p, "threshold": p > 0.5, "inverted": u > p}[rule]
     return canvas
@@ -287,25 +265,27 @@ def _all_at_once(uniforms: np.ndarray) -> np.ndarray:
     out = np.zeros(uniforms.shape)
     for i in range(height):
         for j in range(width):
-            out[:, i, j] = uniforms[:, i, j] < _Conditional.probability(empty, i, j)
+            out[:, i, j] = uniforms[:, i, j] < Conditional.probability(empty, i, j)
     return out
 
 
-def check_sample_pixels(sample_pixels, *, quiet: bool = False, hidden: bool = False) -> CheckResult:
+def check_sample_pixels(sample_pixels, *, quiet: bool = False, hidden=None) -> CheckResult:
     """``sample_pixels(conditional, uniforms)``: binary images (N, H, W), pixel (i, j) 1
     exactly when ``uniforms[:, i, j] < conditional(canvas, i, j)``, drawn in raster order
-    on a canvas that holds the pixels drawn so far and 0 after them."""
-    shapes = [(5, 4, 6), (3, 1, 7), (2, 6, 1)] if hidden else [(6, 5, 5), (4, 3, 8), (1, 2, 2)]
-    rng = np.random.default_rng(81 if hidden else 80)
+    on a canvas that holds the pixels drawn so far and 0 after them (the stand-in
+    conditional of :mod:`~tutorial_lib.grading.probes_compare`). ``hidden``:
+    ``{"shapes": [...], "seed": s}``."""
+    cases = hidden_cases(hidden, "check_sample_pixels")
+    shapes = [tuple(shape) for shape in cases.get("shapes", [(6, 5, 5), (4, 3, 8), (1, 2, 2)])]
+    rng = np.random.default_rng(cases.get("seed", 80))
     state = {}
 
     def run(shape):
         uniforms = rng.random(shape)
-        conditional = _Conditional()
-        out = sample_pixels(conditional, uniforms.copy())
-        if hasattr(out, "numpy"):
-            out = out.numpy()
-        return uniforms, conditional, np.asarray(out, np.float64)
+        report = run_probe(sample_pixels, "sample_pixels", uniforms=uniforms)
+        calls = [(int(i), int(j)) for i, j in report["calls"]]
+        recorded = {"calls": calls, "canvases": report["canvases"]}
+        return uniforms, recorded, np.asarray(report["out"], np.float64)
 
     def returns_binary_images_of_the_uniforms_shape():
         uniforms, conditional, out = run(shapes[0])
@@ -321,7 +301,7 @@ def check_sample_pixels(sample_pixels, *, quiet: bool = False, hidden: bool = Fa
         state.update(uniforms=uniforms, conditional=conditional, out=out)
 
     def asks_for_every_pixel_once_in_raster_order():
-        calls, uniforms = state["conditional"].calls, state["uniforms"]
+        calls, uniforms = state["conditional"]["calls"], state["uniforms"]
         _, height, width = uniforms.shape
         rows = [(i, j) for i in range(height) for j in range(width)]
         if sorted(calls) != sorted(rows) or len(calls) != len(rows):
@@ -341,7 +321,8 @@ def check_sample_pixels(sample_pixels, *, quiet: bool = False, hidden: bool = Fa
             raise CheckFailed(message + ".")
 
     def each_canvas_holds_the_pixels_drawn_so_far():
-        problem = state["conditional"].problem(state["out"])
+        conditional = state["conditional"]
+        problem = _canvas_problem(conditional["calls"], conditional["canvases"], state["out"])
         expect(problem is None, f"{problem}.")
 
     def each_pixel_is_drawn_with_its_uniform():
@@ -385,7 +366,7 @@ def check_sample_pixels(sample_pixels, *, quiet: bool = False, hidden: bool = Fa
                 out.shape == uniforms.shape and np.array_equal(out, _reference_samples(uniforms)),
                 f"{advice}.",
             )
-            problem = conditional.problem(out)
+            problem = _canvas_problem(conditional["calls"], conditional["canvases"], out)
             expect(problem is None, f"for uniforms of shape {shape}: {problem}.")
 
     cases = [
@@ -414,14 +395,6 @@ EXAMPLE_TABLE = [
         "likelihood": "exact",
         "encoder": False,
     },
-]
-# Another table for the hidden cases: other names, other figures.
-OTHER_TABLE = [
-    {"model": "a", "ms_per_image": 2.0, "fd": 40.0, "likelihood": "exact", "encoder": False},
-    {"model": "b", "ms_per_image": 0.5, "fd": 70.0, "likelihood": "bound", "encoder": True},
-    {"model": "c", "ms_per_image": 0.2, "fd": 30.0, "likelihood": "none", "encoder": False},
-    {"model": "d", "ms_per_image": 30.0, "fd": 10.0, "likelihood": "none", "encoder": True},
-    {"model": "e", "ms_per_image": 9.0, "fd": 20.0, "likelihood": "exact", "encoder": True},
 ]
 USE_CASES = [
     {"images_per_second": 100},
@@ -472,23 +445,13 @@ CHOICE_MISTAKES = {
 }
 
 
-def check_choose_family(choose_family, *, quiet: bool = False, hidden: bool = False) -> CheckResult:
+def check_choose_family(choose_family, *, quiet: bool = False, hidden=None) -> CheckResult:
     """``choose_family(table, images_per_second, likelihood=None, encoder=False)``: the
     model with the lowest FD among those that draw ``images_per_second`` images a second and
-    have the likelihood and encoder asked for, or None."""
-    table = OTHER_TABLE if hidden else EXAMPLE_TABLE
-    uses = (
-        [
-            {"images_per_second": 200},
-            {"images_per_second": 20, "likelihood": "exact"},
-            {"images_per_second": 20, "likelihood": "any", "encoder": True},
-            {"images_per_second": 20},
-            {"images_per_second": 10_000},
-            {"images_per_second": 1, "encoder": True},
-        ]
-        if hidden
-        else USE_CASES
-    )
+    have the likelihood and encoder asked for, or None. ``hidden``: ``{"table": rows,
+    "uses": [...]}``, another table and other use cases."""
+    cases = hidden_cases(hidden, "check_choose_family")
+    table, uses = cases.get("table", EXAMPLE_TABLE), cases.get("uses", USE_CASES)
 
     def each_use_case():
         answers = [choose_family([dict(row) for row in table], **use) for use in uses]
@@ -525,9 +488,13 @@ def check_choose_family(choose_family, *, quiet: bool = False, hidden: bool = Fa
         )
 
     def leaves_the_table_as_it_was():
-        rows = [dict(row) for row in table]
-        choose_family(rows, 100, likelihood="any")
-        expect(rows == table, "choose_family changed the table it was given: leave it as it is.")
+        after = run_probe(
+            choose_family, "choose_on_a_copy", table=table, images_per_second=100, likelihood="any"
+        )["rows"]
+        expect(
+            after == [dict(row) for row in table],
+            "choose_family changed the table it was given: leave it as it is.",
+        )
 
     cases = [names_a_model, each_use_case, leaves_the_table_as_it_was]
     return run_check("check_choose_family", choose_family, cases, quiet=quiet, task="choose_family")
@@ -539,51 +506,100 @@ def check_choose_family(choose_family, *, quiet: bool = False, hidden: bool = Fa
 
 
 @functools.cache
-def _entropy(mistake: str | None = None) -> float:
+def _per_image_entropy(mistake: str | None = None) -> np.ndarray:
+    """The entropy of each MNIST test image's stochastic binarisation, in nats: the sum over
+    its pixels of each grey value's binary entropy. ``mistake`` gives the usual wrong ones."""
     from tutorial_lib import data
 
     g, _ = data.load_images("mnist", "test")
     g = g.astype(np.float64).reshape(len(g), -1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        terms = {
-            "one": -g * np.log(g),
-            "zero": -(1 - g) * np.log(1 - g),
-        }
-    terms = {k: np.nan_to_num(v) for k, v in terms.items()}
-    per_pixel = terms["one"] + terms["zero"]
-    if mistake == "half":
-        per_pixel = terms["one"]
-    per_image = per_pixel.sum(axis=1)
-    if mistake == "bits":
-        per_image = per_image / math.log(2.0)
+        one, zero = np.nan_to_num(-g * np.log(g)), np.nan_to_num(-(1 - g) * np.log(1 - g))
+    per_pixel = one if mistake == "half" else one + zero
     if mistake == "per_pixel":
-        return float(per_pixel.mean())
-    return float(per_image.mean())
+        return per_pixel.mean(axis=1)
+    per_image = per_pixel.sum(axis=1)
+    return per_image / math.log(2.0) if mistake == "bits" else per_image
 
 
-def check_binarisation_noise(
-    experiment, *, quiet: bool = False, hidden: bool = False
-) -> CheckResult:
-    """``experiment()``: the mean over the MNIST test images of the entropy of their
-    stochastic binarisation, the sum over pixels of each grey value's binary entropy, in
-    nats per image."""
-    return check_number(
-        "check_binarisation_noise",
-        experiment,
-        _entropy,
-        rel_tol=0.01,
-        what="the mean entropy of a stochastically binarised test image, in nats",
-        mistakes=lambda: {
-            "that is in bits (log base 2); the task asks for nats (the natural log)": _entropy(
-                "bits"
-            ),
-            "that is the entropy per pixel: sum over the 784 pixels of each image, then take "
-            "the mean over the images": _entropy("per_pixel"),
-            "only the -g log g half of the binary entropy is there: a pixel is 0 with "
-            "probability 1 - g, which adds -(1 - g) log(1 - g)": _entropy("half"),
-            "0 nats is the entropy of thresholded images, which are not random: draw-free "
-            "pixels are those exactly 0 or 1, every grey pixel adds its binary entropy": 0.0,
-        },
-        quiet=quiet,
-        task="binarisation_noise",
+def _entropy(mistake: str | None = None) -> float:
+    """The mean over the test images of :func:`_per_image_entropy`."""
+    return float(_per_image_entropy(mistake).mean())
+
+
+# The entropies are exact up to float32 rounding (a relative 1e-5); the nearest named
+# mistake (bits for nats) is 30% away. Per image and for the mean, accepted within:
+ENTROPY_RTOL = 1e-3
+ENTROPY_MISTAKES = {
+    "bits": "your entropies are in bits (log base 2); the task asks for nats (the natural log)",
+    "per_pixel": "your entropies are per pixel: sum over the 784 pixels of each image",
+    "half": "only the -g log g half of the binary entropy is there: a pixel is 0 with "
+    "probability 1 - g, which adds -(1 - g) log(1 - g)",
+}
+
+
+def check_binarisation_noise(experiment, *, quiet: bool = False, hidden=None) -> CheckResult:
+    """``experiment()`` returns ``{"entropy": the entropy of each MNIST test image's
+    stochastic binarisation (10,000 numbers, nats), "answer": their mean}``: the entropies
+    are checked against the check's own (ENTROPY_RTOL), the answer against their mean."""
+    name = getattr(experiment, "__name__", "binarisation_noise_experiment")
+    state: dict = {}
+
+    def returns_its_evidence():
+        got = experiment()
+        expect(
+            isinstance(got, dict) and {"entropy", "answer"} <= set(got),
+            f"{name} should return a dict with 'entropy' (the entropy of each test image, "
+            f"in nats) and 'answer' (their mean); got "
+            f"{type(got).__name__}{sorted(got) if isinstance(got, dict) else ''}.",
+        )
+        try:
+            entropy = np.asarray(got["entropy"], np.float64).reshape(-1)
+            answer = float(np.asarray(got["answer"], np.float64).reshape(()))
+        except Exception as error:
+            raise CheckFailed(
+                f"'entropy' and 'answer' should be numbers ({type(error).__name__}: "
+                f"{str(error)[:120]})."
+            ) from None
+        state.update(entropy=entropy, answer=answer)
+
+    def the_entropies_are_a_measurement():
+        entropy, right = state["entropy"], _per_image_entropy()
+        expect(
+            entropy.shape == right.shape,
+            f"'entropy' should hold one number per test image, {len(right)}; got {entropy.size}.",
+        )
+        expect(
+            bool(np.all(np.isfinite(entropy))),
+            "your entropies hold NaN or infinite values: 0 log 0 counts as 0 (np.where, or "
+            "np.nan_to_num after the logs).",
+        )
+        if np.allclose(entropy, right, rtol=ENTROPY_RTOL, atol=1e-9):
+            return
+        for mistake, message in ENTROPY_MISTAKES.items():
+            wrong = _per_image_entropy(mistake)
+            if np.allclose(entropy, wrong, rtol=ENTROPY_RTOL, atol=1e-9):
+                raise CheckFailed(message + ".")
+        if np.allclose(entropy, 0.0):
+            raise CheckFailed(
+                "0 nats is the entropy of thresholded images, which are not random: every "
+                "grey pixel adds its binary entropy."
+            )
+        first = int(np.flatnonzero(~np.isclose(entropy, right, rtol=ENTROPY_RTOL))[0])
+        raise CheckFailed(
+            f"the entropy of test image {first} ({entropy[first]:.4g}) disagrees with a rerun "
+            "of the task's experiment: for each image, the sum over its pixels of "
+            "-g log g - (1 - g) log(1 - g), with 0 log 0 = 0."
+        )
+
+    def the_answer_is_their_mean():
+        answer, mean = state["answer"], float(state["entropy"].mean())
+        expect(
+            math.isfinite(answer) and abs(answer - mean) <= ENTROPY_RTOL * abs(mean),
+            f"your answer {answer:.5g} is not the mean of your own entropies ({mean:.5g}).",
+        )
+
+    checks = [returns_its_evidence, the_entropies_are_a_measurement, the_answer_is_their_mean]
+    return run_check(
+        "check_binarisation_noise", experiment, checks, quiet=quiet, task="binarisation_noise"
     )

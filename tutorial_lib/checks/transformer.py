@@ -4,7 +4,9 @@ which a bigram model's bits per character double.
 
 The learner writes NumPy. Each check compares with float64 references on hidden
 cases (batched multi-head tensors, logits of +-200, windows of 1 and of the whole
-sequence) and names the usual mistakes.
+sequence) and names the usual mistakes. While grading, the learner's functions run in
+their own process and the checks send them arrays (:mod:`tutorial_lib.grading`); the
+hidden cases (``hidden={...}``) are in the instructor's source notebook only.
 """
 
 from __future__ import annotations
@@ -13,7 +15,12 @@ import functools
 
 import numpy as np
 
-from tutorial_lib.checks import CheckFailed, CheckResult, Hints, check_number, expect, run_check
+from tutorial_lib.checks import CheckFailed, CheckResult, Hints, expect, hidden_cases, run_check
+from tutorial_lib.grading.remote import run_probe
+
+# While grading, every learner's function of this exercise runs in its own process: the
+# checks send it inputs and judge the plain data it returns (tutorial_lib.grading).
+ISOLATED = True
 
 hint = Hints(
     {
@@ -50,7 +57,8 @@ hint = Hints(
             "the one before it, in bits; search the temperature below 1 where it doubles.",
             "data.load_shakespeare() (.train, .val, .vocab.size), np.add.at on a (V, V) array "
             "of ones, np.log, a log-softmax over axis 1, indexing with [previous, next], "
-            "np.log(2) and a bisection over the temperature.",
+            "np.log(2), a bisection over the temperature, and a dict that keeps every "
+            "temperature you measured (1 too) with its bits per character.",
         ),
     }
 )
@@ -76,11 +84,11 @@ def _window(num_queries, num_keys, window, *, offset=True, diagonal=True, lower=
     return past & (k > q - lower)
 
 
-def check_window_mask(window_mask, *, quiet: bool = False, hidden: bool = False) -> CheckResult:
+def check_window_mask(window_mask, *, quiet: bool = False, hidden=None) -> CheckResult:
     """``window_mask(num_queries, num_keys, window)``: boolean (num_queries, num_keys); the
     queries are the last num_queries positions; a query at position p sees the keys
-    p - window < j <= p."""
-    main = (3, 9, 4) if hidden else (4, 10, 3)
+    p - window < j <= p. ``hidden``: ``{"main": [num_queries, num_keys, window]}``."""
+    main = tuple(hidden_cases(hidden, "check_window_mask").get("main", (4, 10, 3)))
 
     def call(*args):
         return np.asarray(window_mask(*args))
@@ -181,13 +189,14 @@ def _same(a, b) -> bool:
     return bool(np.allclose(a[finite], b[finite], rtol=1e-6, atol=1e-6))
 
 
-def check_min_p(min_p_filter, *, quiet: bool = False, hidden: bool = False) -> CheckResult:
+def check_min_p(min_p_filter, *, quiet: bool = False, hidden=None) -> CheckResult:
     """``min_p_filter(logits, p_base)``: a new array like ``logits`` (..., V) in which the
     tokens whose probability is below p_base times the row's largest are -inf; the kept
-    logits keep their values."""
-    rng = np.random.default_rng(9 if hidden else 8)
-    logits = 2.0 * rng.standard_normal(40 if hidden else 30)
-    p = 0.2 if hidden else 0.1
+    logits keep their values. ``hidden``: ``{"seed": s, "vocab": V, "p": p_base}``."""
+    cases_ = hidden_cases(hidden, "check_min_p")
+    rng = np.random.default_rng(int(cases_.get("seed", 8)))
+    logits = 2.0 * rng.standard_normal(int(cases_.get("vocab", 30)))
+    p = float(cases_.get("p", 0.1))
 
     def call(x, p_base):
         return np.asarray(min_p_filter(x.copy(), p_base), dtype=np.float64)
@@ -245,19 +254,22 @@ def check_min_p(min_p_filter, *, quiet: bool = False, hidden: bool = False) -> C
         )
 
     def leaves_the_input_alone():
-        x = logits.copy()
-        min_p_filter(x, p)
-        expect(np.array_equal(x, logits), "min_p_filter changed its input: build a new array.")
+        report = run_probe(min_p_filter, "call_keeps_input", args=[logits, p])
+        expect(
+            np.array_equal(np.asarray(report["args_after"][0]), logits),
+            "min_p_filter changed its input: build a new array.",
+        )
 
     def filters_each_row_of_a_batch():
-        batch = 3.0 * np.random.default_rng(3).standard_normal((2, 3, 12))
-        batch[0, 0] += 5.0  # one row far above the others: a global maximum would be wrong
-        out = call(batch, 0.3)
-        expect(
-            _same(out, _min_p(batch, 0.3)),
-            "on logits of shape (2, 3, 12) each row must be filtered against its own largest "
-            "logit: take the maximum over the last axis with keepdims=True.",
-        )
+        for shape in ((2, 3, 12), (1, 41), (5, 7)):  # (a batch of one row; odd vocabularies)
+            batch = 3.0 * np.random.default_rng(3).standard_normal(shape)
+            batch[0, 0] += 5.0  # one row far above the others: a global maximum would be wrong
+            out = call(batch, 0.3)
+            expect(
+                _same(out, _min_p(batch, 0.3)),
+                f"on logits of shape {shape} each row must be filtered against its own largest "
+                "logit: take the maximum over the last axis with keepdims=True.",
+            )
 
     def edges_and_large_logits():
         expect(
@@ -334,14 +346,18 @@ def _gqa_weights(width, heads, kv_heads, seed, scale=0.5):
     return w_q, w_k, w_v, w_o
 
 
-def check_gqa(grouped_query_attention, *, quiet: bool = False, hidden: bool = False) -> CheckResult:
+def check_gqa(grouped_query_attention, *, quiet: bool = False, hidden=None) -> CheckResult:
     """``grouped_query_attention(x, w_q, w_k, w_v, w_o, num_heads, num_kv_heads)``: causal
     multi-head attention of x (batch, length, width) in which each group of
-    num_heads // num_kv_heads consecutive query heads shares one key/value head."""
-    batch, length, width, heads, kv = (3, 6, 12, 6, 2) if hidden else (2, 5, 16, 4, 2)
-    rng = np.random.default_rng(31 if hidden else 30)
+    num_heads // num_kv_heads consecutive query heads shares one key/value head.
+    ``hidden``: ``{"shape": [batch, length, width], "heads": h, "kv": k, "seeds": [x, w]}``."""
+    cases_ = hidden_cases(hidden, "check_gqa")
+    batch, length, width = (int(n) for n in cases_.get("shape", (2, 5, 16)))
+    heads, kv = int(cases_.get("heads", 4)), int(cases_.get("kv", 2))
+    seed_x, seed_w = cases_.get("seeds", (30, 33))
+    rng = np.random.default_rng(int(seed_x))
     x = rng.standard_normal((batch, length, width))
-    weights = _gqa_weights(width, heads, kv, seed=32 if hidden else 33)
+    weights = _gqa_weights(width, heads, kv, seed=int(seed_w))
 
     def call(inputs, w, h, k):
         return np.asarray(grouped_query_attention(inputs, *w, h, k), dtype=np.float64)
@@ -404,6 +420,17 @@ def check_gqa(grouped_query_attention, *, quiet: bool = False, hidden: bool = Fa
             )
 
     def one_token_and_large_scores():
+        message = "wrong for a batch of one sequence: take the sizes from x.shape, not constants."
+        try:
+            out = call(x[:1], weights, heads, kv)
+        except Exception as error:
+            if getattr(error, "aborts_grading", False) or isinstance(error, NotImplementedError):
+                raise
+            raise CheckFailed(f"{message} ({type(error).__name__}: {str(error)[:120]})") from None
+        expect(
+            out.shape == (1, length, width) and np.allclose(out, _gqa(x[:1], *weights, heads, kv)),
+            message,
+        )
         out = call(x[:, :1], weights, heads, kv)
         expect(
             out.shape == (batch, 1, width)
@@ -466,21 +493,109 @@ def _doubling(bpc) -> float:
     return 0.5 * (low + high)
 
 
-def check_temperature(experiment, *, quiet: bool = False, hidden: bool = False) -> CheckResult:
-    """``experiment()``: the temperature below 1 at which the add-one bigram model's bits per
-    character on the validation text are twice those at temperature 1."""
-    return check_number(
-        "check_temperature",
-        experiment,
-        lambda: _doubling(_bigram_bpc()[0]),
-        rel_tol=0.02,
-        what="the temperature below 1 at which the bits per character double",
-        mistakes=lambda: {
-            "you multiplied the log-probabilities by the temperature; divide them by it": 1.0
-            / _doubling(_bigram_bpc()[0]),
-            "that is the answer for a unigram model (one distribution for every character); "
-            "condition on the previous character": _doubling(_bigram_bpc()[1]),
-        },
-        quiet=quiet,
-        task="temperature",
-    )
+def check_temperature(experiment, *, quiet: bool = False, hidden=None) -> CheckResult:
+    """``experiment()`` returns ``{"temperatures": the tau tried (1 among them), "bpc": the
+    bits per character measured on the validation text at each, "answer": the tau below 1
+    where they are twice those at tau = 1}`` for the add-one bigram model. The curve is
+    checked against the check's own run at the learner's points (within 0.1%: correct runs
+    agree to 1e-9), the answer against the curve (where it crosses twice its value at 1,
+    2%), then against the truth (2%)."""
+    name = getattr(experiment, "__name__", "temperature_experiment")
+    state: dict = {}
+
+    def returns_its_evidence():
+        got = experiment()
+        expect(
+            isinstance(got, dict) and {"temperatures", "bpc", "answer"} <= set(got),
+            f"{name} should return a dict with 'temperatures' (the tau you tried, 1 among "
+            "them), 'bpc' (the bits per character you measured at each) and 'answer'; got "
+            f"{type(got).__name__}{sorted(got) if isinstance(got, dict) else ''}.",
+        )
+        try:
+            taus = np.asarray(got["temperatures"], np.float64).reshape(-1)
+            bpc = np.asarray(got["bpc"], np.float64).reshape(-1)
+            answer = float(np.asarray(got["answer"], np.float64).reshape(()))
+        except Exception as error:
+            raise CheckFailed(
+                "'temperatures', 'bpc' and 'answer' should be numbers "
+                f"({type(error).__name__}: {str(error)[:120]})."
+            ) from None
+        expect(
+            taus.shape == bpc.shape and taus.size >= 3,
+            "'temperatures' and 'bpc' should be two lists of the same length, every "
+            f"temperature you measured (at least 3); got {taus.size} and {bpc.size}.",
+        )
+        expect(
+            bool(np.all(np.isfinite(taus)) and np.all(taus > 0)) and np.isfinite(answer),
+            "every temperature (and your answer) should be a number above 0.",
+        )
+        expect(
+            bool(np.any(np.isclose(taus, 1.0))),
+            "your curve should hold tau = 1: the bits per character there are the baseline "
+            "the question doubles.",
+        )
+        state.update(taus=taus, bpc=bpc, answer=answer)
+
+    def the_curve_is_a_measurement():
+        taus, bpc = state["taus"], state["bpc"]
+        bigram, unigram = _bigram_bpc()
+        truth = np.array([bigram(t) for t in taus])
+
+        def same(curve):
+            return np.allclose(bpc, curve, rtol=1e-3)
+
+        if same(truth):
+            return
+        mistakes = {
+            "you multiplied the log-probabilities by the temperature; divide them by it": [
+                bigram(1.0 / t) for t in taus
+            ],
+            "that is a unigram model (one distribution for every character); condition on "
+            "the previous character": [unigram(t) for t in taus],
+            "these are nats: bits per character use log base 2 (divide by log 2)": truth
+            * np.log(2.0),
+        }
+        for message, wrong in mistakes.items():
+            expect(not same(np.asarray(wrong)), f"your curve: {message}.")
+        bad = int(np.argmax(~np.isclose(bpc, truth, rtol=1e-3)))
+        raise CheckFailed(
+            f"at tau = {taus[bad]:.4g} your bits per character are {bpc[bad]:.5g}; a rerun "
+            "disagrees (it is not within 0.1%): divide the log-probabilities by tau, "
+            "renormalise each row, and average -log2 P over the validation pairs."
+        )
+
+    def the_answer_is_read_from_the_curve():
+        taus, bpc, answer = state["taus"], state["bpc"], state["answer"]
+        target = 2.0 * float(bpc[np.argmin(np.abs(taus - 1.0))])
+        below = taus < 1.0
+        expect(
+            bool(np.any(below & (bpc > target)) and np.any(below & (bpc < target))),
+            "your curve does not cross twice the bits per character at tau = 1 below 1: "
+            "measure temperatures on both sides of the crossing.",
+        )
+        order = np.argsort(taus[below])
+        crossing = float(
+            np.interp(-target, -bpc[below][order], taus[below][order])
+        )  # (bpc falls as tau grows)
+        expect(
+            abs(answer - crossing) <= 0.02 * crossing,
+            f"your answer {answer:.4g} is not where your own curve crosses twice its value at "
+            f"tau = 1 ({crossing:.4g}): read the answer off your measurement.",
+        )
+
+    def the_answer_is_the_truth():
+        truth = _doubling(_bigram_bpc()[0])
+        expect(
+            abs(state["answer"] - truth) <= 0.02 * truth,
+            f"your answer {state['answer']:.4g} is not the temperature at which the bits per "
+            "character double (accepted within 2%): measure more temperatures around your "
+            "curve's crossing.",
+        )
+
+    cases = [
+        returns_its_evidence,
+        the_curve_is_a_measurement,
+        the_answer_is_read_from_the_curve,
+        the_answer_is_the_truth,
+    ]
+    return run_check("check_temperature", experiment, cases, quiet=quiet, task="temperature")

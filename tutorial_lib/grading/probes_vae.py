@@ -1,0 +1,106 @@
+"""Probes of exercise 02 (VAEs): a Gaussian VAE's ``train_step`` run on stand-in networks
+where the learner's class lives; what each sub-step did comes back as arrays (the codes the
+decoder got, the weights before and after, the logs), and the checks of
+:mod:`tutorial_lib.checks.vae` judge them. A probe holds no reference and decides nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+
+IMAGE, LATENT, LOG_SIGMA2 = (4, 4, 1), 3, float(np.log(4.0))  # the stand-in encoder's sigma: 2
+
+
+def vae_weights(seed: int, image=IMAGE) -> dict:
+    """The stand-ins' weights: a linear encoder x -> (x W_mu, x W_lv + b_lv) and a linear
+    decoder z -> z W_d + b_d (the check recomputes them to know where the step started)."""
+    rng = np.random.default_rng(seed)
+    size = int(np.prod(image))
+    return {
+        "w_mean": rng.normal(0, 0.3, (size, LATENT)).astype(np.float32),
+        "b_mean": np.zeros(LATENT, np.float32),
+        "w_log_var": rng.normal(0, 0.02, (size, LATENT)).astype(np.float32),
+        "b_log_var": np.full(LATENT, LOG_SIGMA2, np.float32),
+        "w_dec": rng.normal(0, 0.3, (LATENT, size)).astype(np.float32),
+        "b_dec": np.full(size, 0.5, np.float32),
+    }
+
+
+def _stand_ins(seed: int, image):
+    import keras
+
+    w = vae_weights(seed, image)
+    inputs = keras.Input(image)
+    h = keras.layers.Flatten()(inputs)
+    z_mean = keras.layers.Dense(LATENT, name="mean")(h)
+    z_log_var = keras.layers.Dense(LATENT, name="log_var")(h)
+    encoder = keras.Model(inputs, [z_mean, z_log_var], name="encoder")
+    encoder.set_weights([w["w_mean"], w["b_mean"], w["w_log_var"], w["b_log_var"]])
+    decoder = keras.Sequential(
+        [
+            keras.Input((LATENT,)),
+            keras.layers.Dense(int(np.prod(image))),
+            keras.layers.Reshape(image),
+        ],
+        name="decoder",
+    )
+    decoder.set_weights([w["w_dec"], w["b_dec"]])
+    return encoder, decoder
+
+
+def vae_step(
+    GaussianVAE,
+    *,
+    seed: int,
+    x,
+    beta: float,
+    decoder_log_var: float,
+    lr: float,
+    references,
+    more: bool = True,
+):
+    """One eager ``train_step`` of ``GaussianVAE(encoder, decoder, beta, decoder_log_var)``
+    on ``x`` with SGD(``lr``): the logs, the codes the decoder got, both networks' weights
+    after; with ``more``, also two steps of a fresh model (the first and last codes) and one
+    epoch of ``fit`` of a fresh model (its logs, whether the encoder moved)."""
+    import keras
+    import tensorflow as tf
+
+    from tutorial_lib.grading.probes import Recorder, flat, functions_from, own_task_only
+
+    with own_task_only(getattr(GaussianVAE, "train_step", None), functions_from(references)):
+
+        def make():
+            encoder, decoder = _stand_ins(seed, tuple(x.shape[1:]))
+            model = GaussianVAE(
+                encoder, Recorder(decoder), beta=beta, decoder_log_var=decoder_log_var
+            )
+            model.compile(optimizer=keras.optimizers.SGD(lr))
+            return model, encoder, decoder
+
+        model, encoder, decoder = make()
+        logs = model.train_step(tf.constant(x))
+        report = {
+            "logs": logs if isinstance(logs, dict) else {"not a dict": type(logs).__name__},
+            "seen": list(model.decoder.seen),
+            "after": {"encoder": encoder.get_weights(), "decoder": decoder.get_weights()},
+        }
+        if not more:
+            return report
+        second = make()[0]
+        second.train_step(tf.constant(x))
+        second.train_step(tf.constant(x))
+        report["two_steps"] = [second.decoder.seen[0], second.decoder.seen[-1]]
+        third, encoder, _ = make()
+        before = flat(encoder.get_weights())
+        try:
+            history = third.fit(x, epochs=1, verbose=0, shuffle=False, batch_size=16)
+            report["fit"] = {
+                "logged": sorted(history.history),
+                "encoder_moved": bool(not np.allclose(before, flat(encoder.get_weights()))),
+            }
+        except Exception as error:
+            report["fit"] = {"error": f"{type(error).__name__}: {str(error)[:200]}"}
+    return report
+
+
+PROBES = {"vae_step": vae_step}
