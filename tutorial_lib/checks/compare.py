@@ -22,10 +22,6 @@ from tutorial_lib.checks import CheckFailed, CheckResult, Hints, expect, hidden_
 from tutorial_lib.grading.probes_compare import Conditional
 from tutorial_lib.grading.remote import run_probe
 
-# While grading, every learner's function of this exercise runs in its own process: the
-# checks send it inputs and judge the plain data it returns (tutorial_lib.grading).
-ISOLATED = True
-
 hint = Hints(
     {
         "to_bits_per_dim": (

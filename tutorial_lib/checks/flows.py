@@ -23,10 +23,6 @@ from tutorial_lib.checks import CheckFailed, CheckResult, Hints, expect, hidden_
 from tutorial_lib.grading.probes_flows import stand_in_s_and_t as _stand_in_s_and_t
 from tutorial_lib.grading.remote import run_probe
 
-# While grading, every learner's function of this exercise runs in its own process: the
-# checks send it inputs and judge the plain data it returns (tutorial_lib.grading).
-ISOLATED = True
-
 RTOL, ATOL = 1e-4, 1e-4
 
 hint = Hints(

@@ -23,10 +23,6 @@ from tutorial_lib.checks import (
     run_check,
 )
 
-# While grading, every learner's function of this exercise runs in its own process: the
-# checks send it inputs and judge the plain data it returns (tutorial_lib.grading).
-ISOLATED = True
-
 hint = Hints(
     {
         "verdict": (

@@ -18,10 +18,6 @@ import numpy as np
 from tutorial_lib.checks import CheckFailed, CheckResult, Hints, expect, hidden_cases, run_check
 from tutorial_lib.grading.remote import run_probe
 
-# While grading, every learner's function of this exercise runs in its own process: the
-# checks send it inputs and judge the plain data it returns (tutorial_lib.grading).
-ISOLATED = True
-
 hint = Hints(
     {
         "window_mask": (

@@ -22,10 +22,6 @@ from tutorial_lib.grading.probes import flat
 from tutorial_lib.grading.probes_vae import IMAGE, LATENT, LOG_SIGMA2, vae_weights
 from tutorial_lib.grading.remote import in_graph, run_probe
 
-# While grading, every learner's function of this exercise runs in its own process: the
-# checks send it inputs and judge the plain data it returns (tutorial_lib.grading).
-ISOLATED = True
-
 LOG_2PI = float(np.log(2.0 * np.pi))
 
 hint = Hints(

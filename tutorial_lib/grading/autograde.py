@@ -33,7 +33,7 @@ from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor, Overw
 from traitlets import Bool, Integer, Unicode
 
 from tutorial_lib.grading import sandbox
-from tutorial_lib.grading.remote import GradingError, LearnerError, Worker
+from tutorial_lib.grading.remote import GradingError, Worker
 
 MAX_NOTEBOOK_BYTES = 64 * 2**20
 
@@ -104,23 +104,17 @@ def grade_tasks(nb, limits: sandbox.Limits, *, sandboxed: bool, hidden=()) -> di
     ``nb`` (test cells as in the source)."""
     modules = check_modules(nb)
     tests = {i: c for i, c in enumerate(nb.cells) if is_test_cell(c)}
-    isolated = all(
-        getattr(importlib.import_module(m), "ISOLATED", False) for m in set(modules.values())
-    )
     verdicts = {}
     with Worker(
-        learner_cells(nb), limits, sandboxed=sandboxed, hide_checks=isolated, hidden=hidden
+        learner_cells(nb), limits, sandboxed=sandboxed, hide_checks=True, hidden=hidden
     ) as worker:
         for index, cell in tests.items():
             lines, passed = [], True
             for check_name, target, kwargs in planned_checks(cell.source):
                 try:
                     module = importlib.import_module(modules[check_name])
-                    if isolated:
-                        result = getattr(module, check_name)(worker[target], quiet=True, **kwargs)
-                        status, message = result.status, result.message
-                    else:
-                        status, message = _check_beside(worker, module, check_name, target, kwargs)
+                    result = getattr(module, check_name)(worker[target], quiet=True, **kwargs)
+                    status, message = result.status, result.message
                 except Exception as error:  # a check that cannot run: say so, score 0
                     if getattr(error, "aborts_grading", False):
                         raise
@@ -137,26 +131,6 @@ def grade_tasks(nb, limits: sandbox.Limits, *, sandboxed: bool, hidden=()) -> di
                 passed, lines = False, ["no check found in this test cell"]
             verdicts[index] = (passed, lines)
     return verdicts
-
-
-def _check_beside(worker, module, check_name, target, kwargs) -> tuple[str, str]:
-    """An exercise whose checks do not yet judge across the process boundary: the check
-    runs in the learner's fresh process (only the setup and answer cells ran there)."""
-    try:
-        reply = worker.request(
-            {
-                "op": "check",
-                "module": module.__name__,
-                "check": check_name,
-                "target": target,
-                "kwargs": kwargs,
-            }
-        )
-    except NotImplementedError:
-        return "not attempted", "not attempted yet"
-    except LearnerError as error:
-        return "failed", f"{target} raised {error.learner_type}: {error}"
-    return str(reply.get("status")), str(reply.get("message"))
 
 
 def verdict_outputs(passed: bool, lines: list[str]) -> list:

@@ -131,12 +131,6 @@ def handle(request: dict, namespace: dict):
 
         target = _defined(namespace, request["target"])
         return {"value": plain(probes.PROBES[request["probe"]](target, **build(request["params"])))}
-    if op == "check":  # a check that still runs beside the learner's code (see remote.py)
-        import importlib
-
-        check = getattr(importlib.import_module(request["module"]), request["check"])
-        result = check(_defined(namespace, request["target"]), quiet=True, **request["kwargs"])
-        return {"status": result.status, "message": result.message}
     raise ValueError(f"unknown request {op!r}")
 
 
