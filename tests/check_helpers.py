@@ -117,6 +117,16 @@ def no_marks_by_guessing(check, evidence=None, low=0.0, high=1.0, calls=12):
     return seen
 
 
+def no_marks_even_with_made_up_evidence(check, invented, bare, dressed):
+    """:func:`no_marks_by_guessing` on ``check``, with plain guesses between ``bare`` (low,
+    high) and with guesses that ``invented(answer)`` dresses as evidence made up to fit
+    them, between ``dressed``; some message says the made-up evidence disagrees with a
+    rerun of the experiment."""
+    seen = no_marks_by_guessing(check, low=bare[0], high=bare[1])
+    seen += no_marks_by_guessing(check, invented, low=dressed[0], high=dressed[1])
+    assert any("disagrees with a rerun" in message for message in seen)
+
+
 def task_tests(exercise: str, tasks: dict):
     """The two tests every exercise's checks get, for ``tasks`` (name -> check): the
     solution passes the visible and the hidden cases; a stub is 'not attempted yet'."""
@@ -157,6 +167,22 @@ def mistakes_test(exercise: str, name: str, check, mistakes: dict):
     return test_mistakes_are_named
 
 
+def evidence_mistakes_test(check, mistakes: dict):
+    """A test over ``mistakes`` (label -> (an experiment returning wrong evidence, a
+    fragment of the message)) of an investigate task's ``check``: each fails with that
+    message."""
+    import numpy as np
+    import pytest
+
+    @pytest.mark.parametrize("mistake", mistakes)
+    def test_evidence_mistakes_are_named(mistake):
+        experiment, message = mistakes[mistake]
+        with np.errstate(all="ignore"):
+            expect_failure(check(experiment, quiet=True), message)
+
+    return test_evidence_mistakes_are_named
+
+
 def loopback(exercise: str, **replaced):
     """A stand-in for the learner's process of ``exercise`` (its setup and solution cells
     run here; ``replaced`` name -> what replaces a definition, e.g. a :func:`variant`)
@@ -180,3 +206,35 @@ def loopback(exercise: str, **replaced):
             return wire.read(io.BytesIO(wire.dumps(reply)))
 
     return Loopback({**_namespace(exercise), **replaced})
+
+
+def same_verdicts_over_the_wire(module, pairs):
+    """Each ``(check, answer)`` of ``pairs`` (checks of ``module`` that judge probes) gives
+    the same verdict when the probes' reports cross the wire format as plain data (what
+    crosses from the learner's process while grading) as in process."""
+    import io
+    from unittest import mock
+
+    from tutorial_lib.grading import remote, wire, worker
+
+    probe = remote.run_probe
+
+    def through_the_wire(target, name, **params):
+        report = worker.plain(probe(target, name, **params))
+        return wire.read(io.BytesIO(wire.dumps(report)))
+
+    for check, answer in pairs:
+        direct = check(answer, quiet=True)
+        with mock.patch.object(module, "run_probe", through_the_wire):
+            assert check(answer, quiet=True) == direct
+
+
+def same_verdict_on_a_remote(exercise: str, check, name: str, mistake=None):
+    """``check`` on the :func:`loopback` Remote of ``name`` (the solution, or the
+    :func:`variant` with ``mistake``'s replacements) says what it says in the notebook.
+    Returns the Remote's result."""
+    answer = variant(exercise, name, *mistake) if mistake else solution(exercise, name)
+    here = check(answer, quiet=True)
+    there = check(loopback(exercise, **{name: answer})[name], quiet=True)
+    assert (there.status, there.message) == (here.status, here.message)
+    return there

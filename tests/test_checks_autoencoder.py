@@ -6,15 +6,14 @@ import keras
 import numpy as np
 import pytest
 from check_helpers import (
+    evidence_mistakes_test,
     expect_failure,
     expect_pass,
     hidden_cases,
-    loopback,
     mistakes_test,
     no_marks_by_guessing,
-    solution,
+    same_verdict_on_a_remote,
     task_tests,
-    variant,
 )
 
 from tutorial_lib.checks import autoencoder as checks
@@ -285,15 +284,14 @@ CODE_SIZE_MISTAKES = {
     "not a whole number": (lambda: _evidence(_right() + 0.5), "whole number"),
     "lists of different lengths": (
         lambda: _evidence(_right(), mse=[0.02]),
-        "two lists of the same length",
+        "two arrays of the same length",
     ),
 }
 
 
-@pytest.mark.parametrize("mistake", CODE_SIZE_MISTAKES)
-def test_code_size_mistakes_are_named(mistake):
-    experiment, message = CODE_SIZE_MISTAKES[mistake]
-    expect_failure(checks.check_code_size(experiment, quiet=True), message)
+test_code_size_mistakes_are_named = evidence_mistakes_test(
+    checks.check_code_size, CODE_SIZE_MISTAKES
+)
 
 
 def test_code_size_evidence_passes():
@@ -333,10 +331,6 @@ def test_a_constant_or_a_bisection_earns_nothing():
 def test_the_remote_path_gives_the_same_verdict(name, mistake):
     """Each check on a Remote (arguments and replies as plain data over the wire, the
     probes where the learner's code lives) says what it says in the notebook."""
-    check = TASKS[name]
-    answer = variant(EX, name, *mistake) if mistake else solution(EX, name)
-    here = check(answer, quiet=True)
-    there = check(loopback(EX, **{name: answer})[name], quiet=True)
-    assert (there.status, there.message) == (here.status, here.message)
+    there = same_verdict_on_a_remote(EX, TASKS[name], name, mistake)
     if mistake and name == "mask_noise":
         expect_failure(there, "do not zero values in place")

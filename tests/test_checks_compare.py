@@ -2,15 +2,13 @@
 stubs are 'not attempted', and plausible wrong answers fail with the message that names
 their mistake: units, the sampling loop, the table's rule and the binarisation's entropy."""
 
-import io
-from unittest import mock
-
 import numpy as np
 from check_helpers import (
     expect_failure,
     expect_pass,
     mistakes_test,
-    no_marks_by_guessing,
+    no_marks_even_with_made_up_evidence,
+    same_verdicts_over_the_wire,
     solution,
     task_tests,
     variant,
@@ -220,21 +218,14 @@ def test_a_constant_or_a_bisection_earns_nothing():
     def invented(answer):  # entropies made up to match the guess
         return {"entropy": np.full(10_000, answer), "answer": answer}
 
-    seen = no_marks_by_guessing(checks.check_binarisation_noise, low=0.0, high=1.0)
-    seen += no_marks_by_guessing(checks.check_binarisation_noise, invented, low=0.0, high=200.0)
-    assert any("disagrees with a rerun" in message for message in seen)
+    no_marks_even_with_made_up_evidence(
+        checks.check_binarisation_noise, invented, bare=(0.0, 1.0), dressed=(0.0, 200.0)
+    )
 
 
 def test_the_probes_give_the_same_verdicts_in_process_and_over_the_wire():
     """The sampler's and the chooser's checks judge the probes' plain data: run through the
     wire format (what crosses from the learner's process), the verdicts are the same."""
-    from tutorial_lib.grading import remote, wire
-
-    probe = remote.run_probe
-
-    def through_the_wire(target, name, **params):
-        return wire.read(io.BytesIO(wire.dumps(probe(target, name, **params))))
-
     pairs = [
         (checks.check_sample_pixels, solution(EX, "sample_pixels")),
         (
@@ -243,7 +234,4 @@ def test_the_probes_give_the_same_verdicts_in_process_and_over_the_wire():
         ),
         (checks.check_choose_family, solution(EX, "choose_family")),
     ]
-    for check, answer in pairs:
-        direct = check(answer, quiet=True)
-        with mock.patch.object(checks, "run_probe", through_the_wire):
-            assert check(answer, quiet=True) == direct
+    same_verdicts_over_the_wire(checks, pairs)

@@ -2,15 +2,13 @@
 stubs are 'not attempted', and plausible wrong answers fail with the message that
 names their mistake, on data of any rank and at the edges t = 0 and t = T - 1."""
 
-import io
-from unittest import mock
-
 import numpy as np
 from check_helpers import (
     expect_failure,
     expect_pass,
     mistakes_test,
-    no_marks_by_guessing,
+    no_marks_even_with_made_up_evidence,
+    same_verdicts_over_the_wire,
     solution,
     task_tests,
     variant,
@@ -214,25 +212,14 @@ def test_a_constant_or_a_bisection_earns_nothing():
             "answer": answer,
         }
 
-    seen = no_marks_by_guessing(checks.check_lost_digits, low=0, high=1000)
-    seen += no_marks_by_guessing(checks.check_lost_digits, invented, low=0, high=1000)
-    assert any("disagrees with a rerun" in message for message in seen)
+    no_marks_even_with_made_up_evidence(
+        checks.check_lost_digits, invented, bare=(0, 1000), dressed=(0, 1000)
+    )
 
 
 def test_the_probe_gives_the_same_verdict_in_process_and_over_the_wire():
     """The sampler's check judges the probe's plain data: run through the wire format
     (what crosses from the learner's process), the verdict is the same."""
-    from tutorial_lib.grading import remote, wire
-
-    probe = remote.run_probe
-
-    def through_the_wire(target, name, **params):
-        report = probe(target, name, **params)
-        return wire.read(io.BytesIO(wire.dumps(report)))
-
     right = solution(EX, "ddim_sample_v")
     wrong = variant(EX, "ddim_sample_v", *DDIM_MISTAKES["output read as epsilon"][0])
-    for sampler in (right, wrong):
-        direct = checks.check_ddim_v(sampler, quiet=True)
-        with mock.patch.object(checks, "run_probe", through_the_wire):
-            assert checks.check_ddim_v(sampler, quiet=True) == direct
+    same_verdicts_over_the_wire(checks, [(checks.check_ddim_v, s) for s in (right, wrong)])

@@ -3,22 +3,19 @@ stubs are 'not attempted', and plausible wrong answers fail with the message tha
 names their mistake, for images of any size (down to one column per half), data of
 any rank, other bit depths and a kernel with a negative determinant."""
 
-import io
-from unittest import mock
-
 import numpy as np
 from check_helpers import (
     expect_failure,
     expect_pass,
     mistakes_test,
-    no_marks_by_guessing,
+    no_marks_even_with_made_up_evidence,
+    same_verdicts_over_the_wire,
     solution,
     task_tests,
     variant,
 )
 
 from tutorial_lib.checks import flows as checks
-from tutorial_lib.grading.worker import plain as wire_plain
 
 EX = "06_flows"
 TASKS = {
@@ -228,21 +225,14 @@ def test_a_constant_or_a_bisection_earns_nothing():
         steps = np.arange(1, 41)
         return {"n": steps, "distance": 0.01 * (answer + 0.5) / steps, "answer": answer}
 
-    seen = no_marks_by_guessing(checks.check_curved_path, low=0.0, high=10.0)
-    seen += no_marks_by_guessing(checks.check_curved_path, invented, low=1.0, high=40.0)
-    assert any("disagrees with a rerun" in message for message in seen)
+    no_marks_even_with_made_up_evidence(
+        checks.check_curved_path, invented, bare=(0.0, 10.0), dressed=(1.0, 40.0)
+    )
 
 
 def test_the_probes_give_the_same_verdicts_in_process_and_over_the_wire():
     """The coupling's and the layer's checks judge the probes' plain data: run through the
     wire format (what crosses from the learner's process), the verdicts are the same."""
-    from tutorial_lib.grading import remote, wire
-
-    probe = remote.run_probe
-
-    def through_the_wire(target, name, **params):
-        return wire.read(io.BytesIO(wire.dumps(wire_plain(probe(target, name, **params)))))
-
     pairs = [
         (checks.check_width_coupling, solution(EX, "width_coupling")),
         (
@@ -251,7 +241,4 @@ def test_the_probes_give_the_same_verdicts_in_process_and_over_the_wire():
         ),
         (checks.check_invertible_conv, solution(EX, "Invertible1x1Conv")),
     ]
-    for check, answer in pairs:
-        direct = check(answer, quiet=True)
-        with mock.patch.object(checks, "run_probe", through_the_wire):
-            assert check(answer, quiet=True) == direct
+    same_verdicts_over_the_wire(checks, pairs)

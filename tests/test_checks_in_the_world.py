@@ -9,7 +9,7 @@ from check_helpers import (
     expect_failure,
     expect_pass,
     mistakes_test,
-    no_marks_by_guessing,
+    no_marks_even_with_made_up_evidence,
     solution,
     task_tests,
 )
@@ -221,6 +221,6 @@ def test_a_constant_or_a_bisection_earns_nothing():
         noise = np.linspace(0.0, 1.0, 11)
         return {"noise": noise, "score": np.clip(0.5 - (noise - answer), 0, 1), "answer": answer}
 
-    seen = no_marks_by_guessing(checks.check_hiding_noise, low=0.0, high=1.0)
-    seen += no_marks_by_guessing(checks.check_hiding_noise, invented, low=0.0, high=1.0)
-    assert any("disagrees with a rerun" in message for message in seen)
+    no_marks_even_with_made_up_evidence(
+        checks.check_hiding_noise, invented, bare=(0.0, 1.0), dressed=(0.0, 1.0)
+    )

@@ -6,14 +6,13 @@ whole sequence."""
 import numpy as np
 import pytest
 from check_helpers import (
-    expect_failure,
+    evidence_mistakes_test,
     expect_pass,
-    loopback,
     mistakes_test,
     no_marks_by_guessing,
+    same_verdict_on_a_remote,
     solution,
     task_tests,
-    variant,
 )
 
 from tutorial_lib.checks import transformer as checks
@@ -216,10 +215,9 @@ TEMPERATURE_MISTAKES = {
 }
 
 
-@pytest.mark.parametrize("mistake", TEMPERATURE_MISTAKES)
-def test_temperature_mistakes_are_named(mistake):
-    experiment, message = TEMPERATURE_MISTAKES[mistake]
-    expect_failure(checks.check_temperature(experiment, quiet=True), message)
+test_temperature_mistakes_are_named = evidence_mistakes_test(
+    checks.check_temperature, TEMPERATURE_MISTAKES
+)
 
 
 def test_temperature_evidence_passes():
@@ -255,8 +253,4 @@ def test_a_constant_or_a_bisection_earns_nothing():
 def test_the_remote_path_gives_the_same_verdict(name, mistake):
     """Each check on a Remote (arguments and replies as plain data over the wire, the
     learner's function in its own namespace) says what it says in the notebook."""
-    check = TASKS[name]
-    answer = variant(EX, name, *mistake) if mistake else solution(EX, name)
-    here = check(answer, quiet=True)
-    there = check(loopback(EX, **{name: answer})[name], quiet=True)
-    assert (there.status, there.message) == (here.status, here.message)
+    same_verdict_on_a_remote(EX, TASKS[name], name, mistake)

@@ -5,11 +5,12 @@ their mistake, for codes of any rank, RGB-shaped images and tiny float32 varianc
 import numpy as np
 import pytest
 from check_helpers import (
+    evidence_mistakes_test,
     expect_failure,
     expect_pass,
-    loopback,
     mistakes_test,
     no_marks_by_guessing,
+    same_verdict_on_a_remote,
     solution,
     task_tests,
     variant,
@@ -234,10 +235,9 @@ VARIANCE_MISTAKES = {
 }
 
 
-@pytest.mark.parametrize("mistake", VARIANCE_MISTAKES)
-def test_decoder_variance_mistakes_are_named(mistake):
-    experiment, message = VARIANCE_MISTAKES[mistake]
-    expect_failure(checks.check_decoder_variance(experiment, quiet=True), message)
+test_decoder_variance_mistakes_are_named = evidence_mistakes_test(
+    checks.check_decoder_variance, VARIANCE_MISTAKES
+)
 
 
 def test_decoder_variance_evidence_passes():
@@ -284,8 +284,4 @@ def test_a_constant_or_a_bisection_earns_nothing():
 def test_the_remote_path_gives_the_same_verdict(name, mistake):
     """Each check on a Remote (arguments and replies as plain data over the wire, the
     probes where the learner's code lives) says what it says in the notebook."""
-    check = TASKS[name]
-    answer = variant(EX, name, *mistake) if mistake else solution(EX, name)
-    here = check(answer, quiet=True)
-    there = check(loopback(EX, **{name: answer})[name], quiet=True)
-    assert (there.status, there.message) == (here.status, here.message)
+    same_verdict_on_a_remote(EX, TASKS[name], name, mistake)

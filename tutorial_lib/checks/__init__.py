@@ -195,3 +195,57 @@ def check_number(
         )
 
     return run_check(name, experiment, [answers_a_number], quiet=quiet, task=task)
+
+
+def read_evidence(
+    experiment: Callable,
+    curve: dict[str, str],
+    *,
+    answer: str = "",
+    min_points: int = 0,
+    to_numpy: Callable | None = None,
+) -> tuple:
+    """Run an *investigate* task's ``experiment()`` and read the evidence it returns: a
+    dict with the keys of ``curve`` (key -> what it holds, in the learner's words, e.g.
+    ``{"t": "the steps you measured", "accuracy": "the classifier's accuracy at each"}``)
+    and ``"answer"`` (what it is: ``answer``). Each curve key is read as a flat float64
+    array, all of one length and at least ``min_points`` long; the answer as one float
+    (``to_numpy`` first converts a tensor where ``np.asarray`` cannot). Returns the arrays
+    in the order of ``curve``, then the answer; raises :class:`CheckFailed` with a message
+    that names the expected keys and what each means. The values' range and finiteness are
+    the task's own checks."""
+    import numpy as np
+
+    name, got = getattr(experiment, "__name__", "your experiment"), experiment()
+    keys = [*curve, "answer"]
+    described = [f"'{key}' ({meaning})" for key, meaning in curve.items()]
+    described.append(f"'answer' ({answer})" if answer else "'answer'")
+    expect(
+        isinstance(got, dict) and set(keys) <= set(got),
+        f"{name} should return a dict with {_listed(described)}; got "
+        f"{type(got).__name__}{sorted(got) if isinstance(got, dict) else ''}.",
+    )
+    convert = to_numpy or (lambda value: value)
+    try:
+        arrays = [np.asarray(convert(got[key]), np.float64).reshape(-1) for key in curve]
+        value = float(np.asarray(convert(got["answer"]), np.float64).reshape(()))
+    except Exception as error:
+        raise CheckFailed(
+            f"{_listed([repr(key) for key in keys])} should be numbers "
+            f"({type(error).__name__}: {str(error)[:120]})."
+        ) from None
+    sizes = [array.size for array in arrays]
+    count = {2: "two"}.get(len(arrays), str(len(arrays)))
+    shape = "an array" if len(arrays) == 1 else f"{count} arrays of the same length"
+    expect(
+        len(set(sizes)) == 1 and sizes[0] >= min_points,
+        f"{_listed([repr(key) for key in curve])} should be {shape}, "
+        f"at least {min_points} points of your experiment; got "
+        f"{_listed([str(size) for size in sizes])}.",
+    )
+    return (*arrays, value)
+
+
+def _listed(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else items[0]

@@ -16,7 +16,15 @@ import functools
 
 import numpy as np
 
-from tutorial_lib.checks import CheckFailed, CheckResult, Hints, expect, hidden_cases, run_check
+from tutorial_lib.checks import (
+    CheckFailed,
+    CheckResult,
+    Hints,
+    expect,
+    hidden_cases,
+    read_evidence,
+    run_check,
+)
 from tutorial_lib.grading.remote import run_probe
 
 hint = Hints(
@@ -567,31 +575,17 @@ def check_code_size(experiment, *, quiet: bool = False, hidden=None) -> CheckRes
     500 test images. Each point of the curve is checked against the check's own run (within
     0.1%), the answer against the curve (it holds the answer, below the target, and the size
     one smaller, above it), then against the truth (every correct run gives the same)."""
-    name = getattr(experiment, "__name__", "code_size_experiment")
     target = CODE_SIZE_EXPERIMENT["target_mse"]
     state: dict = {}
 
     def returns_its_evidence():
-        got = experiment()
-        expect(
-            isinstance(got, dict) and {"latent_dims", "test_mse", "answer"} <= set(got),
-            f"{name} should return a dict with 'latent_dims' (the sizes you tried), "
-            "'test_mse' (the test MSE you measured for each) and 'answer'; got "
-            f"{type(got).__name__}{sorted(got) if isinstance(got, dict) else ''}.",
-        )
-        try:
-            dims = np.asarray(got["latent_dims"], np.float64).reshape(-1)
-            mse = np.asarray(got["test_mse"], np.float64).reshape(-1)
-            answer = float(np.asarray(got["answer"], np.float64).reshape(()))
-        except Exception as error:
-            raise CheckFailed(
-                "'latent_dims', 'test_mse' and 'answer' should be numbers "
-                f"({type(error).__name__}: {str(error)[:120]})."
-            ) from None
-        expect(
-            dims.shape == mse.shape and dims.size >= 2,
-            "'latent_dims' and 'test_mse' should be two lists of the same length, every size "
-            f"you measured (at least 2); got {dims.size} and {mse.size}.",
+        dims, mse, answer = read_evidence(
+            experiment,
+            {
+                "latent_dims": "the sizes you tried",
+                "test_mse": "the test MSE you measured for each",
+            },
+            min_points=2,
         )
         expect(
             np.isfinite(answer) and answer == round(answer) and 1 <= answer <= 784,

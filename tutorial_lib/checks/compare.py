@@ -18,7 +18,15 @@ import math
 
 import numpy as np
 
-from tutorial_lib.checks import CheckFailed, CheckResult, Hints, expect, hidden_cases, run_check
+from tutorial_lib.checks import (
+    CheckFailed,
+    CheckResult,
+    Hints,
+    expect,
+    hidden_cases,
+    read_evidence,
+    run_check,
+)
 from tutorial_lib.grading.probes_compare import Conditional
 from tutorial_lib.grading.remote import run_probe
 
@@ -538,25 +546,14 @@ def check_binarisation_noise(experiment, *, quiet: bool = False, hidden=None) ->
     """``experiment()`` returns ``{"entropy": the entropy of each MNIST test image's
     stochastic binarisation (10,000 numbers, nats), "answer": their mean}``: the entropies
     are checked against the check's own (ENTROPY_RTOL), the answer against their mean."""
-    name = getattr(experiment, "__name__", "binarisation_noise_experiment")
     state: dict = {}
 
     def returns_its_evidence():
-        got = experiment()
-        expect(
-            isinstance(got, dict) and {"entropy", "answer"} <= set(got),
-            f"{name} should return a dict with 'entropy' (the entropy of each test image, "
-            f"in nats) and 'answer' (their mean); got "
-            f"{type(got).__name__}{sorted(got) if isinstance(got, dict) else ''}.",
+        entropy, answer = read_evidence(
+            experiment,
+            {"entropy": "the entropy of each test image, in nats"},
+            answer="their mean",
         )
-        try:
-            entropy = np.asarray(got["entropy"], np.float64).reshape(-1)
-            answer = float(np.asarray(got["answer"], np.float64).reshape(()))
-        except Exception as error:
-            raise CheckFailed(
-                f"'entropy' and 'answer' should be numbers ({type(error).__name__}: "
-                f"{str(error)[:120]})."
-            ) from None
         state.update(entropy=entropy, answer=answer)
 
     def the_entropies_are_a_measurement():

@@ -17,7 +17,15 @@ import functools
 import numpy as np
 
 from tutorial_lib import diffusion
-from tutorial_lib.checks import CheckFailed, CheckResult, Hints, expect, hidden_cases, run_check
+from tutorial_lib.checks import (
+    CheckFailed,
+    CheckResult,
+    Hints,
+    expect,
+    hidden_cases,
+    read_evidence,
+    run_check,
+)
 from tutorial_lib.grading.remote import run_probe
 
 T = 50
@@ -526,35 +534,18 @@ def check_lost_digits(experiment, *, quiet: bool = False, hidden=None) -> CheckR
     MNIST test digits, the linear schedule with T = 1000). The curve is rerun at the
     learner's points around its crossing (within ACCURACY_TOL), the answer is read off the
     curve, then compared with the check's own bisection (within ANSWER_TOL)."""
-    name = getattr(experiment, "__name__", "lost_digits_experiment")
     state: dict = {}
 
     def returns_its_evidence():
-        got = experiment()
-        expect(
-            isinstance(got, dict) and {"t", "accuracy", "answer"} <= set(got),
-            f"{name} should return a dict with 't' (the steps you measured), 'accuracy' (the "
-            f"classifier's accuracy at each) and 'answer'; got "
-            f"{type(got).__name__}{sorted(got) if isinstance(got, dict) else ''}.",
+        steps, accuracy, answer = read_evidence(
+            experiment,
+            {"t": "the steps you measured", "accuracy": "the classifier's accuracy at each"},
+            min_points=5,
         )
-        try:
-            steps = np.asarray(got["t"], np.float64).reshape(-1)
-            accuracy = np.asarray(got["accuracy"], np.float64).reshape(-1)
-            answer = float(np.asarray(got["answer"], np.float64).reshape(()))
-        except Exception as error:
-            raise CheckFailed(
-                f"'t', 'accuracy' and 'answer' should be numbers ({type(error).__name__}: "
-                f"{str(error)[:120]})."
-            ) from None
         state.update(steps=steps, accuracy=accuracy, answer=answer)
 
     def the_curve_is_a_measurement():
         steps, accuracy = state["steps"], state["accuracy"]
-        expect(
-            steps.shape == accuracy.shape and steps.size >= 5,
-            f"'t' and 'accuracy' should be two arrays of the same length, at least 5 points "
-            f"of your experiment; got {steps.size} and {accuracy.size}.",
-        )
         expect(
             bool(np.all(np.isfinite(accuracy)))
             and bool(np.all(steps == np.round(steps)))

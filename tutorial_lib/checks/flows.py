@@ -19,7 +19,15 @@ import re
 
 import numpy as np
 
-from tutorial_lib.checks import CheckFailed, CheckResult, Hints, expect, hidden_cases, run_check
+from tutorial_lib.checks import (
+    CheckFailed,
+    CheckResult,
+    Hints,
+    expect,
+    hidden_cases,
+    read_evidence,
+    run_check,
+)
 from tutorial_lib.grading.probes_flows import stand_in_s_and_t as _stand_in_s_and_t
 from tutorial_lib.grading.remote import run_probe
 
@@ -942,36 +950,19 @@ def check_curved_path(experiment, *, quiet: bool = False, hidden=None) -> CheckR
     (1000 noise draws carried along the cosine path's velocity field by Euler): the curve is
     rerun at the learner's points around its crossing (DISTANCE_RTOL), the answer is read
     off the curve, then compared with the check's own search (one step either side)."""
-    name = getattr(experiment, "__name__", "curved_path_experiment")
     state: dict = {}
     threshold = CURVED_PATH["threshold"]
 
     def returns_its_evidence():
-        got = experiment()
-        expect(
-            isinstance(got, dict) and {"n", "distance", "answer"} <= set(got),
-            f"{name} should return a dict with 'n' (the step counts you tried), 'distance' "
-            f"(the mean distance after each) and 'answer'; got "
-            f"{type(got).__name__}{sorted(got) if isinstance(got, dict) else ''}.",
+        steps, distance, answer = read_evidence(
+            experiment,
+            {"n": "the step counts you tried", "distance": "the mean distance after each"},
+            min_points=2,
         )
-        try:
-            steps = np.asarray(got["n"], np.float64).reshape(-1)
-            distance = np.asarray(got["distance"], np.float64).reshape(-1)
-            answer = float(np.asarray(got["answer"], np.float64).reshape(()))
-        except Exception as error:
-            raise CheckFailed(
-                f"'n', 'distance' and 'answer' should be numbers ({type(error).__name__}: "
-                f"{str(error)[:120]})."
-            ) from None
         state.update(steps=steps, distance=distance, answer=answer)
 
     def the_curve_is_a_measurement():
         steps, distance = state["steps"], state["distance"]
-        expect(
-            steps.shape == distance.shape and steps.size >= 2,
-            f"'n' and 'distance' should be two arrays of the same length, every step count "
-            f"you tried; got {steps.size} and {distance.size}.",
-        )
         expect(
             bool(np.all(np.isfinite(distance))),
             "your distances hold NaN: a velocity evaluated at t = 1, where cos(pi t / 2) is "

@@ -19,6 +19,7 @@ from tutorial_lib.checks import (
     Hints,
     expect,
     hidden_cases,
+    read_evidence,
     run_check,
 )
 from tutorial_lib.grading.probes import LinearCritic, QuadraticCritic, flat, gan_weights
@@ -719,24 +720,17 @@ def check_saturation(experiment, *, quiet: bool = False, hidden=None) -> CheckRe
     at each, "answer": D where the ratio is 1%}``: the curve is checked against the
     ratio's true value at the learner's own points (2%), the answer against the curve (where
     it crosses 1%) and against the truth, 1/101 (5%)."""
-    name = getattr(experiment, "__name__", "saturation_experiment")
 
     def returns_its_evidence():
-        got = experiment()
-        expect(
-            isinstance(got, dict) and {"D", "ratio", "answer"} <= set(got),
-            f"{name} should return a dict with 'D' (the probabilities you tried), 'ratio' "
-            f"(the gradient ratio you measured at each) and 'answer'; got "
-            f"{type(got).__name__}{sorted(got) if isinstance(got, dict) else ''}.",
+        d, ratio, answer = read_evidence(
+            experiment,
+            {
+                "D": "the probabilities you tried",
+                "ratio": "the gradient ratio you measured at each",
+            },
+            min_points=20,
+            to_numpy=keras.ops.convert_to_numpy,
         )
-        try:
-            d = np.asarray(keras.ops.convert_to_numpy(got["D"]), np.float64).reshape(-1)
-            ratio = np.asarray(keras.ops.convert_to_numpy(got["ratio"]), np.float64).reshape(-1)
-            answer = float(np.asarray(keras.ops.convert_to_numpy(got["answer"])).reshape(()))
-        except Exception as error:
-            raise CheckFailed(
-                f"'D', 'ratio' and 'answer' should be numbers ({type(error).__name__}: {error})."
-            ) from None
         state.update(d=d, ratio=ratio, answer=answer)
 
     def the_answer_is_a_probability():
@@ -754,11 +748,6 @@ def check_saturation(experiment, *, quiet: bool = False, hidden=None) -> CheckRe
 
     def the_curve_is_a_measurement():
         d, ratio = state["d"], state["ratio"]
-        expect(
-            d.shape == ratio.shape and d.size >= 20,
-            f"'D' and 'ratio' should be two arrays of the same length, at least 20 points of "
-            f"your experiment; got {d.size} and {ratio.size}.",
-        )
         expect(
             bool(np.all((d > 0) & (d < 1))),
             "every value of 'D' should be a probability sigma(logit), between 0 and 1.",

@@ -20,6 +20,7 @@ from tutorial_lib.checks import (
     Hints,
     expect,
     hidden_cases,
+    read_evidence,
     run_check,
 )
 
@@ -519,25 +520,6 @@ def _crossing(noise: np.ndarray, score: np.ndarray) -> tuple[float, float, float
     return float(noise[before]), float(noise[first]), float(at)
 
 
-def _evidence(got, name: str) -> tuple[np.ndarray, np.ndarray, float]:
-    expect(
-        isinstance(got, dict) and {"noise", "score", "answer"} <= set(got),
-        f"{name} should return a dict with 'noise' (the standard deviations you tried), "
-        f"'score' (the memorisation score you measured at each) and 'answer'; got "
-        f"{type(got).__name__}{sorted(got) if isinstance(got, dict) else ''}.",
-    )
-    try:
-        noise = np.asarray(got["noise"], np.float64).reshape(-1)
-        score = np.asarray(got["score"], np.float64).reshape(-1)
-        answer = float(np.asarray(got["answer"], np.float64).reshape(()))
-    except Exception as error:
-        raise CheckFailed(
-            f"'noise', 'score' and 'answer' should be numbers ({type(error).__name__}: "
-            f"{str(error)[:120]})."
-        ) from None
-    return noise, score, answer
-
-
 def check_hiding_noise(experiment, *, quiet: bool = False, hidden=None) -> CheckResult:
     """``experiment()`` returns ``{"noise": the standard deviations tried, "score": the
     memorisation score measured at each, "answer": the noise at which it falls below 0.5}``
@@ -545,20 +527,21 @@ def check_hiding_noise(experiment, *, quiet: bool = False, hidden=None) -> Check
     5,000 training and 500 test digits). The curve is rerun at the learner's points around
     its crossing (within SCORE_TOL), the answer is read off the curve, then compared with
     the check's own bisection (within ANSWER_TOL)."""
-    name = getattr(experiment, "__name__", "hiding_noise_experiment")
     state: dict = {}
 
     def returns_its_evidence():
-        noise, score, answer = _evidence(experiment(), name)
+        noise, score, answer = read_evidence(
+            experiment,
+            {
+                "noise": "the standard deviations you tried",
+                "score": "the memorisation score you measured at each",
+            },
+            min_points=5,
+        )
         state.update(noise=noise, score=score, answer=answer)
 
     def the_curve_is_a_measurement():
         noise, score = state["noise"], state["score"]
-        expect(
-            noise.shape == score.shape and noise.size >= 5,
-            f"'noise' and 'score' should be two arrays of the same length, at least 5 points "
-            f"of your experiment; got {noise.size} and {score.size}.",
-        )
         expect(
             bool(np.all(np.isfinite(noise) & np.isfinite(score))),
             "your curve holds values that are not finite numbers.",

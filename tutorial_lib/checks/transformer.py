@@ -15,7 +15,15 @@ import functools
 
 import numpy as np
 
-from tutorial_lib.checks import CheckFailed, CheckResult, Hints, expect, hidden_cases, run_check
+from tutorial_lib.checks import (
+    CheckFailed,
+    CheckResult,
+    Hints,
+    expect,
+    hidden_cases,
+    read_evidence,
+    run_check,
+)
 from tutorial_lib.grading.remote import run_probe
 
 hint = Hints(
@@ -496,30 +504,16 @@ def check_temperature(experiment, *, quiet: bool = False, hidden=None) -> CheckR
     checked against the check's own run at the learner's points (within 0.1%: correct runs
     agree to 1e-9), the answer against the curve (where it crosses twice its value at 1,
     2%), then against the truth (2%)."""
-    name = getattr(experiment, "__name__", "temperature_experiment")
     state: dict = {}
 
     def returns_its_evidence():
-        got = experiment()
-        expect(
-            isinstance(got, dict) and {"temperatures", "bpc", "answer"} <= set(got),
-            f"{name} should return a dict with 'temperatures' (the tau you tried, 1 among "
-            "them), 'bpc' (the bits per character you measured at each) and 'answer'; got "
-            f"{type(got).__name__}{sorted(got) if isinstance(got, dict) else ''}.",
-        )
-        try:
-            taus = np.asarray(got["temperatures"], np.float64).reshape(-1)
-            bpc = np.asarray(got["bpc"], np.float64).reshape(-1)
-            answer = float(np.asarray(got["answer"], np.float64).reshape(()))
-        except Exception as error:
-            raise CheckFailed(
-                "'temperatures', 'bpc' and 'answer' should be numbers "
-                f"({type(error).__name__}: {str(error)[:120]})."
-            ) from None
-        expect(
-            taus.shape == bpc.shape and taus.size >= 3,
-            "'temperatures' and 'bpc' should be two lists of the same length, every "
-            f"temperature you measured (at least 3); got {taus.size} and {bpc.size}.",
+        taus, bpc, answer = read_evidence(
+            experiment,
+            {
+                "temperatures": "the tau you tried, 1 among them",
+                "bpc": "the bits per character you measured at each",
+            },
+            min_points=3,
         )
         expect(
             bool(np.all(np.isfinite(taus)) and np.all(taus > 0)) and np.isfinite(answer),

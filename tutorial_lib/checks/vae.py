@@ -17,7 +17,15 @@ import functools
 import keras
 import numpy as np
 
-from tutorial_lib.checks import CheckFailed, CheckResult, Hints, expect, hidden_cases, run_check
+from tutorial_lib.checks import (
+    CheckFailed,
+    CheckResult,
+    Hints,
+    expect,
+    hidden_cases,
+    read_evidence,
+    run_check,
+)
 from tutorial_lib.grading.probes import flat
 from tutorial_lib.grading.probes_vae import IMAGE, LATENT, LOG_SIGMA2, vae_weights
 from tutorial_lib.grading.remote import in_graph, run_probe
@@ -587,30 +595,13 @@ def check_decoder_variance(experiment, *, quiet: bool = False, hidden=None) -> C
     against the check's own run at the learner's points (within 0.1%, or 0.01 nats), the
     answer against the curve (its minimum, which the curve must bracket), then against
     the truth (5%: a grid of log-variances 0.01 apart is within 0.5%)."""
-    name = getattr(experiment, "__name__", "decoder_variance_experiment")
     state: dict = {}
 
     def returns_its_evidence():
-        got = experiment()
-        expect(
-            isinstance(got, dict) and {"variances", "nll", "answer"} <= set(got),
-            f"{name} should return a dict with 'variances' (the sigma^2 you tried), 'nll' (the "
-            "mean NLL you measured for each) and 'answer'; got "
-            f"{type(got).__name__}{sorted(got) if isinstance(got, dict) else ''}.",
-        )
-        try:
-            variances = np.asarray(got["variances"], np.float64).reshape(-1)
-            nll = np.asarray(got["nll"], np.float64).reshape(-1)
-            answer = float(np.asarray(got["answer"], np.float64).reshape(()))
-        except Exception as error:
-            raise CheckFailed(
-                "'variances', 'nll' and 'answer' should be numbers "
-                f"({type(error).__name__}: {str(error)[:120]})."
-            ) from None
-        expect(
-            variances.shape == nll.shape and variances.size >= 3,
-            "'variances' and 'nll' should be two lists of the same length, every variance you "
-            f"tried (at least 3); got {variances.size} and {nll.size}.",
+        variances, nll, answer = read_evidence(
+            experiment,
+            {"variances": "the sigma^2 you tried", "nll": "the mean NLL you measured for each"},
+            min_points=3,
         )
         expect(
             bool(np.all(np.isfinite(variances)) and np.all(variances > 0)),
