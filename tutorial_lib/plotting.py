@@ -8,11 +8,12 @@ returned figure as the cell's result. Every plot has a title and labelled axes.
 from __future__ import annotations
 
 import math
+import textwrap
 
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, NullFormatter
 
 
 def _display_figures_inline() -> None:
@@ -112,7 +113,10 @@ def image_rows(rows: dict, *, n: int = 10, title: str = "Images") -> Figure:
             ax.imshow(images[i], cmap="gray", vmin=0.0, vmax=1.0)
             ax.set_xticks([])
             ax.set_yticks([])
-        axes[row, 0].set_ylabel(label)
+        # Row names stand level and wrapped at the left, so long ones never run into the next row.
+        axes[row, 0].set_ylabel(
+            textwrap.fill(label, 16), rotation=0, ha="right", va="center", fontsize=9
+        )
     fig.supxlabel(f"images 1 to {n}", fontsize=9)
     fig.suptitle(title)
     fig.tight_layout()
@@ -673,6 +677,25 @@ def image_pairs(rows: dict, *, n: int = 4, title: str, pair_labels=("sample", "n
 # --------------------------------------------------------------------------
 
 
+def _annotate_apart(ax, points: dict, *, height: float = 10.0) -> None:
+    """Label each point beside it; a label that would overlap one already placed goes to the
+    nearest free line above or below its point (labels are about 5 points wide a letter)."""
+    ax.autoscale_view()
+    to_points = 72.0 / ax.figure.dpi
+    placed: list[tuple[float, float, float]] = []  # left, bottom, width of each label
+    for label, (x, y) in sorted(points.items(), key=lambda item: item[1][0]):
+        px, py = (value * to_points for value in ax.transData.transform((x, y)))
+        width = 5.0 * len(label)
+        for offset in (2.0, 2.0 - height, 2.0 + height, 2.0 - 2 * height, 2.0 + 2 * height):
+            if not any(
+                px + 6 < qx + w and qx < px + 6 + width and abs(py + offset - qy) < height
+                for qx, qy, w in placed
+            ):
+                break
+        placed.append((px + 6, py + offset, width))
+        ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, offset), fontsize=8)
+
+
 def labelled_scatter(
     points: dict,
     *,
@@ -699,14 +722,16 @@ def labelled_scatter(
         if ranges and label in ranges:
             low, high = ranges[label]
             ax.vlines(x, low, high, color="grey", linewidth=2, alpha=0.6, zorder=2)
-        ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
     if reference is not None:
         ax.axhline(reference, color="black", linestyle="--", linewidth=1, label=reference_label)
         ax.legend(fontsize=8, loc="best")
     if log_x:
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels collide
     if log_y:
         ax.set_yscale("log")
+        ax.yaxis.set_minor_formatter(NullFormatter())
+    _annotate_apart(ax, points)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
