@@ -6,29 +6,66 @@ import pytest
 
 from tutorial_lib import bench, cli, families
 from tutorial_lib.baselines import SEED_RECIPES
+from tutorial_lib.profiles import PROFILES
 
 
-def test_bench_fast_covers_every_family_and_its_seed_recipe(tmp_path, capsys):
-    assert cli.main(["bench", "--profile", "fast", "--out", str(tmp_path)]) == 0
+def test_bench_fast_trains_scores_and_reports_a_family_beside_its_seed_recipe(tmp_path, capsys):
+    """End to end on two families with seed recipes (one scored by reconstruction, one by
+    its samples); every family's own life cycle is tested in its own tests."""
+    argv = ["bench", "--profile", "fast", "--models", "gan", "autoencoder", "--out", str(tmp_path)]
+    assert cli.main(argv) == 0
     report = json.loads((tmp_path / "bench.json").read_text())
     names = [row["model"] for row in report["rows"]]
-    for name, family in families.FAMILIES.items():
-        assert name in names
-        if family.seed_recipe is not None:
-            assert SEED_RECIPES[family.seed_recipe][0] in names
+    expected = ["gan", SEED_RECIPES["seed002_gan"][0]]
+    expected += ["autoencoder", SEED_RECIPES["seed002_autoencoder"][0]]
+    assert names == expected
+    rows = {row["model"]: row for row in report["rows"]}
     for row in report["rows"]:
         assert row["train_seconds"] > 0
-        if row["model"] in families.image_families():
-            assert 0.0 <= row["coverage"] <= 1.0 and row["frechet_distance"] > 0
-            assert row["sample_images_per_second"] > 0
-    rows = {row["model"]: row for row in report["rows"]}
-    for name, family in families.FAMILIES.items():  # a throughput ratio where there is a recipe
-        if family.seed_recipe is not None:
-            assert rows[name]["speed_ratio_vs_seed"] > 0, name
-    assert rows["transformer"]["dataset"] == "tinyshakespeare"
+    for name in (names[0], names[1]):  # the two GANs, scored on their samples
+        assert 0.0 <= rows[name]["coverage"] <= 1.0 and rows[name]["frechet_distance"] > 0
+    assert rows["gan"]["sample_images_per_second"] > 0
+    assert rows["autoencoder"]["test_mse"] > 0 and "frechet_distance" not in rows["autoencoder"]
+    for name in ("gan", "autoencoder"):  # a throughput ratio where there is a recipe
+        assert rows[name]["speed_ratio_vs_seed"] > 0, name
     markdown = (tmp_path / "bench.md").read_text()
     assert markdown.startswith("Benchmark, profile `fast`") and "Real-data floor" in markdown
     assert "| autoencoder | mnist |" in capsys.readouterr().out
+
+
+def test_bench_covers_every_family_and_each_seed_recipe_by_default(tmp_path, monkeypatch):
+    """Without --models: every family of the registry, each seed recipe right after its
+    family, each recommended recipe marked with the textbook model it improves."""
+    trained, recipes = [], []
+
+    def fake_family(name, *, dataset, profile, out_dir):
+        trained.append((name, dataset))
+        return {"model": name, "train_seconds": 1.0}
+
+    def fake_recipe(family, ours, *, dataset, profile):
+        recipes.append((family.name, trained[-1][0]))
+        return {"model": SEED_RECIPES[family.seed_recipe][0], "baseline_for": family.name}
+
+    monkeypatch.setattr(bench, "bench_family", fake_family)
+    monkeypatch.setattr(bench, "bench_seed_recipe", fake_recipe)
+    floor = {
+        "num_images": 1,
+        "confidence": 1.0,
+        "coverage": 1.0,
+        "inception_score": 10.0,
+        "frechet_distance": 1.0,
+    }
+    monkeypatch.setattr(bench, "_quality_floor", lambda dataset, profile: floor)
+    rows = bench.run_bench(PROFILES["fast"], out_dir=tmp_path)
+    assert sorted(name for name, _ in trained) == sorted(families.names())
+    assert {dataset for _, dataset in trained} == {"mnist"}
+    with_recipe = [name for name, family in families.FAMILIES.items() if family.seed_recipe]
+    assert sorted(recipes) == sorted((name, name) for name in with_recipe)
+    for row in rows:
+        family = families.FAMILIES.get(row["model"])
+        if family is not None:
+            assert row.get("improves") == family.improves
+    assert json.loads((tmp_path / "bench.json").read_text())["rows"] == rows
 
 
 def test_unknown_model_exits_2(capsys):

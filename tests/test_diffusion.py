@@ -227,7 +227,9 @@ def test_latent_denoiser_shape():
 
 
 def _fit(model, x, y=None, steps=2):
-    profile = dataclasses.replace(PROFILES["fast"], steps_per_epoch=steps)
+    """A few steps traced into a graph, as the cpu and gpu profiles train (the fast profile
+    takes its steps eagerly)."""
+    profile = dataclasses.replace(PROFILES["fast"], steps_per_epoch=steps, run_eagerly=False)
     return denoisers.fit_model(model, x, y, config=TINY_TRAIN, profile=profile, epochs=1)
 
 

@@ -3,11 +3,13 @@ two writers and huge requests.
 
 The kills are real: a subprocess sends itself SIGKILL at a chosen point (no ``finally``
 runs, as after a power cut or the OOM killer), or the test kills it from outside; then
-the same command runs again here. The model is a tiny family registered for the test
+the same command runs again here. The killed subprocesses are forked from one driver that
+imports TensorFlow once (each would otherwise spend seconds importing it). The model is a tiny family registered for the test
 (a two-layer network on 64 numbers, three epochs) so that every fault costs seconds;
 the store is a copy of one small shipped lesson.
 """
 
+import contextlib
 import errno
 import json
 import os
@@ -47,7 +49,7 @@ def build_model(config, *, seed=0):
     model = keras.Sequential(
         [keras.Input((4,)), keras.layers.Dense(8), keras.layers.Dense(1)], name="tiny"
     )
-    model.compile("adam", "mse")
+    model.compile("adam", "mse", run_eagerly=True)  # 12 steps: no graph worth tracing
     return model
 
 def _data():
@@ -101,17 +103,17 @@ def register():
         )
 '''
 
-# The subprocess: register the family, arm one kill point, run one command.
+# The subprocess: import TensorFlow once, register the family, then fork one child per kill
+# point (argv: a folder for the children's outputs, then JSON {point: [folder, *extra]});
+# each child arms its kill point and runs one command. The children's pids are printed
+# first, their exit codes (JSON) last.
 DRIVER = '''
-import os, sys, time
+import json, os, shutil, sys, time, traceback
 from pathlib import Path
 sys.path.insert(0, os.path.dirname(__file__))
 import tiny_family as tiny
 tiny.register()
 from tutorial_lib import checkpoints, cli, runs, safe_io
-
-point, folder = sys.argv[1], Path(sys.argv[2])
-train = ["train", "tiny", "--profile", "fast", "--out", str(folder)]
 
 def after(calls, test, real):
     """``real`` until ``test(*args)`` holds for the ``calls``-th time; then SIGKILL."""
@@ -124,40 +126,78 @@ def after(calls, test, real):
         return real(*args, **kwargs)
     return patched
 
-if point == "saving":  # the model and picture written, the record not yet
-    write = safe_io.atomic_write_text
-    safe_io.atomic_write_text = after(1, lambda p, t: Path(p).name == "metrics.json", write)
-elif point == "evaluating":  # holds the folder while it evaluates, until killed
-    def hold():
-        (folder.parent / "evaluating").write_text(str(os.getpid()))
-        time.sleep(120)
-    tiny.EVALUATE_HOOKS.append(hold)
-elif point == "sampling":  # the third batch of images
-    runs.IMAGE_CHUNK = 500
-    calls = []
-    tiny.SAMPLE_HOOKS.append(lambda: calls.append(1) or (len(calls) == 3 and tiny.die()))
-    train = ["sample", "tiny_images", "--run", str(folder), "--num", "3000",
-             "--out", str(folder.parent / "samples.npy")]
-elif point == "recording":  # a lesson of the store recorded again, killed mid-training
-    os.environ["TUTORIAL_PRETRAINED_DIR"] = str(folder)
-    lesson = checkpoints.Lesson(sys.argv[3], "fast", pretrained="record")
-    lesson.note("numbers", {"answer": 42})
-    tiny.HOOKS.append(tiny.KillAt(epoch=1, batch=2))
-    lesson.train("tiny")
-    sys.exit(3)  # not reached
-elif point == "full_disk":  # the disk fills up during the second epoch
-    def fill(epoch, logs=None):
-        if epoch == 1:
-            try:
-                with open(folder.parent / "filler", "wb") as handle:
-                    while True:
-                        handle.write(bytes(65536))
-                        handle.flush()
-            except OSError:
-                pass
-    import keras
-    tiny.HOOKS.append(keras.callbacks.LambdaCallback(on_epoch_begin=fill))
-sys.exit(cli.main(train))
+def run(point, folder, *extra):
+    train = ["train", "tiny", "--profile", "fast", "--out", str(folder)]
+    if point == "saving":  # the model and picture written, the record not yet
+        write = safe_io.atomic_write_text
+        safe_io.atomic_write_text = after(1, lambda p, t: Path(p).name == "metrics.json", write)
+    elif point == "evaluating":  # holds the folder while it evaluates, until killed
+        def hold():
+            (folder.parent / "evaluating").write_text(str(os.getpid()))
+            time.sleep(120)
+        tiny.EVALUATE_HOOKS.append(hold)
+    elif point == "sampling":  # a trained run, 5 images saved; killed at the third batch of 3000
+        if cli.main(train) or cli.main(["sample", "tiny_images", "--run", str(folder), "--num",
+                                        "5", "--out", extra[0]]):
+            return 2
+        runs.IMAGE_CHUNK = 500
+        calls = []
+        tiny.SAMPLE_HOOKS.append(lambda: calls.append(1) or (len(calls) == 3 and tiny.die()))
+        train = ["sample", "tiny_images", "--run", str(folder), "--num", "3000", "--out", extra[0]]
+    elif point == "recording":  # a lesson of the store recorded again, killed mid-training
+        os.environ["TUTORIAL_PRETRAINED_DIR"] = str(folder)
+        lesson = checkpoints.Lesson(extra[0], "fast", pretrained="record")
+        lesson.note("numbers", {"answer": 42})
+        tiny.HOOKS.append(tiny.KillAt(epoch=1, batch=2))
+        lesson.train("tiny")
+        return 3  # not reached
+    elif point == "full_disk":  # the disk fills up during the second epoch
+        def fill(epoch, logs=None):
+            if epoch == 1:
+                try:
+                    with open(folder.parent / "filler", "wb") as handle:
+                        while True:
+                            handle.write(bytes(65536))
+                            handle.flush()
+                except OSError:
+                    pass
+        import keras
+        tiny.HOOKS.append(keras.callbacks.LambdaCallback(on_epoch_begin=fill))
+    return cli.main(train)
+
+def child(point, folder, extra, logs):
+    for fd, name in ((1, "out"), (2, "err")):
+        with open(logs / f"{point}.{name}", "w") as file:
+            os.dup2(file.fileno(), fd)
+    code = 4
+    try:
+        code = run(point, Path(folder), *extra)
+    except SystemExit as done:
+        code = done.code
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code if isinstance(code, int) else 5)
+
+logs, points = Path(sys.argv[1]), json.loads(sys.argv[2])
+children = {}
+for point, (folder, *extra) in points.items():
+    pid = os.fork()
+    if pid == 0:
+        child(point, folder, extra, logs)
+    children[pid] = point
+    print(point, pid, flush=True)
+print("started", flush=True)
+codes = {}
+while children:
+    pid, status = os.wait()
+    point = children.pop(pid)
+    codes[point] = os.waitstatus_to_exitcode(status)
+    if point == "full_disk":  # out of the tmpfs, for the same command to resume it
+        shutil.copytree(points[point][0], logs / "run", symlinks=True)
+print(json.dumps(codes), flush=True)
 '''
 
 
@@ -179,14 +219,26 @@ def tiny(tmp_path, monkeypatch):
     sys.modules.pop("tiny_family", None)
 
 
-def _start(tmp_path, point, folder, *extra):
+def _start(tmp_path: Path, points: dict) -> subprocess.Popen:
+    """The driver, forking one child per point, in a 4 MiB tmpfs of its own (a private mount
+    namespace) with the "full_disk" point added, where such namespaces are allowed."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
     env = {**os.environ, "TUTORIAL_PROFILE": "fast", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    argv = [sys.executable, str(tmp_path / "driver.py"), str(logs)]
+    if _private_mounts_work():
+        disk = tmp_path / "disk"
+        disk.mkdir()
+        points = {**points, "full_disk": [str(disk / "run")]}
+        env["DISK"] = str(disk)
+        argv = ["unshare", "--mount", "--map-root-user", "bash", "-c", FULL_DISK, "disk", *argv]
     return subprocess.Popen(
-        [sys.executable, str(tmp_path / "driver.py"), point, str(folder), *extra],
+        [*argv, json.dumps({k: [str(v) for v in vs] for k, vs in points.items()})],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        start_new_session=True,  # its group: the driver and every child it forked
     )
 
 
@@ -228,48 +280,28 @@ def _is_complete(run: Path) -> dict:
 
 
 # A 4 MiB file system in a private mount namespace, filled up during the second epoch;
-# the run folder is copied out for the same command to resume it here, with room.
-FULL_DISK = """
-mount -t tmpfs -o size=4m tmpfs "$DISK" || exit 77
-"$PY" "$DRIVER" full_disk "$DISK/run" > "$OUT/full_disk.out" 2> "$OUT/full_disk.err"
-echo $? > "$OUT/full_disk.rc"
-cp -a "$DISK/run" "$OUT/run"
-kill -KILL $$
-"""
+# the driver copies the run folder out for the same command to resume it here, with room.
+FULL_DISK = '''mount -t tmpfs -o size=4m tmpfs "$DISK" || exit 77
+exec "$@"'''
 
 
-def _full_disk(tmp_path: Path):
-    """The full-disk subprocess, or None where private mount namespaces are not allowed."""
+def _private_mounts_work() -> bool:
     if shutil.which("unshare") is None:
-        return None
+        return False
     probe = ["unshare", "--mount", "--map-root-user", "mount", "-t", "tmpfs", "tmpfs", "/mnt"]
-    if subprocess.run(probe, capture_output=True).returncode:
-        return None
-    (tmp_path / "disk").mkdir()
-    (tmp_path / "full").mkdir()
-    env = {
-        **os.environ,
-        "TUTORIAL_PROFILE": "fast",
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "DISK": str(tmp_path / "disk"),
-        "OUT": str(tmp_path / "full"),
-        "PY": sys.executable,
-        "DRIVER": str(tmp_path / "driver.py"),
-    }
-    command = ["unshare", "--mount", "--map-root-user", "bash", "-c", FULL_DISK]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    return subprocess.run(probe, capture_output=True).returncode == 0
 
 
-def _check_full_disk(tmp_path: Path, capsys) -> None:
+def _check_full_disk(tmp_path: Path, code: int, capsys) -> None:
     """One line that names the folder and says what to do; a folder that resumes."""
-    out = tmp_path / "full"
-    err = (out / "full_disk.err").read_text()
-    assert (out / "full_disk.rc").read_text().strip() == "1", err[-3000:]
+    logs = tmp_path / "logs"
+    err = (logs / "full_disk.err").read_text()
+    assert code == 1, err[-3000:]
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "Traceback" not in err and "Segmentation" not in err, err[-3000:]
     assert errors[0].startswith(f"error: the disk holding {tmp_path / 'disk' / 'run'} is full")
     assert "run the same training again" in errors[0]
-    run = out / "run"
+    run = logs / "run"
     assert training.run_state(run) == "training" and (run / "backup").is_dir()
     assert cli.main(["train", "tiny", "--profile", "fast", "--out", str(run)]) == 0
     assert "resuming the interrupted run" in capsys.readouterr().out
@@ -282,54 +314,59 @@ def test_every_kill_leaves_the_last_state_and_the_same_command_resumes(
     """SIGKILL while training (mid-epoch, in a lesson that pretrain records), while
     evaluating, while saving and while sampling; a second `train` into a folder that
     another process is writing; and a disk that fills up (a tiny tmpfs, where private
-    mount namespaces are allowed; simulated in the next test). The subprocesses run at
-    once, then each interrupted state is checked and resumed here."""
+    mount namespaces are allowed; simulated in the next test). The killed processes run at
+    once (forked from one that imported TensorFlow once), then each interrupted state is
+    checked and resumed here."""
     monkeypatch.setenv("TUTORIAL_PROFILE", "fast")
-    sampled = tmp_path / "sampled"
-    assert cli.main(["train", "tiny", "--profile", "fast", "--out", str(sampled)]) == 0
-    npy = tmp_path / "samples.npy"
-    assert (
-        cli.main(["sample", "tiny_images", "--run", str(sampled), "--num", "5", "--out", str(npy)])
-        == 0
-    )
+    sampled, npy = tmp_path / "sampled", tmp_path / "samples.npy"
     store = tmp_path / "store"
     lesson = _lesson_copy(store)
     shipped = _tree(store / "fast" / lesson)
 
     points = {
-        "saving": tmp_path / "c" / "run",
-        "evaluating": tmp_path / "d" / "run",
-        "sampling": sampled,
+        "saving": [tmp_path / "c" / "run"],
+        "evaluating": [tmp_path / "d" / "run"],
+        "sampling": [sampled, npy],  # trains, saves 5 images, then is killed sampling 3000
+        "recording": [store, lesson],
     }
-    procs = {point: _start(tmp_path, point, folder) for point, folder in points.items()}
-    procs["recording"] = _start(tmp_path, "recording", store, lesson)
-    full_disk = _full_disk(tmp_path)  # None where no private mount namespace is allowed
-    if full_disk is not None:
-        procs["full_disk"] = full_disk
+    driver = _start(tmp_path, points)
+    try:
+        pids = {}
+        for line in iter(driver.stdout.readline, "started\n"):
+            assert line, driver.communicate()[1][-3000:]  # the driver ended before forking
+            point, pid = line.split()
+            pids[point] = int(pid)
 
-    # A second writer while "evaluating" holds its run folder: refused at once, by name.
-    marker = tmp_path / "d" / "evaluating"
-    deadline = time.time() + 240
-    while not marker.exists() and time.time() < deadline and procs["evaluating"].poll() is None:
-        time.sleep(0.2)
-    assert marker.exists(), procs["evaluating"].communicate()[1][-2000:]
-    held = points["evaluating"]
-    capsys.readouterr()
-    assert cli.main(["train", "tiny", "--profile", "fast", "--out", str(held)]) == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and str(held) in err
-    assert f"process {procs['evaluating'].pid}" in err and "another folder" in err
-    procs["evaluating"].send_signal(signal.SIGKILL)  # killed from outside, mid-evaluation
+        # A second writer while "evaluating" holds its run folder: refused at once, by name.
+        marker = tmp_path / "d" / "evaluating"
+        deadline = time.time() + 240
+        while not marker.exists() and time.time() < deadline and driver.poll() is None:
+            time.sleep(0.2)
+        assert marker.exists(), (tmp_path / "logs" / "evaluating.err").read_text()[-2000:]
+        held = points["evaluating"][0]
+        capsys.readouterr()
+        assert cli.main(["train", "tiny", "--profile", "fast", "--out", str(held)]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and str(held) in err
+        assert f"process {pids['evaluating']}" in err and "another folder" in err
+        os.kill(pids["evaluating"], signal.SIGKILL)  # killed from outside, mid-evaluation
 
-    for point, proc in procs.items():
-        out, err = proc.communicate(timeout=300)
-        assert proc.returncode == -signal.SIGKILL, f"{point}: {proc.returncode} {err[-2000:]}"
-    if full_disk is not None:
-        _check_full_disk(tmp_path, capsys)
+        out, err = driver.communicate(timeout=300)
+        assert driver.returncode == 0, err[-3000:]
+        codes = json.loads(out.splitlines()[-1])
+        assert set(codes) == set(pids)
+        for point in points:
+            log = (tmp_path / "logs" / f"{point}.err").read_text()
+            assert codes[point] == -signal.SIGKILL, f"{point}: {codes[point]} {log[-2000:]}"
+    finally:  # nothing left running if an assertion fails
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(driver.pid, signal.SIGKILL)
+    if "full_disk" in codes:  # absent where no private mount namespace is allowed
+        _check_full_disk(tmp_path, codes["full_disk"], capsys)
 
     # Killed while evaluating or saving: the trained model is kept; no training again.
     for point in ("evaluating", "saving"):
-        run = points[point]
+        run = points[point][0]
         assert training.run_state(run) == "evaluate", point
         trained = json.loads((run / training.TRAINED_FILE).read_text())["record"]
         with pytest.raises(training.RunError, match="run the same train command again"):

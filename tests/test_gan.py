@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from tutorial_lib import cli, gan, metrics
+from tutorial_lib.profiles import PROFILES
 from tutorial_lib.training import set_seed
 
 TINY = gan.GANConfig(
@@ -15,6 +16,7 @@ TINY = gan.GANConfig(
     n_critic=2,
     epochs=2,
     batch_size=16,
+    steps_per_execution=2,  # as the fast profile's GANs: within its 4 steps per epoch
 )
 
 
@@ -24,6 +26,25 @@ def _config(kind):
 
 def _images(n, seed=0):
     return np.random.default_rng(seed).random((n, 28, 28, 1)).astype("float32")
+
+
+def _one_traced_step(model, config) -> dict:
+    """One training step through ``fit``, traced into a graph as the cpu and gpu profiles
+    train (the fast profile takes its steps eagerly); the step's logs."""
+    n = config.batch_size * getattr(model, "n_critic", 1)
+    x, y = _images(n), np.arange(n) % 10
+    traced = dataclasses.replace(PROFILES["fast"], run_eagerly=False)
+    history = gan.fit_model(
+        model,
+        x,
+        y if model.conditional else None,
+        config=config,
+        profile=traced,
+        epochs=1,
+        steps_per_epoch=1,
+    )
+    assert not model.run_eagerly
+    return {key: values[-1] for key, values in history.history.items()}
 
 
 @pytest.mark.parametrize("conditional", [False, True])
@@ -39,14 +60,14 @@ def test_network_shapes_and_output_range(conditional):
     assert logits.shape == (5, 1) and logits.dtype == np.float32
 
 
-@pytest.mark.parametrize("name", gan.MODELS)
+@pytest.mark.parametrize("name", [*gan.MODELS, "cgan_r1_ema"])
 def test_one_train_step_moves_both_networks(name):
     set_seed(0)
-    model = gan.build_model(_config(name))
+    config = REGULARIZED if name == "cgan_r1_ema" else _config(name)
+    model = gan.build_model(config)
     before_g = [w.copy() for w in model.generator.get_weights()]
     before_d = [w.copy() for w in model.discriminator.get_weights()]
-    x, y = _images(16), np.arange(16) % 10
-    logs = model.train_step((tf.constant(x), tf.constant(y)) if name == "cgan" else tf.constant(x))
+    logs = _one_traced_step(model, config)
     for key in ("d_loss", "g_loss", "g_grad_norm"):
         assert np.isfinite(float(logs[key])), key
     moved_g = [

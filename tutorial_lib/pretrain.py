@@ -214,9 +214,10 @@ def _pretrain(profile, lessons, seeds, root, store) -> Path:
         seconds = record_lesson(path, profile, root, mode="1")
         timings["load_seconds"][path.stem] = round(seconds, 1)
         print(f"{path.stem} from the shipped checkpoints in {seconds:.0f} s")
-    if lessons is None:
+    if lessons is None and profile.name != "fast":
         # The lessons that train nothing take as long either way; and every lesson in the
-        # smallest profile, for an instructor's dry run.
+        # smallest profile, for an instructor's dry run (the fast store's own timings
+        # are those already).
         for path in notebook_tools.lesson_notebooks():
             if path not in paths:
                 seconds = round(record_lesson(path, profile, root, mode="0"), 1)

@@ -9,8 +9,8 @@
 * ``gpu`` -- the default where a GPU is seen: full data, full-width models.
 
 A profile holds only what every notebook shares: how many test images to
-evaluate on, how many samples to score, and the cap on steps per epoch that
-keeps the ``fast`` profile fast. Every size a model *trains* with (its data
+evaluate on, how many samples to score, and the cap on steps per epoch and the
+eager steps that keep the ``fast`` profile fast. Every size a model *trains* with (its data
 subset, epochs or steps, batch, widths) lives in its family's config table,
 ``CONFIGS``, keyed by the profile's name (for example ``vae.CONFIGS["cpu"]``).
 """
@@ -34,16 +34,23 @@ class Profile:
         steps_per_epoch: cap on gradient steps per epoch for every model
             (``None``: no cap). Only the ``fast`` profile caps, so that tests run
             a handful of steps whatever a family's own epochs are.
+        run_eagerly: take the training steps one operation at a time instead of
+            tracing them into a graph first. Tracing a step costs a second or
+            more per model, which pays back over thousands of steps but not over
+            the handful of the ``fast`` profile; ``cpu`` and ``gpu`` trace.
     """
 
     name: str
     test_examples: int | None
     eval_samples: int
     steps_per_epoch: int | None
+    run_eagerly: bool = False
 
 
 PROFILES: dict[str, Profile] = {
-    "fast": Profile(name="fast", test_examples=256, eval_samples=128, steps_per_epoch=4),
+    "fast": Profile(
+        name="fast", test_examples=256, eval_samples=128, steps_per_epoch=4, run_eagerly=True
+    ),
     "cpu": Profile(name="cpu", test_examples=2_000, eval_samples=1_000, steps_per_epoch=None),
     "gpu": Profile(name="gpu", test_examples=None, eval_samples=10_000, steps_per_epoch=None),
 }

@@ -286,13 +286,16 @@ def fit_for_profile(
     run_dir: str | Path | None = None,
 ) -> keras.callbacks.History:
     """``model.fit`` on a ``tf.data`` pipeline for ``epochs`` epochs, with the
-    profile's cap on the steps per epoch (:func:`capped_steps`) and its verbosity.
+    profile's cap on the steps per epoch (:func:`capped_steps`), its verbosity, and
+    its choice of eager or traced steps (:attr:`Profile.run_eagerly`).
 
     With ``run_dir`` the run is resumable (:func:`fit_resumable`). The pipeline
     must shuffle itself (see :func:`tutorial_lib.data.image_dataset`) and
     repeat when the steps per epoch are capped.
     """
     steps_per_epoch = capped_steps(steps_per_epoch, profile)
+    if profile.run_eagerly:
+        model.run_eagerly = True
     kwargs = dict(
         epochs=epochs,
         steps_per_epoch=steps_per_epoch,
