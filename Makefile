@@ -13,9 +13,11 @@ STAMP := $(VENV)/.installed
 # The tests also need the instructors' tools (nbgrader); the learner's install does not.
 INSTRUCTOR_STAMP := $(VENV)/.installed-instructor
 # Test processes (pytest-xdist). Each test file runs whole in one of them, so a
-# notebook's cells stay in order. Two fill CI's two cores: most of a fast-profile
-# test is single-threaded start-up (kernels, imports, graph tracing).
-TEST_WORKERS ?= 2
+# notebook's cells stay in order; they take the files in the order conftest.py gives
+# (the longest first), not xdist's own (the files with most tests first). Three keep
+# two cores busy: a worker waiting on a kernel, a browser or a sandboxed learner leaves
+# its core to the others (two workers left a quarter of the cores' time idle).
+TEST_WORKERS ?= 3
 
 # The tests read data offline. ../shared/data (the course's offline copy) is
 # used when it exists and TUTORIAL_DATA_DIR is unset; otherwise the tests read
@@ -54,7 +56,7 @@ lab: $(STAMP)
 
 test: $(INSTRUCTOR_STAMP)
 	@if [ -z "$$TUTORIAL_DATA_DIR" ]; then $(BIN)/python -m tutorial_lib download; fi
-	TUTORIAL_PROFILE=fast $(BIN)/python -m pytest --run-browser -n $(TEST_WORKERS) --dist loadfile
+	TUTORIAL_PROFILE=fast $(BIN)/python -m pytest --run-browser -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 

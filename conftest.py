@@ -11,6 +11,12 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TUTORIAL_PROFILE", "fast")
+# The lessons load the fast profile's shipped runs and results, as a learner's switch on
+# auto does (TUTORIAL_PRETRAINED=0 runs them training instead): every cell still runs;
+# the training and the experiments were run by `pretrain --profile fast`, from the code
+# as it is now (tests/test_shipped_stores.py), and each model's training is tested in
+# its family's tests.
+os.environ.setdefault("TUTORIAL_PRETRAINED", "auto")
 # The inline backend: the lessons' kernels (which inherit this) put every plot into the
 # cell's outputs, so a slide deck can be built from the very execution nbval checks.
 os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
@@ -81,6 +87,7 @@ class LessonDeck(pytest.Item):
         assert 'data-mime-type="application/vnd.jupyter.stderr"' not in html, "no errors, no logs"
         assert "Traceback (most recent call last)" not in html
         assert "<img" in html, "the executed plots are in the deck"
+        assert "[pretrained]" not in html, "every shipped result loads (none trained again)"
 
     def reportinfo(self):
         return self.path, 0, f"{self.path.name}: slide deck"
@@ -99,7 +106,34 @@ def _with_lesson_decks(items):
     return result
 
 
+# The test files that take longest, in the order they start (`make test` passes
+# --no-loadscope-reorder, so the workers take files in this order, not xdist's own, which
+# starts the files with most tests first and left the longest single test to the end):
+# these, then the lessons and the solutions, then the many short files that fill the
+# gaps, so that the workers finish together.
+LONGEST_FIRST = (
+    "tests/test_nbgrader_roundtrip.py",
+    "tests/test_diffusion.py",
+    "tests/test_faults.py",
+    "tests/test_browser.py",
+    "tests/test_checkpoints.py",
+    "tests/test_cli.py",
+    "tests/test_transformer.py",
+    "tests/test_flows.py",
+    "tests/test_device.py",
+    "tests/test_bench.py",
+)
+
+
+def _start_order(item) -> tuple:
+    path = item.path.relative_to(item.config.rootpath).as_posix()
+    if path in LONGEST_FIRST:
+        return (0, LONGEST_FIRST.index(path))
+    return ({"notebooks": 1, "exercises": 2}.get(item.path.parent.name, 3), 0)
+
+
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=_start_order)  # stable: a file's tests keep their order
     items[:] = _with_lesson_decks(items)
     if config.getoption("--run-browser"):
         return

@@ -235,19 +235,29 @@ def _fit(model, x, y=None, steps=2):
 
 @pytest.fixture(scope="module")
 def trained():
-    """A tiny class-conditional U-Net model after two training steps, with its history
-    and the weights it started from (trained once for all the tests that need it)."""
-    model = diffusion.build_model(_conditional(TINY_TRAIN), seed=0)
+    """A tiny class-conditional latent model after two training steps traced into a graph,
+    with its history and the weights it started from (trained once for all the tests that
+    need it). Every denoiser trains with the same ``train_step``; the MLP traces in a
+    fraction of the U-Net's time (the U-Net's forward pass is traced by ``evaluate`` in
+    test_the_loss_is_the_mse_between_noise_and_prediction)."""
+    model = _latent_model(conditional=True)
     before = [w.copy() for w in model.network.get_weights()]
-    history = _fit(model, diffusion.to_model_space(_images(16)), np.arange(16) % 10)
+    codes = np.random.default_rng(0).standard_normal((16, 3)).astype(np.float32)
+    history = _fit(model, codes, np.arange(16) % 10)
     return model, history, before
 
 
 @pytest.fixture(scope="module")
 def random_model():
-    """An untrained unconditional model with random (non-zero) output weights, so that
-    its noise predictions depend on x_t and t: enough to test the samplers."""
-    model = diffusion.build_model(TINY_TRAIN, seed=0)
+    """An untrained unconditional latent model with random (non-zero) output weights, so
+    that its noise predictions depend on x_t and t: enough to test the samplers, which
+    never look inside the network (an MLP on 3 numbers runs a step in a fraction of a
+    U-Net's time; test_sample_images_and_the_trajectory samples a U-Net model)."""
+    return _with_random_weights(_latent_model())
+
+
+def _with_random_weights(model):
+    """``model`` with random (non-zero) weights, the same in its network and its average."""
     rng = np.random.default_rng(0)
     weights = [w + 0.05 * rng.standard_normal(w.shape) for w in model.network.get_weights()]
     model.network.set_weights(weights)
@@ -419,11 +429,12 @@ def test_labels_are_checked(random_model, trained):
         diffusion.sample_codes(trained[0], 2, steps=2, labels=10)
 
 
-def test_sample_images_and_the_trajectory(random_model):
-    images = diffusion.sample(random_model, 2, steps=5)
+def test_sample_images_and_the_trajectory():
+    model = _with_random_weights(diffusion.build_model(TINY_TRAIN, seed=0))  # pixels
+    images = diffusion.sample(model, 2, steps=5)
     assert images.shape == (2, 28, 28, 1) and images.min() >= 0 and images.max() <= 1
     samples, path = diffusion.sample_codes(
-        random_model, 2, steps=5, trajectory_at=np.array([19, 5]), seed=0
+        model, 2, steps=5, trajectory_at=np.array([19, 5]), seed=0
     )
     assert set(path) == {19, 5} and path[19].shape == (2, 28, 28, 1)
     start = np.random.default_rng(0).standard_normal((2, 28, 28, 1)).astype(np.float32)
@@ -460,9 +471,14 @@ def test_latent_model_needs_a_decoder():
         diffusion.build_model(TINY_LATENT)
 
 
-@pytest.mark.parametrize("latent", [False, True])
-def test_save_and_load_round_trip(tmp_path, latent, trained):
-    model = _latent_model(conditional=True) if latent else trained[0]
+@pytest.mark.parametrize("kind", ["pixel", "latent, trained"])
+def test_save_and_load_round_trip(tmp_path, kind, trained):
+    """A U-Net model (random weights): its networks give the same noise predictions; a
+    latent one trained (its optimizer state too): it draws the same samples."""
+    if kind == "pixel":
+        model = _with_random_weights(diffusion.build_model(_conditional(TINY_TRAIN), seed=0))
+    else:
+        model = trained[0]
     path = tmp_path / "model.keras"
     model.save(path)
     loaded = keras.models.load_model(path)
@@ -470,20 +486,46 @@ def test_save_and_load_round_trip(tmp_path, latent, trained):
     assert loaded.timesteps == model.timesteps and loaded.clip_range == model.clip_range
     for a, b in zip(model.ema_network.get_weights(), loaded.ema_network.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+    if kind == "pixel":  # one eager pass each: tracing two U-Nets to sample costs seconds
+        inputs = [_images(2) * 2 - 1, np.array([0.3, 0.9], np.float32), np.array([1, 10])]
+        for part in ("network", "ema_network"):
+            np.testing.assert_allclose(
+                getattr(loaded, part)(inputs), getattr(model, part)(inputs), atol=1e-6
+            )
+        return
     kwargs = dict(steps=3, labels=[1, 2], guidance=1.0, seed=0)
     np.testing.assert_allclose(
         diffusion.sample(loaded, 2, **kwargs), diffusion.sample(model, 2, **kwargs), atol=1e-5
     )
 
 
-def test_train_load_and_sample_a_run(tmp_path):
+# The fast profile's latent run in miniature: a dense VAE of 3 codes, a 20-step chain.
+TINY_RUN = dataclasses.replace(
+    diffusion.CONFIGS["fast"],
+    timesteps=20,
+    mlp_width=16,
+    batch_size=16,
+    epochs=1,
+    train_examples=64,
+    sample_steps=7,
+    autoencoder=vae.VAEConfig(
+        kind="dense", latent_dim=3, hidden_units=(16, 8), epochs=1, train_examples=64
+    ),
+)
+
+
+def test_train_load_and_sample_a_run(tmp_path, monkeypatch):
+    """The life cycle of a latent run (train its VAE, then the denoiser; evaluate, save,
+    load, sample), on tiny sizes: what it proves does not depend on them."""
+    monkeypatch.setitem(diffusion.CONFIGS, "fast", TINY_RUN)
     out = tmp_path / "run"
     run = runs.train("diffusion", "fast", out_dir=out, conditional=True)
     assert {"model.keras", "metrics.json", "samples.png"} <= {p.name for p in out.iterdir()}
     assert (out / "autoencoder" / "model.keras").is_file(), "a latent run keeps its VAE"
     saved = json.loads((out / "metrics.json").read_text())
     assert saved["config"]["conditional"] and saved["config"]["space"] == "latent"
-    assert saved["train_images_per_second"] > 0 and saved["config"]["sample_steps"] == 10
+    assert saved["train_images_per_second"] > 0 and saved["config"]["sample_steps"] == 7
+    assert saved["config"]["autoencoder"]["latent_dim"] == 3 and run.model.data_shape == (3,)
     assert 0 <= saved["confidence"] <= 1 and np.isfinite(saved["frechet_distance"])
     loaded = runs.load(out)
     assert set(loaded.stages) == {"autoencoder"} and loaded.config == run.config
@@ -546,7 +588,7 @@ def test_v_prediction_gives_the_samplers_the_noise():
 def test_v_prediction_refuses_an_unknown_name_and_survives_saving(tmp_path):
     with pytest.raises(ValueError, match="Unknown prediction"):
         _latent_model(config=dataclasses.replace(TINY_LATENT, prediction="x0"))
-    pixel = diffusion.build_model(dataclasses.replace(TINY, prediction="v"))
+    pixel = diffusion.build_model(dataclasses.replace(TINY_TRAIN, prediction="v"))
     assert isinstance(pixel, diffusion.VPredictionDiffusion) and pixel.clip_range == 1.0
     model = _latent_model(config=TINY_V)
     model.save(tmp_path / "v.keras")

@@ -192,7 +192,8 @@ def test_fit_with_a_quality_callback_and_a_sample_grid():
 
 
 def test_cli_trains_and_samples_a_conditional_gan(tmp_path, monkeypatch):
-    monkeypatch.setitem(gan.CONFIGS["cgan"], "fast", dataclasses.replace(TINY, kind="cgan"))
+    tiny = dataclasses.replace(TINY, kind="cgan", epochs=1)  # the run's life cycle, not its length
+    monkeypatch.setitem(gan.CONFIGS["cgan"], "fast", tiny)
     run = tmp_path / "run"
     assert cli.main(["train", "cgan", "--profile", "fast", "--out", str(run)]) == 0
     assert {"model.keras", "metrics.json", "samples.png"} <= {p.name for p in run.iterdir()}
@@ -234,14 +235,21 @@ def test_r1_penalty_equals_its_definition_on_a_toy_discriminator():
     assert float(gan.r1_penalty(quadratic, real)) == pytest.approx(expected, rel=1e-4)
 
 
-def test_regularized_gan_penalises_d_and_averages_g():
+@pytest.fixture(scope="module")
+def one_regularized_step():
+    """The regularized GAN after one training step (taken once for the tests that read
+    it), the averaged generator's weights before it, and the step's logs."""
     set_seed(0)
     model = gan.build_model(REGULARIZED)
+    start = [w.copy() for w in model.ema_generator.get_weights()]
+    logs = model.train_step((tf.constant(_images(16)), tf.constant(np.arange(16) % 10)))
+    return model, start, logs
+
+
+def test_regularized_gan_penalises_d_and_averages_g(one_regularized_step):
+    model, start, logs = one_regularized_step
     assert isinstance(model, gan.RegularizedGAN) and model.conditional
     assert model.r1_weight == 10.0 and model.ema_generator is not None
-    x, y = tf.constant(_images(16)), tf.constant(np.arange(16) % 10)
-    start = [w.copy() for w in model.ema_generator.get_weights()]
-    logs = model.train_step((x, y))
     assert float(logs["r1"]) > 0 and np.isfinite(float(logs["d_loss"]))
     # After one step the average has moved (its warm-up decay is 2/11) but not all the way.
     for average, before, now in zip(
@@ -266,10 +274,8 @@ def test_regularized_gan_loss_adds_half_gamma_times_r1():
     assert got == pytest.approx(plain + 0.5 * config.r1_weight * penalty, rel=1e-4)
 
 
-def test_regularized_gan_samples_its_average_with_uniform_labels():
-    set_seed(0)
-    model = gan.build_model(REGULARIZED)
-    model.train_step((tf.constant(_images(16)), tf.constant(np.arange(16) % 10)))
+def test_regularized_gan_samples_its_average_with_uniform_labels(one_regularized_step):
+    model = one_regularized_step[0]
     z = gan.latent_vectors(6, TINY.latent_dim, seed=2)
     np.testing.assert_allclose(
         gan.sample(model, z=z, labels=4), gan.sample(model.ema_generator, z=z, labels=4)
@@ -293,12 +299,10 @@ def test_regularized_gan_samples_its_average_with_uniform_labels():
         gan.RegularizedGAN(model.generator, model.discriminator, ema_decay=1.0)
 
 
-def test_regularized_gan_save_and_load_round_trip(tmp_path):
+def test_regularized_gan_save_and_load_round_trip(tmp_path, one_regularized_step):
     import keras
 
-    set_seed(0)
-    model = gan.build_model(REGULARIZED)
-    model.train_step((tf.constant(_images(16)), tf.constant(np.arange(16) % 10)))
+    model = one_regularized_step[0]
     model.save(tmp_path / "model.keras")
     loaded = keras.models.load_model(tmp_path / "model.keras")
     assert type(loaded) is gan.RegularizedGAN

@@ -2,6 +2,10 @@
 learners' submissions, ``python -m tutorial_lib grade`` (nbgrader's autograde with every
 submission in the sandbox and every task graded by the grader), the gradebook.
 
+The release and the two grading runs are the instructor's commands called in this
+process (:func:`tutorial_lib.cli.main`, nbgrader's app), which has TensorFlow and nbgrader
+loaded already; every learner's notebook and code still runs in its own sandboxed process.
+
 First run (each notebook executed in the sandbox):
 
 - mallory tries everything but the work: a cell that blanks the test cells, patches the
@@ -10,7 +14,7 @@ First run (each notebook executed in the sandbox):
   reference, his penalty allocates 6 GiB (over the memory limit), his train_step cell
   patches the result class; his experiment is honest. He gets its 2 points, nothing else.
 
-Second run (``--checks-only``: the tasks alone, faster), a new grader after the first:
+Second run (``--checks-only``: the tasks alone, faster), a new autograde after the first:
 
 - alice, graded next, submits the solution: full marks, so nothing of mallory's stayed;
 - bob submits the learner copy untouched: zero;
@@ -23,7 +27,6 @@ Second run (``--checks-only``: the tasks alone, faster), a new grader after the 
 import contextlib
 import os
 import socket
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -36,6 +39,15 @@ from tutorial_lib import notebook_tools
 
 nbgrader = pytest.importorskip(
     "nbgrader", reason="the instructor extra: pip install -e '.[instructor]'"
+)
+# What nbgrader itself warns while it runs here (it did so unseen in its own process before):
+# its gradebook's session, the cell it puts back without an id, and traitlets on the way
+# the grader passes its settings (a quoted course folder, lists of preprocessors).
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Object of type <Submitted",
+    "ignore:Cell is missing an id field",
+    "ignore:Supporting extra quotes around strings is deprecated",
+    "ignore:--Autograde.*for containers is deprecated",
 )
 
 ASSIGNMENT = "03_gan"
@@ -65,12 +77,50 @@ def _require_the_sandbox() -> None:
         pytest.fail(f"the grading sandbox does not work here: {error}")
 
 
-def _run(course: Path, *args: str, env=None) -> subprocess.CompletedProcess:
-    environment = dict(os.environ, **(env or {}))
-    environment["PATH"] = str(Path(sys.executable).parent) + os.pathsep + environment["PATH"]
-    return subprocess.run(
-        [sys.executable, *args], cwd=course, env=environment, capture_output=True, text=True
-    )
+@contextlib.contextmanager
+def _in_course(course: Path):
+    """Run an nbgrader command here as an instructor runs it in the course folder: in that
+    working directory, with this Python's tools on PATH (nbgrader calls alembic); the
+    directory, PATH and ``sys.path`` (nbgrader puts the course there) put back after."""
+    path, sys_path = os.environ["PATH"], list(sys.path)
+    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + path
+    try:
+        with contextlib.chdir(course):
+            yield
+    finally:
+        os.environ["PATH"], sys.path[:] = path, sys_path
+
+
+def _release(course: Path) -> None:
+    """``nbgrader generate_assignment ASSIGNMENT --force``, in this process (it has
+    imported nbgrader already): the release and the gradebook's source cells."""
+    from nbgrader.apps.generateassignmentapp import GenerateAssignmentApp
+
+    with _in_course(course):
+        try:
+            app = GenerateAssignmentApp.instance()
+            app.initialize([ASSIGNMENT, "--force"])
+            app.start()
+        except SystemExit as stop:
+            pytest.fail(f"generate_assignment stopped with exit code {stop.code} (log above)")
+        finally:
+            GenerateAssignmentApp.clear_instance()
+
+
+def _grade(course: Path, *args: str) -> int:
+    """``python -m tutorial_lib grade ASSIGNMENT ...`` (:func:`tutorial_lib.cli.main`), in
+    this process: the grader (nbgrader's autograde) runs here, every submission's notebook
+    and code in the sandbox as always. Its exit code; its log goes to the logfile the course's config names."""
+    from nbgrader.apps.autogradeapp import AutogradeApp
+
+    from tutorial_lib import cli
+
+    argv = ["grade", ASSIGNMENT, "--course", str(course), "--memory-mb", str(MEMORY_MB), *args]
+    with _in_course(course):
+        try:
+            return cli.main(argv)
+        finally:
+            AutogradeApp.clear_instance()
 
 
 def _cell(nb, grade_id):
@@ -129,8 +179,10 @@ socket.create_connection(("127.0.0.1", PORT), timeout=5).sendall(b"hostile")
 def graded(tmp_path_factory):
     _require_the_sandbox()
     course = notebook_tools.make_course(tmp_path_factory.mktemp("course"), timeout=TIMEOUT)
-    generated = _run(course, "-m", "nbgrader", "generate_assignment", ASSIGNMENT, "--force")
-    assert generated.returncode == 0, generated.stderr
+    log = tmp_path_factory.mktemp("log") / "nbgrader.log"  # every command's, outside the course
+    with open(course / "nbgrader_config.py", "a") as config:
+        config.write(f"c.NbGrader.logfile = {str(log)!r}\n")
+    _release(course)
     release = course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     source = nbformat.read(course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
 
@@ -212,18 +264,17 @@ def graded(tmp_path_factory):
         nbformat.write(nb, folder / f"{ASSIGNMENT}.ipynb")
 
     package_before = PACKAGE_FILE.read_bytes()
-    grade = ("-m", "tutorial_lib", "grade", ASSIGNMENT, "--memory-mb", str(MEMORY_MB))
     try:
-        first = _run(course, *grade, "--student", "mallory", "--cell-timeout", str(TIMEOUT))
-        second = _run(  # no notebook runs, only the tasks' calls: dave's waits it out
-            course, *grade, "--student", "[abd]*", "--checks-only", "--cell-timeout", CALL_TIMEOUT
+        first = _grade(course, "--student", "mallory", "--cell-timeout", str(TIMEOUT))
+        second = _grade(  # no notebook runs, only the tasks' calls: dave's waits it out
+            course, "--student", "[abd]*", "--checks-only", "--cell-timeout", CALL_TIMEOUT
         )
     finally:
         stop.set()
         package_after = PACKAGE_FILE.read_bytes()
         if package_after != package_before:  # the sandbox failed: put the package back
             PACKAGE_FILE.write_bytes(package_before)
-    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert first == 0 and second == 0, log.read_text()
 
     from nbgrader.api import Gradebook
 
@@ -248,7 +299,7 @@ def graded(tmp_path_factory):
         "course": course,
         "heard": heard,
         "package_changed": package_after != package_before,
-        "log": first.stderr + second.stderr,
+        "log": log.read_text(),
     }
 
 

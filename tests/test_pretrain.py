@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from tutorial_lib import checkpoints, pretrain
+from tutorial_lib import checkpoints, pretrain, training
 
 
 def test_a_later_lesson_loads_an_earlier_ones_results_while_pretrain_records(tmp_path, monkeypatch):
+    monkeypatch.delenv(checkpoints.STORE_ENV, raising=False)  # unset again afterwards
     loaded = {}
 
     def record(path, profile, root, mode="record"):
@@ -24,28 +25,36 @@ def test_a_later_lesson_loads_an_earlier_ones_results_while_pretrain_records(tmp
         return 0.1
 
     monkeypatch.setattr(pretrain, "record_lesson", record)
+    monkeypatch.setattr(pretrain.notebook_tools, "code_digest", lambda path: f"code of {path.stem}")
     monkeypatch.setattr(pretrain, "seed_recipes", lambda store, profile: {"rows": []})
     store = pretrain.pretrain(
         "fast", lessons=[Path("01_earlier.ipynb"), Path("02_later.ipynb")], seeds=1, root=tmp_path
     )
     assert loaded == {"value": "recorded by 01_earlier"}
-    assert json.loads((store / "02_later" / checkpoints.RECORD_FILE).read_text())["experiments"]
+    later = json.loads((store / "02_later" / checkpoints.RECORD_FILE).read_text())
+    assert later["experiments"]
+    assert later["code_sha256"] == "code of 02_later", "which code the results came from"
+    checkpoints.Lesson("02_later", "fast", pretrained=True).check()  # its checksums hold
     timings = json.loads((store / pretrain.LESSONS_FILE).read_text())
     assert set(timings["load_seconds"]) == {"01_earlier", "02_later"}
 
 
 def test_recording_one_lesson_again_keeps_the_others_timings_and_spread(tmp_path, monkeypatch):
+    monkeypatch.delenv(checkpoints.STORE_ENV, raising=False)  # unset again afterwards
     runs_of = {"record": [], "1": [], "0": []}
 
     def record(path, profile, root, mode="record"):
         monkeypatch.setenv(checkpoints.STORE_ENV, str(root))
         runs_of[mode].append((path.stem, profile.name))
         if mode == "record":
-            checkpoints.Lesson(path.stem, profile, pretrained="record")
+            lesson = checkpoints.Lesson(path.stem, profile, pretrained="record")
+            (lesson.folder / "tiny").mkdir(exist_ok=True)  # a run the lesson trained
+            (lesson.folder / "tiny" / training.METRICS_FILE).write_text("{}")
         return {"record": 100.0, "1": 10.0, "0": 1.0}[mode]
 
     lessons = [Path("00_setup.ipynb"), Path("01_trains.ipynb"), Path("02_trains.ipynb")]
     monkeypatch.setattr(pretrain, "record_lesson", record)
+    monkeypatch.setattr(pretrain.notebook_tools, "code_digest", lambda path: "")
     monkeypatch.setattr(pretrain, "training_lessons", lambda: lessons[1:])
     monkeypatch.setattr(pretrain.notebook_tools, "lesson_notebooks", lambda: lessons)
     monkeypatch.setattr(pretrain, "seed_recipes", lambda store, profile: {"rows": []})
@@ -54,7 +63,10 @@ def test_recording_one_lesson_again_keeps_the_others_timings_and_spread(tmp_path
         "spread",
         lambda store, profile, seeds, names: {n: {"seeds": seeds} for n in names},
     )
+    referenced = []
+    monkeypatch.setattr(pretrain.fingerprints, "record_reference", referenced.append)
     store = pretrain.pretrain("cpu", seeds=3, root=tmp_path)
+    assert referenced == [store / "01_trains" / "tiny", store / "02_trains" / "tiny"]
     timings = json.loads((store / pretrain.LESSONS_FILE).read_text())
     assert timings["record_seconds"] == {"00_setup": 1.0, "01_trains": 100.0, "02_trains": 100.0}
     assert timings["load_seconds"]["00_setup"] == 1.0, "a lesson that trains nothing loads nothing"
@@ -73,6 +85,7 @@ def test_a_lesson_that_fails_while_recording_leaves_its_last_version(tmp_path, m
     """A failing cell (or a kill) half-way through a lesson: the store keeps the lesson as
     it was, checksums and all; the next pretrain swaps the new one in. Without --out, the
     store goes to the per-user data folder, not into the package."""
+    monkeypatch.delenv(checkpoints.STORE_ENV, raising=False)  # unset again afterwards
     attempts = []
 
     def record(path, profile, root, mode="record"):
@@ -87,6 +100,7 @@ def test_a_lesson_that_fails_while_recording_leaves_its_last_version(tmp_path, m
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     monkeypatch.setattr(pretrain, "record_lesson", record)
+    monkeypatch.setattr(pretrain.notebook_tools, "code_digest", lambda path: "")
     monkeypatch.setattr(pretrain, "seed_recipes", lambda store, profile: {"rows": []})
     lessons = [Path("01_lesson.ipynb")]
     store = pretrain.pretrain("fast", lessons=lessons, seeds=1)

@@ -11,6 +11,11 @@ from tutorial_lib.profiles import PROFILES
 TINY = vae.VAEConfig(kind="dense", latent_dim=3, hidden_units=(16, 8), epochs=1, train_examples=64)
 
 
+# The fast profile's VAE in miniature, for the tests of a run's life cycle (train, score,
+# save, sample): what they prove does not depend on the sizes.
+TINY_RUN = dataclasses.replace(TINY, batch_size=32)
+
+
 def _binary_images(n=32, seed=0):
     return (np.random.default_rng(seed).random((n, 28, 28, 1)) > 0.7).astype(np.float32)
 
@@ -98,6 +103,7 @@ def test_mixed_precision_keeps_losses_float32_and_finite():
 def test_save_and_load_round_trip(tmp_path):
     model = vae.build_model(TINY, seed=0)
     x = _binary_images(4)
+    model.run_eagerly = True  # one step: not worth tracing (test_training_lowers_... traces)
     model.fit(x, batch_size=4, epochs=1, verbose=0)  # a trained model, optimizer state included
     model.save(tmp_path / "vae.keras")
     loaded = keras.models.load_model(tmp_path / "vae.keras")
@@ -143,7 +149,9 @@ def test_importance_weighted_nll_is_tighter_than_the_elbo():
     assert nll > 0
 
 
-def test_a_stochastically_binarised_vae_trains_and_is_scored_on_its_data_model():
+def test_a_stochastically_binarised_vae_trains_and_is_scored_on_its_data_model(monkeypatch):
+    assert vae.config_for("vae", "cpu").binarization == "threshold"  # notebook 02's data
+    monkeypatch.setitem(vae.CONFIGS, "fast", TINY_RUN)
     from tutorial_lib import data, runs
 
     run = runs.train("vae", "fast", binarization="stochastic")
@@ -153,12 +161,12 @@ def test_a_stochastically_binarised_vae_trains_and_is_scored_on_its_data_model()
     )
     terms = vae.negative_elbo(run.model, x_test)
     assert run.record["nll"] == pytest.approx(terms["negative_elbo"], rel=0.05)
-    assert vae.config_for("vae", "cpu").binarization == "threshold"  # notebook 02's data
 
 
-def test_cli_trains_and_samples_a_vae(tmp_path):
+def test_cli_trains_and_samples_a_vae(tmp_path, monkeypatch):
     from tutorial_lib import cli
 
+    monkeypatch.setitem(vae.CONFIGS, "fast", TINY_RUN)
     run = tmp_path / "run"
     argv = ["train", "vae", "--dataset", "mnist", "--profile", "fast", "--out", str(run)]
     assert cli.main(argv) == 0
@@ -243,6 +251,7 @@ def test_mixture_prior_vae_samples_from_its_fitted_prior_and_survives_saving(tmp
     keras.utils.set_random_seed(0)
     model = vae.build_model(MIXTURE, seed=0)
     assert isinstance(model, vae.MixturePriorVAE) and model.prior.components == 2
+    model.run_eagerly = True  # one step: not worth tracing
     model.fit(_binary_images(4), batch_size=4, epochs=1, verbose=0)  # optimizer state too
     vae.fit_prior(model, _binary_images(32), seed=0)
     codes = model.prior.sample(6, seed=2)
@@ -273,7 +282,7 @@ def test_monte_carlo_elbo_agrees_with_the_closed_form_for_the_normal_prior():
     )
 
 
-def test_mixture_prior_config_and_training_fit_the_prior():
+def test_mixture_prior_config_and_training_fit_the_prior(monkeypatch):
     from tutorial_lib import runs
 
     config = vae.config_for("vae_mixture_prior", "fast")
@@ -284,6 +293,8 @@ def test_mixture_prior_config_and_training_fit_the_prior():
     )
     with pytest.raises(ValueError, match="Unknown VAE"):
         vae.config_for("vae_flow_prior", "fast")
+    tiny = vae.MixturePriorConfig(**{**dataclasses.asdict(TINY_RUN), "prior_components": 2})
+    monkeypatch.setitem(vae.MIXTURE_PRIOR_CONFIGS, "fast", tiny)
     run = runs.train("vae_mixture_prior", "fast")
     means = np.asarray(run.model.prior.means)
     assert np.abs(means).sum() > 0, "the prior was fitted"

@@ -254,6 +254,16 @@ def verify(root: Path, files: list[Path]) -> None:
         raise CheckpointError(next(iter(problems.values())))
 
 
+def note_code(lesson: str, profile: str | Profile | None, digest: str) -> None:
+    """Write into a lesson's staged record which code it was recorded from
+    (``code_sha256``: :func:`tutorial_lib.notebook_tools.code_digest` of its notebook),
+    before :func:`install_lesson` swaps it in."""
+    path = staging_dir(get_profile(profile).name, lesson) / RECORD_FILE
+    record = json.loads(path.read_text())
+    record["code_sha256"] = digest
+    safe_io.atomic_write_text(path, json.dumps(record, indent=1, allow_nan=False) + "\n")
+
+
 def install_lesson(lesson: str, profile: str | Profile | None = None) -> Path:
     """Swap the lesson recorded in its staging folder into the store, with its checksums,
     in one step (:func:`tutorial_lib.safe_io.swap_in`): until then the lesson's last

@@ -29,6 +29,7 @@ if any).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -80,6 +81,17 @@ def lesson_notebooks() -> list[Path]:
     """The lessons, in order (``notebooks/NN_*.ipynb``, a lesson's second part
     ``notebooks/NNb_*.ipynb`` right after its first)."""
     return sorted((ROOT / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
+
+
+def code_digest(path: str | Path) -> str:
+    """The SHA-256 of a notebook's code cells, in order (Markdown and outputs left out):
+    which code a lesson's shipped results were recorded from."""
+    nb = nbformat.read(Path(path), as_version=4)
+    digest = hashlib.sha256()
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            digest.update(cell.source.strip().encode("utf-8") + b"\0")
+    return digest.hexdigest()
 
 
 def execute(path: str | Path, environment: dict | None = None, *, timeout: int = 1800):

@@ -10,7 +10,10 @@
    included), and its headline figures over the seeds go to ``spread.json``.
 3. The seed documents' recipes (:mod:`tutorial_lib.baselines`) train for as many
    seconds as the lesson's model took, on the same machine: ``bench.json``.
-4. ``SHA256SUMS`` over the store, and the total size (at most 25 MB).
+4. ``SHA256SUMS`` over the store, and the total size (at most 25 MB). Before that, every
+   run recorded (but the fast profile's) is checked again in full from its shipped
+   half-precision model, and its fingerprint written beside it
+   (:func:`tutorial_lib.fingerprints.record_reference`), which the tests check it by.
 5. Every lesson once more with the switch on (loading what step 1 wrote): how long
    a class waits with the shipped checkpoints; and every lesson in the ``fast``
    profile. ``lessons.json`` holds each lesson's seconds all three ways (a lesson
@@ -38,7 +41,17 @@ import shutil
 import time
 from pathlib import Path
 
-from tutorial_lib import bench, checkpoints, families, notebook_tools, runs, safe_io, stores
+from tutorial_lib import (
+    bench,
+    checkpoints,
+    families,
+    fingerprints,
+    notebook_tools,
+    runs,
+    safe_io,
+    stores,
+    training,
+)
 from tutorial_lib.profiles import Profile, get_profile
 
 SPREAD_FILE = checkpoints.SPREAD_FILE
@@ -202,9 +215,14 @@ def _pretrain(profile, lessons, seeds, root, store) -> Path:
     for path in paths:
         with _env(checkpoints.STORE_ENV, str(root)):  # where the lesson recorded itself
             seconds = record_lesson(path, profile, root)
+            checkpoints.note_code(path.stem, profile, notebook_tools.code_digest(path))
             checkpoints.install_lesson(path.stem, profile)  # later lessons load it
         timings["record_seconds"][path.stem] = round(seconds, 1)
         print(f"recorded {path.stem} in {seconds:.0f} s")
+    if profile.name != "fast":  # the suite checks the shipped runs by their references
+        for path in paths:
+            for metrics in sorted((store / path.stem).glob(f"*/{training.METRICS_FILE}")):
+                fingerprints.record_reference(metrics.parent)
     if seeds > 1:
         found = _read_json(store / SPREAD_FILE) or {}
         found.update(spread(store, profile, seeds, [path.stem for path in paths]))
