@@ -265,6 +265,17 @@ def _with_random_weights(model):
     return model
 
 
+def test_the_unet_takes_the_same_step_traced_into_a_graph():
+    """The pixel U-Net (the gpu profile's network, and the guided model's of lesson 05b)
+    through the same training step, traced: its backward pass through group norms and
+    attention builds as a graph and moves its output layer (one level: the fewest layers)."""
+    model = diffusion.build_model(dataclasses.replace(TINY_TRAIN, channel_mults=(1,)), seed=0)
+    before = model.network.get_weights()[-2].copy()
+    history = _fit(model, _images(8), steps=1)
+    assert np.isfinite(history.history["loss"][-1])
+    assert not np.allclose(before, model.network.get_weights()[-2])
+
+
 def test_one_train_step_updates_the_weights_and_their_average(trained):
     model, history, before = trained
     loss = history.history["loss"][-1]
