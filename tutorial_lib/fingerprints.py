@@ -10,7 +10,7 @@ The **fingerprint** of a run (:func:`fingerprint`) is what the loaded model give
 small fixed input: its own figure (the test MSE, or the negative log-likelihood or its
 bound, nats per image or per character) on the first :data:`EXAMPLES` test images (or
 windows of validation text), and its first samples drawn with the recorded seed.
-:func:`record_references` runs the full check of every run and only then writes its
+:func:`record_reference` runs the full check of a run and only then writes its
 fingerprint beside it (``reference.npz``, listed in ``SHA256SUMS``), so a reference is one
 the recorded figures were reproduced with. :func:`reference_problems` then checks a run in
 seconds: its files match their checksums, and the model, loaded again, gives its
@@ -163,11 +163,6 @@ def record_reference(folder: Path) -> Path:
     store = folder.parent.parent
     relative = f"{folder.relative_to(store).as_posix()}/{REFERENCE_FILE}"
     return checkpoints.commit_file(store, relative, buffer.getvalue())
-
-
-def record_references(profile: str = "cpu") -> list[Path]:
-    """:func:`record_reference` of every shipped run of ``profile``."""
-    return [record_reference(folder) for folder in shipped_runs(profile)]
 
 
 def main(argv: list[str] | None = None) -> int:
