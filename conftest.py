@@ -5,7 +5,11 @@ Notebook kernels started by nbval inherit these environment variables.
 
 import copy
 import os
+import shutil
 import socket
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -132,9 +136,41 @@ def _start_order(item) -> tuple:
     return ({"notebooks": 1, "exercises": 2}.get(item.path.parent.name, 3), 0)
 
 
+FORKED_KERNEL = "tutorial-forked"
+
+
+def _use_forked_kernels(config) -> None:
+    """The notebooks' kernels forked from one process that has imported the package
+    (tests/forked_kernels.py), started now, while the first tests run."""
+    from jupyter_client.kernelspec import KernelSpec
+    from nbval import kernel
+
+    folder = tempfile.mkdtemp(prefix="kernels-")
+    path = os.path.join(folder, "template")
+    script = str(Path(__file__).resolve().parent / "tests" / "forked_kernels.py")
+    template = subprocess.Popen([sys.executable, script, "serve", path], stdin=subprocess.DEVNULL)
+    spec = KernelSpec(
+        argv=[sys.executable, script, "launch", path, "-f", "{connection_file}"],
+        display_name="Python 3 (forked)",
+        language="python",
+    )
+    original = kernel.NbvalKernelspecManager.get_kernel_spec
+
+    def get_kernel_spec(self, kernel_name):
+        return spec if kernel_name == FORKED_KERNEL else original(self, kernel_name)
+
+    kernel.NbvalKernelspecManager.get_kernel_spec = get_kernel_spec
+    config.option.nbval_kernel_name = FORKED_KERNEL
+    config.add_cleanup(lambda: (template.kill(), template.wait(), shutil.rmtree(folder, True)))
+
+
 def pytest_collection_modifyitems(config, items):
     items.sort(key=_start_order)  # stable: a file's tests keep their order
     items[:] = _with_lesson_decks(items)
+    if os.environ.get("TUTORIAL_FORKED_KERNELS", "1") != "0" and any(
+        item.path.suffix == ".ipynb" for item in items
+    ):
+        _use_forked_kernels(config)
     if config.getoption("--run-browser"):
         return
     skip = pytest.mark.skip(reason="real-browser test: run with --run-browser (make test does)")
