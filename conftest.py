@@ -25,6 +25,11 @@ os.environ.setdefault("TUTORIAL_PRETRAINED", "auto")
 # cell's outputs, so a slide deck can be built from the very execution nbval checks.
 os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The test processes outnumber the cores (`make test`: three on two): one thread each for
+# TensorFlow's and NumPy's arithmetic, so that no process's threads wait spinning for a
+# core another process holds.
+for _threads in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+    os.environ.setdefault(_threads, "1")
 _SHARED_DATA = Path(__file__).resolve().parent.parent / "shared" / "data"
 if "TUTORIAL_DATA_DIR" not in os.environ and _SHARED_DATA.is_dir():
     os.environ["TUTORIAL_DATA_DIR"] = str(_SHARED_DATA)
