@@ -142,20 +142,50 @@ def _start_order(item) -> tuple:
 
 
 FORKED_KERNEL = "tutorial-forked"
+TEMPLATE_ENV = "TUTORIAL_KERNEL_TEMPLATE"  # where the template listens, for every worker
+_FORKED_KERNELS_SCRIPT = str(Path(__file__).resolve().parent / "tests" / "forked_kernels.py")
+
+
+def _may_run_notebooks(config) -> bool:
+    """Whether this run's paths name a notebook or a folder that holds one."""
+    for arg in config.args or config.getini("testpaths"):
+        path = Path(config.invocation_params.dir, str(arg).split("::")[0])
+        if path.suffix == ".ipynb" or (path.is_dir() and next(path.rglob("*.ipynb"), None)):
+            return True
+    return False
+
+
+def pytest_configure(config):
+    """The notebooks' kernels are forked from one process that has imported the package
+    (tests/forked_kernels.py): the first process starts it, while the first tests run,
+    and the test workers it starts (pytest-xdist) inherit its address."""
+    if hasattr(config, "workerinput") or TEMPLATE_ENV in os.environ:
+        return
+    if os.environ.get("TUTORIAL_FORKED_KERNELS", "1") == "0" or not _may_run_notebooks(config):
+        return
+    folder = tempfile.mkdtemp(prefix="kernels-")
+    path = os.path.join(folder, "template")
+    argv = [sys.executable, _FORKED_KERNELS_SCRIPT, "serve", path]
+    template = subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+    os.environ[TEMPLATE_ENV] = path
+
+    def stop():
+        template.kill()
+        template.wait()
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop(TEMPLATE_ENV, None)
+
+    config.add_cleanup(stop)
 
 
 def _use_forked_kernels(config) -> None:
-    """The notebooks' kernels forked from one process that has imported the package
-    (tests/forked_kernels.py), started now, while the first tests run."""
+    """nbval's kernels: launched through the template, each a kernel of its own."""
     from jupyter_client.kernelspec import KernelSpec
     from nbval import kernel
 
-    folder = tempfile.mkdtemp(prefix="kernels-")
-    path = os.path.join(folder, "template")
-    script = str(Path(__file__).resolve().parent / "tests" / "forked_kernels.py")
-    template = subprocess.Popen([sys.executable, script, "serve", path], stdin=subprocess.DEVNULL)
+    argv = [sys.executable, _FORKED_KERNELS_SCRIPT, "launch", os.environ[TEMPLATE_ENV]]
     spec = KernelSpec(
-        argv=[sys.executable, script, "launch", path, "-f", "{connection_file}"],
+        argv=[*argv, "-f", "{connection_file}"],
         display_name="Python 3 (forked)",
         language="python",
     )
@@ -166,15 +196,12 @@ def _use_forked_kernels(config) -> None:
 
     kernel.NbvalKernelspecManager.get_kernel_spec = get_kernel_spec
     config.option.nbval_kernel_name = FORKED_KERNEL
-    config.add_cleanup(lambda: (template.kill(), template.wait(), shutil.rmtree(folder, True)))
 
 
 def pytest_collection_modifyitems(config, items):
     items.sort(key=_start_order)  # stable: a file's tests keep their order
     items[:] = _with_lesson_decks(items)
-    if os.environ.get("TUTORIAL_FORKED_KERNELS", "1") != "0" and any(
-        item.path.suffix == ".ipynb" for item in items
-    ):
+    if TEMPLATE_ENV in os.environ and any(item.path.suffix == ".ipynb" for item in items):
         _use_forked_kernels(config)
     if config.getoption("--run-browser"):
         return
