@@ -155,6 +155,27 @@ def test_a_new_family_trains_and_samples_from_its_registry_entry(tmp_path, fake_
     assert np.all(images == 0.25)
 
 
+def test_a_new_family_appears_in_the_bench_and_in_the_comparison_table(tmp_path, fake_family):
+    """The bench and notebook 07's tables take every family of the registry: the new one
+    too, from its module and its entry alone."""
+    from tutorial_lib import bench, compare, data, runs
+    from tutorial_lib.profiles import PROFILES
+
+    out = tmp_path / "bench"
+    rows = bench.run_bench(PROFILES["fast"], models=[fake_family], out_dir=out)
+    assert [row["model"] for row in rows] == [fake_family] and rows[0]["train_seconds"] > 0
+    assert f"| {fake_family} |" in (out / "bench.md").read_text()
+    assert fake_family in compare.table_families()
+    run = runs.load(out / "runs" / fake_family)
+    images, _ = data.load_images("mnist", "test", limit=2)
+    found = compare.measure(fake_family, run, images, samples=20)
+    assert found["samples"].shape == (10, 28, 28, 1) and "interpolation" not in found
+    row = compare.table_row(fake_family, found["record"])
+    assert row["model"] == fake_family and row["lesson"] == "00_setup"
+    assert row["latent space"] == compare.LATENT_SPACES["none"]
+    assert set(compare.MEASURED_COLUMNS + compare.NATURE_COLUMNS) <= set(row)
+
+
 def test_sampling_a_missing_run_exits_1_with_advice(tmp_path, fake_family, capsys):
     argv = ["sample", fake_family, "--run", str(tmp_path), "--out", str(tmp_path / "s.npy")]
     assert cli.main(argv) == 1

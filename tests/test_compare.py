@@ -1,4 +1,4 @@
-"""Notebook 07's comparison: units, table rows from records and spreads, walks through
+"""Notebook 07's comparison: table rows from records and spreads, walks through
 latent spaces, and the rules that decide the seeds' claims."""
 
 import json
@@ -8,21 +8,6 @@ import numpy as np
 import pytest
 
 from tutorial_lib import checkpoints, compare, families, profiles, training
-
-
-def test_convert_goes_between_every_pair_of_units():
-    assert compare.convert(86.76, "nats per image", "bits per dimension") == pytest.approx(
-        0.15965, abs=1e-4
-    )
-    assert compare.convert(
-        1.5, "bits per dimension", "nats per image", dimensions=200
-    ) == pytest.approx(1.5 * math.log(2) * 200)
-    for source in compare.UNITS:
-        for target in compare.UNITS:
-            there = compare.convert(3.0, source, target, dimensions=10)
-            assert compare.convert(there, target, source, dimensions=10) == pytest.approx(3.0)
-    with pytest.raises(ValueError, match="nats per image"):
-        compare.convert(1.0, "bits per pixel", "nats per image")
 
 
 def test_the_table_takes_the_autoencoder_and_every_image_family_of_the_registry():

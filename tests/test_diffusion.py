@@ -5,7 +5,7 @@ import keras
 import numpy as np
 import pytest
 
-from tutorial_lib import denoisers, diffusion, runs, vae
+from tutorial_lib import denoisers, diffusion, runs, samplers, vae
 from tutorial_lib.profiles import PROFILES
 
 # A U-Net of a few thousand weights and a 20-step chain: every test runs in seconds.
@@ -49,9 +49,9 @@ def _conditional(config):
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", diffusion.SCHEDULES)
+@pytest.mark.parametrize("kind", samplers.SCHEDULES)
 def test_schedule_quantities_follow_their_definitions(kind):
-    s = diffusion.make_schedule(kind, 100)
+    s = samplers.make_schedule(kind, 100)
     assert s.timesteps == 100 and s.kind == kind
     assert np.all((s.betas > 0) & (s.betas < 1))
     np.testing.assert_allclose(s.alphas, 1 - s.betas)
@@ -68,15 +68,15 @@ def test_schedule_quantities_follow_their_definitions(kind):
 
 
 def test_linear_schedule_is_ddpms_and_scales_with_the_length():
-    s = diffusion.make_schedule("linear", 1000)
+    s = samplers.make_schedule("linear", 1000)
     assert s.betas[0] == pytest.approx(1e-4) and s.betas[-1] == pytest.approx(0.02)
-    short = diffusion.make_schedule("linear", 100)
+    short = samplers.make_schedule("linear", 100)
     assert short.betas[0] == pytest.approx(1e-3) and short.betas[-1] == pytest.approx(0.2)
 
 
 def test_cosine_alpha_bar_has_the_closed_form():
     T, s = 1000, 0.008
-    schedule = diffusion.make_schedule("cosine", T)
+    schedule = samplers.make_schedule("cosine", T)
     t = np.arange(1, T + 1)
     f = np.cos((t / T + s) / (1 + s) * np.pi / 2) ** 2 / np.cos(s / (1 + s) * np.pi / 2) ** 2
     # The last few betas are capped at 0.999, so compare where no cap applies.
@@ -84,21 +84,21 @@ def test_cosine_alpha_bar_has_the_closed_form():
 
 
 def test_cosine_keeps_more_signal_midway_than_linear():
-    linear, cosine = (diffusion.make_schedule(k, 1000) for k in ("linear", "cosine"))
+    linear, cosine = (samplers.make_schedule(k, 1000) for k in ("linear", "cosine"))
     assert cosine.alpha_bars[500] > 3 * linear.alpha_bars[500]
 
 
 def test_bad_schedule_arguments_are_explained():
     with pytest.raises(ValueError, match="choose one of"):
-        diffusion.make_schedule("quadratic", 10)
+        samplers.make_schedule("quadratic", 10)
     with pytest.raises(ValueError, match="at least 2"):
-        diffusion.make_schedule("linear", 1)
+        samplers.make_schedule("linear", 1)
 
 
-@pytest.mark.parametrize("kind", diffusion.SCHEDULES)
+@pytest.mark.parametrize("kind", samplers.SCHEDULES)
 def test_forward_samples_have_the_closed_form_mean_and_variance(kind):
     """x_t ~ N(sqrt(abar_t) x_0, (1 - abar_t) I), checked on 200,000 draws per step."""
-    schedule = diffusion.make_schedule(kind, 100)
+    schedule = samplers.make_schedule(kind, 100)
     rng = np.random.default_rng(0)
     n = 200_000
     x0 = np.full((n, 2), [0.8, -0.5], np.float32)
@@ -111,23 +111,23 @@ def test_forward_samples_have_the_closed_form_mean_and_variance(kind):
 
 
 def test_q_sample_uses_each_examples_own_step():
-    schedule = diffusion.make_schedule("linear", 50)
+    schedule = samplers.make_schedule("linear", 50)
     x0 = np.ones((3, 4), np.float32)
     xt = np.asarray(diffusion.q_sample(schedule, x0, np.array([0, 10, 49]), np.zeros_like(x0)))
     np.testing.assert_allclose(xt[:, 0], np.sqrt(schedule.alpha_bars[[0, 10, 49]]), rtol=1e-6)
 
 
 def test_predict_x0_inverts_the_forward_process():
-    schedule = diffusion.make_schedule("cosine", 50)
+    schedule = samplers.make_schedule("cosine", 50)
     rng = np.random.default_rng(1)
     x0, noise = rng.standard_normal((2, 5)), rng.standard_normal((2, 5))
     xt = np.asarray(diffusion.q_sample(schedule, x0, np.array([17, 17]), noise))
-    np.testing.assert_allclose(diffusion.predict_x0(schedule, xt, noise, 17), x0, atol=1e-4)
+    np.testing.assert_allclose(samplers.predict_x0(schedule, xt, noise, 17), x0, atol=1e-4)
 
 
 def test_posterior_mean_maps_the_noiseless_path_one_step_back():
     """If x_t = sqrt(abar_t) x_0 exactly, the posterior mean is sqrt(abar_{t-1}) x_0."""
-    schedule = diffusion.make_schedule("linear", 100)
+    schedule = samplers.make_schedule("linear", 100)
     x0 = np.array([[0.3, -0.7]])
     for t in (1, 50, 99):
         xt = np.sqrt(schedule.alpha_bars[t]) * x0
@@ -138,7 +138,7 @@ def test_posterior_mean_maps_the_noiseless_path_one_step_back():
 def test_posterior_matches_a_monte_carlo_regression():
     """Sample x_{t-1} ~ q(. | x_0), then x_t ~ q(. | x_{t-1}): regressing x_{t-1} on x_t
     gives the posterior mean's slope and its residual variance the posterior variance."""
-    schedule, t = diffusion.make_schedule("cosine", 100), 40
+    schedule, t = samplers.make_schedule("cosine", 100), 40
     rng = np.random.default_rng(2)
     n, x0 = 400_000, 0.6
     prev = np.sqrt(schedule.alpha_bars[t - 1]) * x0 + np.sqrt(
@@ -178,7 +178,7 @@ def test_time_embedding_is_float32_and_tells_times_apart():
 
 
 def test_the_network_sees_the_step_as_a_time_in_the_unit_interval():
-    times = np.asarray(diffusion.time_of(np.array([0, 499, 999]), 1000))
+    times = np.asarray(samplers.time_of(np.array([0, 499, 999]), 1000))
     np.testing.assert_allclose(times, [0.001, 0.5, 1.0], rtol=1e-6)
 
 
@@ -342,22 +342,22 @@ def test_training_data_is_in_the_models_space():
 
 
 def test_sampling_steps_are_an_even_descending_subsequence():
-    steps = diffusion.sampling_steps(1000, 10)
+    steps = samplers.sampling_steps(1000, 10)
     assert steps[0] == 999 and steps[-1] == 0 and len(steps) == 10
     assert np.all(np.diff(steps) < 0)
-    assert list(diffusion.sampling_steps(5, 5)) == [4, 3, 2, 1, 0]
+    assert list(samplers.sampling_steps(5, 5)) == [4, 3, 2, 1, 0]
     with pytest.raises(ValueError, match="steps must lie in"):
-        diffusion.sampling_steps(20, 21)
+        samplers.sampling_steps(20, 21)
 
 
 def test_ddim_with_eta_zero_is_deterministic(random_model):
-    schedule = diffusion.make_schedule("cosine", 20)
+    schedule = samplers.make_schedule("cosine", 20)
     rng = np.random.default_rng(0)
     xt, eps = rng.standard_normal((2, 4, 3))
-    first = diffusion.ddim_step(
+    first = samplers.ddim_step(
         schedule, xt, eps, 15, 10, eta=0.0, noise=rng.standard_normal((4, 3))
     )
-    again = diffusion.ddim_step(
+    again = samplers.ddim_step(
         schedule, xt, eps, 15, 10, eta=0.0, noise=rng.standard_normal((4, 3))
     )
     np.testing.assert_array_equal(first, again)
@@ -378,12 +378,12 @@ def test_ddim_with_eta_one_and_every_step_is_ddpm(random_model):
 
 
 def test_ddim_step_to_clean_data_returns_the_x0_estimate():
-    schedule = diffusion.make_schedule("linear", 20)
+    schedule = samplers.make_schedule("linear", 20)
     rng = np.random.default_rng(5)
     xt, eps = rng.standard_normal((2, 3))
     np.testing.assert_allclose(
-        diffusion.ddim_step(schedule, xt, eps, 7, -1),
-        diffusion.predict_x0(schedule, xt, eps, 7),
+        samplers.ddim_step(schedule, xt, eps, 7, -1),
+        samplers.predict_x0(schedule, xt, eps, 7),
         rtol=1e-5,
     )
 
@@ -403,7 +403,7 @@ def test_guidance_formula():
 
 def test_a_sampler_is_a_step_object_driven_by_one_loop(random_model):
     """The loop calls `step` once per (t, t_next) pair; DDIM's pairs walk its subsequence."""
-    sampler = diffusion.DDIMSampler(random_model.schedule, steps=4)
+    sampler = samplers.DDIMSampler(random_model.schedule, steps=4)
     assert [t for t, _ in sampler.times()] == list(sampler.path)
     assert sampler.times()[-1][1] == -1
     seen = []
@@ -413,13 +413,13 @@ def test_a_sampler_is_a_step_object_driven_by_one_loop(random_model):
         return np.zeros_like(x)
 
     start = np.ones((2, 3), np.float32)
-    out, kept = denoisers.run_sampler(sampler, predict, start, np.random.default_rng(0), keep=[19])
+    out, kept = sampler.run(predict, start, np.random.default_rng(0), keep=[19])
     assert seen == list(sampler.path) and kept[19] is start
     # With zero predicted noise DDIM keeps x_0 = x_t / sqrt(abar_t) from the first step on.
     np.testing.assert_allclose(
         out, start / np.sqrt(random_model.schedule.alpha_bars[19]), rtol=1e-5
     )
-    ddpm = diffusion.DDPMSampler(random_model.schedule)
+    ddpm = samplers.DDPMSampler(random_model.schedule)
     assert len(ddpm.times()) == TINY.timesteps and ddpm.times()[0] == (19, 18)
 
 
@@ -583,16 +583,19 @@ def test_v_prediction_targets_the_velocity():
     np.testing.assert_allclose(np.asarray(target), expected, rtol=1e-4, atol=1e-4)
 
 
-def test_v_prediction_gives_the_samplers_the_noise():
+@pytest.mark.parametrize("name", ["ddpm", "ddim"])
+def test_the_samplers_turn_a_velocity_into_the_noise(name):
     model = _latent_model(config=TINY_V)
+    sampler = samplers.make(model, name, TINY_V.timesteps)
+    assert model.prediction == sampler.prediction == "v"
     rng = np.random.default_rng(1)
     x0, noise = rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
     for t in (0, 7, TINY_V.timesteps - 1):
         a = model.schedule.alpha_bars[t]
         xt = np.sqrt(a) * x0 + np.sqrt(1 - a) * noise
         velocity = np.sqrt(a) * noise - np.sqrt(1 - a) * x0
-        np.testing.assert_allclose(model.epsilon(xt, velocity, t), noise, rtol=1e-5, atol=1e-5)
-    plain = _latent_model()
+        np.testing.assert_allclose(sampler.epsilon(xt, velocity, t), noise, rtol=1e-5, atol=1e-5)
+    plain = samplers.make(_latent_model(), name, TINY_V.timesteps)
     np.testing.assert_array_equal(plain.epsilon(x0, noise, 3), noise)
 
 

@@ -3,6 +3,7 @@ the same model under the same name in the command line and in the lessons."""
 
 import ast
 import dataclasses
+import inspect
 import json
 from pathlib import Path
 
@@ -22,6 +23,43 @@ def test_every_family_module_defines_the_contract(name):
     module = families.get(name).load()
     missing = [attribute for attribute in families.CONTRACT if not hasattr(module, attribute)]
     assert not missing, f"{module.__name__} lacks {missing}"
+
+
+def _contract_call(function: str) -> tuple[list, dict]:
+    """Placeholder arguments for a call of the contract's ``function`` as
+    :class:`families.FamilyModule` writes it: every parameter it names, none of ``**``."""
+    signature = inspect.signature(getattr(families.FamilyModule, function))
+    args, kwargs = [], {}
+    for parameter in list(signature.parameters.values())[1:]:  # not self
+        if parameter.kind is parameter.POSITIONAL_OR_KEYWORD:
+            args.append(object())
+        elif parameter.kind is parameter.KEYWORD_ONLY:
+            kwargs[parameter.name] = object()
+    return args, kwargs
+
+
+@pytest.mark.parametrize("name", families.names())
+def test_every_family_module_accepts_the_contracts_calls(name):
+    """The contract by signature: each function of a family's module takes the call the life
+    cycle makes (all the parameters :class:`families.FamilyModule` names)."""
+    module = families.get(name).load()
+    assert isinstance(module.CONFIGS, dict)
+    for function in families.CONTRACT[1:]:
+        args, kwargs = _contract_call(function)
+        try:
+            inspect.signature(getattr(module, function)).bind(*args, **kwargs)
+        except TypeError as error:
+            pytest.fail(f"{module.__name__}.{function} does not take the contract's call: {error}")
+
+
+def test_the_contract_check_rejects_a_function_that_misses_a_parameter():
+    args, kwargs = _contract_call("evaluate")
+
+    def evaluate(model, config, *, dataset):  # no profile
+        return {}
+
+    with pytest.raises(TypeError, match="profile"):
+        inspect.signature(evaluate).bind(*args, **kwargs)
 
 
 @pytest.mark.parametrize("name", families.names())

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from tutorial_lib import denoisers, flow_matching, training
+from tutorial_lib import denoisers, flow_matching, samplers, training
 from tutorial_lib.profiles import PROFILES
 
 TINY = dataclasses.replace(
@@ -43,11 +43,11 @@ def test_the_training_pair_is_a_point_on_the_line_and_its_velocity():
     assert 0.7 < noise.std() < 1.3, "the noise is standard normal"
 
 
-@pytest.mark.parametrize("kind", [flow_matching.EulerSampler, flow_matching.HeunSampler])
+@pytest.mark.parametrize("kind", [samplers.EulerSampler, samplers.HeunSampler])
 def test_a_constant_velocity_is_integrated_exactly(kind):
     sampler = kind(5)
     start = np.zeros((2, 3), np.float32)
-    end, _ = denoisers.run_sampler(sampler, lambda x, t: np.full_like(x, 2.0), start, None)
+    end, _ = sampler.run(lambda x, t: np.full_like(x, 2.0), start, None)
     np.testing.assert_allclose(end, 2.0, atol=1e-6)
     assert sampler.times()[0][0] == 0.0 and sampler.times()[-1][1] == 1.0
 
@@ -56,11 +56,11 @@ def test_heun_is_second_order_and_euler_first():
     """dx/dt = x from x(0) = 1: x(1) = e. Halving h halves Euler's error, quarters Heun's."""
 
     def error(kind, steps):
-        end, _ = denoisers.run_sampler(kind(steps), lambda x, t: x, np.ones((1, 1)), None)
+        end, _ = kind(steps).run(lambda x, t: x, np.ones((1, 1)), None)
         return abs(float(end[0, 0]) - np.e)
 
-    euler = [error(flow_matching.EulerSampler, n) for n in (10, 20)]
-    heun = [error(flow_matching.HeunSampler, n) for n in (10, 20)]
+    euler = [error(samplers.EulerSampler, n) for n in (10, 20)]
+    heun = [error(samplers.HeunSampler, n) for n in (10, 20)]
     assert euler[0] / euler[1] == pytest.approx(2.0, rel=0.1)
     assert heun[0] / heun[1] == pytest.approx(4.0, rel=0.1)
     assert heun[1] < euler[1] / 10
@@ -69,9 +69,9 @@ def test_heun_is_second_order_and_euler_first():
 def test_the_exact_velocity_of_a_single_point_brings_euler_to_it():
     """For data that is one point mu, the flow's velocity is (mu - x) / (1 - t)."""
     mu = np.array([[1.5, -2.0]], np.float32)
-    sampler = flow_matching.EulerSampler(4)
+    sampler = samplers.EulerSampler(4)
     start = np.random.default_rng(0).standard_normal((5, 2)).astype(np.float32)
-    end, _ = denoisers.run_sampler(sampler, lambda x, t: (mu - x) / (1.0 - t), start, None)
+    end, _ = sampler.run(lambda x, t: (mu - x) / (1.0 - t), start, None)
     np.testing.assert_allclose(end, np.repeat(mu, 5, axis=0), atol=1e-5)
 
 

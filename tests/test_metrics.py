@@ -190,6 +190,21 @@ def test_logsumexp_is_stable_for_large_values():
     assert np.isfinite(nll)
 
 
+def test_convert_goes_between_every_pair_of_units():
+    assert metrics.convert(86.76, "nats per image", "bits per dimension") == pytest.approx(
+        0.15965, abs=1e-4
+    )
+    assert metrics.convert(
+        1.5, "bits per dimension", "nats per image", dimensions=200
+    ) == pytest.approx(1.5 * math.log(2) * 200)
+    for source in metrics.UNITS:
+        for target in metrics.UNITS:
+            there = metrics.convert(3.0, source, target, dimensions=10)
+            assert metrics.convert(there, target, source, dimensions=10) == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="nats per image"):
+        metrics.convert(1.0, "bits per pixel", "nats per image")
+
+
 def test_bits_per_character():
     assert metrics.bits_per_character(math.log(2)) == 1.0
     assert metrics.bits_per_character(0.0) == 0.0

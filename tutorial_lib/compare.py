@@ -37,33 +37,6 @@ from tutorial_lib import checkpoints, data, families, metrics
 AGREES, DISAGREES, CANNOT_TELL = "agrees", "disagrees", "not shown"
 TIME_FACTOR = 2.0  # timings differ "clearly" when one is at least this many times the other
 CHANCE = 0.05  # a stability difference counts when equal spreads give it less often than this
-UNITS = ("nats per image", "bits per image", "nats per dimension", "bits per dimension")
-
-
-# --------------------------------------------------------------------------
-# Units
-# --------------------------------------------------------------------------
-
-
-def convert(value: float, source: str, target: str, *, dimensions: int = 784) -> float:
-    """A negative log-likelihood from unit ``source`` to unit ``target`` (:data:`UNITS`):
-    nats and bits differ by the factor ln 2 (one bit is ln 2 = 0.693 nats), per item and
-    per dimension by the ``dimensions`` of an item (784 pixels of an MNIST image; 1 for a
-    character, so bits per character are bits per dimension of text)."""
-    for unit in (source, target):
-        if unit not in UNITS:
-            raise ValueError(f"Unknown unit {unit!r}; choose one of {', '.join(UNITS)}.")
-    nats_per_item = float(value)
-    if source.startswith("bits"):
-        nats_per_item *= math.log(2.0)
-    if source.endswith("dimension"):
-        nats_per_item *= dimensions
-    result = nats_per_item
-    if target.endswith("dimension"):
-        result /= dimensions
-    if target.startswith("bits"):
-        result /= math.log(2.0)
-    return result
 
 
 # --------------------------------------------------------------------------
@@ -223,7 +196,7 @@ def table_row(name: str, record: dict, spread: dict | None = None) -> dict:
         "train min over seeds": span([s / 60 for s in seeds.get("train_seconds", [])]),
         "parameters": f"{record['parameters']:,}",
         "likelihood": likelihood_label(record),
-        "latent space": LATENT_SPACES.get(_latent_kind(name), "none"),
+        "latent space": LATENT_SPACES[_latent_kind(name)],
     }
 
 
@@ -249,25 +222,17 @@ def _or_dash(value, spec: str) -> str:
 # Latent spaces: walking from one point to another
 # --------------------------------------------------------------------------
 
-# What a family's latent space is, by the module that holds its code.
-LATENT_KINDS = {
-    "tutorial_lib.autoencoder": "encoder",
-    "tutorial_lib.vae": "encoder",
-    "tutorial_lib.flows": "encoder",
-    "tutorial_lib.gan": "noise",
-    "tutorial_lib.diffusion": "sampler",
-    "tutorial_lib.flow_matching": "sampler",
-}
 LATENT_SPACES = {
     "encoder": "yes: an encoder gives every image its code",
     "noise": "noise z, but no encoder for real images",
     "sampler": "noise, through many steps (not walked here)",
-    None: "none: pixels are drawn one by one",
+    "none": "none: pixels are drawn one by one",
 }
 
 
-def _latent_kind(name: str) -> str | None:
-    return LATENT_KINDS.get(families.get(name).module)
+def _latent_kind(name: str) -> str:
+    """The registry's word for model ``name``'s latent space (:data:`families.LATENTS`)."""
+    return families.get(name).latent
 
 
 def has_encoder(name: str) -> bool:
@@ -925,7 +890,7 @@ def likelihood_rows(result: dict, labels: dict) -> list[dict]:
                     "stochastic binarisation (nats/image)": round(stochastic, 1),
                     "thresholded (nats/image)": round(result[key]["threshold"][kind], 1),
                     "bits/dim (stochastic)": round(
-                        convert(stochastic, "nats per image", "bits per dimension"), 3
+                        metrics.convert(stochastic, "nats per image", "bits per dimension"), 3
                     ),
                 }
             )

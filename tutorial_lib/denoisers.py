@@ -1,5 +1,5 @@
 r"""What diffusion and flow matching share: networks that see noisy data at a time
-:math:`t \in [0, 1]`, the model that trains one, and the loop that runs a sampler.
+:math:`t \in [0, 1]`, the model that trains one, and sampling with a sampler.
 
 Both families train one network on noisy data :math:`x_t` at a random time
 :math:`t` (and, for a class-conditional model, a label :math:`y`), then
@@ -17,11 +17,11 @@ makes (``training_pair``: the network's inputs, and the target it should
 output), keeps an exponential moving average of its weights for sampling, and
 for a latent model holds the decoder that turns samples into pixels.
 
-**Samplers** are small objects with two methods: ``times()`` lists the pairs
-``(t, t_next)`` of the path from noise to data, and ``step(predict, x, t,
-t_next, rng)`` takes one step, calling ``predict(x, t)`` (the network's output)
-as often as it needs. :func:`run_sampler` is the one loop that drives any of
-them, so a new sampler is a new class.
+**Samplers** (:mod:`tutorial_lib.samplers`) are small objects: ``times()`` lists
+the pairs ``(t, t_next)`` of the path from noise to data, and ``step(predict, x, t,
+t_next, rng)`` takes one step, calling ``predict(x, t)`` (the network's output) as
+often as it needs. :func:`sample_codes` gives any of them the network (with the
+labels and guidance asked for) and runs it, so a new sampler is a new class.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from tutorial_lib import data, device, vae
+from tutorial_lib import data, device, samplers, vae
 from tutorial_lib.data import IMAGE_SHAPE, NUM_CLASSES
 from tutorial_lib.profiles import Profile
 from tutorial_lib.training import (
@@ -434,22 +434,6 @@ def predict(network: keras.Model, x, time, labels=None, guidance: float | None =
     return guided(both[:n], both[n:], guidance)
 
 
-def run_sampler(sampler, predict_fn, x, rng: np.random.Generator, keep=()) -> tuple:
-    """Drive ``sampler`` from the noise ``x`` to data: for each ``(t, t_next)`` of
-    ``sampler.times()``, ``x = sampler.step(predict_fn, x, t, t_next, rng)``.
-
-    ``keep`` lists times at which to keep the state (for pictures of the path).
-    Returns ``(x, {t: state})``.
-    """
-    kept = {}
-    keep = {float(t) for t in keep}
-    for t, t_next in sampler.times():
-        if t in keep:
-            kept[t] = x
-        x = sampler.step(predict_fn, x, t, t_next, rng)
-    return x, kept
-
-
 # --------------------------------------------------------------------------
 # Training: the autoencoder of a latent model, then the denoiser
 # --------------------------------------------------------------------------
@@ -601,11 +585,9 @@ def train_model(
 
 def sample_codes(
     model: DenoisingModel,
-    sampler,
+    sampler: samplers.Sampler,
     num: int,
     *,
-    network_time=float,
-    convert=None,
     labels=None,
     guidance: float | None = None,
     seed: int = 0,
@@ -614,14 +596,11 @@ def sample_codes(
     keep=None,
 ) -> np.ndarray | tuple[np.ndarray, dict]:
     r"""``num`` samples in the model's space, from :math:`\mathcal N(0, I)` noise taken to
-    data by ``sampler`` (:func:`run_sampler`), in batches of ``batch_size``.
+    data by ``sampler`` (:meth:`tutorial_lib.samplers.Sampler.run`), in batches of
+    ``batch_size``. The sampler's ``predict(x, t)`` is the network's output at ``x`` and
+    the sampler's :meth:`~tutorial_lib.samplers.Sampler.network_time` of ``t``.
 
     Args:
-        network_time: maps a sampler's time to the network's time input in [0, 1]
-            (a diffusion step ``t`` -> :math:`(t + 1) / T`).
-        convert: ``convert(x, t, output)`` turns the network's output into what the
-            sampler takes (a v-predicting diffusion model's noise estimate); None: the
-            output itself.
         labels: a digit or one per sample (conditional models); None: unconditional.
         guidance: classifier-free guidance scale :math:`w` (None: no guidance).
         seed: seeds the starting noise and every step's noise (NumPy).
@@ -637,11 +616,10 @@ def sample_codes(
         chunk_labels = None if labels is None else labels[start : start + n]
 
         def predict_fn(x, t, chunk_labels=chunk_labels):
-            output = predict(network, x, float(network_time(t)), chunk_labels, guidance)
-            return output if convert is None else convert(x, output, t)
+            return predict(network, x, sampler.network_time(t), chunk_labels, guidance)
 
         x = rng.standard_normal((n, *model.data_shape)).astype(np.float32)
-        x, states = run_sampler(sampler, predict_fn, x, rng, keep=() if keep is None else keep)
+        x, states = sampler.run(predict_fn, x, rng, keep=() if keep is None else keep)
         out.append(x)
         for t, state in states.items():
             kept.setdefault(t, []).append(state)

@@ -23,11 +23,10 @@ with :math:`t` uniform and :math:`\epsilon \sim \mathcal N(0, I)`: one random
 step per image, a mean squared error (:meth:`Diffusion.train_step`). Sampling
 uses an exponential moving average (EMA) of the weights.
 
-**Sampling.** *Ancestral DDPM* (:func:`ddpm_step`) walks back all :math:`T`
-steps through the posterior :math:`q(x_{t-1} \mid x_t, \hat x_0)`. *DDIM*
-(:func:`ddim_step`, Song et al., 2021) jumps between any increasing subset of
-steps; with :math:`\eta = 0` it is deterministic, with :math:`\eta = 1` and
-every step it is DDPM.
+**Sampling** (:mod:`tutorial_lib.samplers`). *Ancestral DDPM* walks back all
+:math:`T` steps through the posterior :math:`q(x_{t-1} \mid x_t, \hat x_0)`. *DDIM*
+(Song et al., 2021) jumps between any decreasing subset of steps; with
+:math:`\eta = 0` it is deterministic, with :math:`\eta = 1` and every step it is DDPM.
 
 **Classifier-free guidance** (Ho & Salimans, 2022): one network learns both
 :math:`\epsilon_\theta(x_t, t, y)` and, with the label replaced by a "null"
@@ -40,37 +39,30 @@ the same process on the codes of an autoencoder, decoded to pixels at the end
 (:class:`LatentDiffusion`): far fewer numbers to denoise, so far cheaper. The
 ``cpu`` profile uses it; the ``gpu`` profile diffuses pixels with a U-Net.
 
-**Samplers** are small step objects (:class:`DDPMSampler`, :class:`DDIMSampler`)
-driven by one loop, :func:`tutorial_lib.denoisers.run_sampler`: a lesson shows
-one ``step``, and a new sampler is a new class.
+**Samplers** are small step objects (:class:`tutorial_lib.samplers.DDPMSampler`,
+:class:`~tutorial_lib.samplers.DDIMSampler`) driven by one loop: a lesson shows one
+``step``, and a new sampler is a new class.
 
 Indices: the code counts steps ``t = 0 .. T-1`` (array positions); step ``t``
 here is step :math:`t + 1` of the papers, so ``alpha_bars[0]`` is
 :math:`\bar\alpha_1 = 1 - \beta_1`. The network sees the step as a time in
-[0, 1], :math:`(t + 1) / T` (:func:`time_of`), so the networks of
+[0, 1], :math:`(t + 1) / T` (:func:`tutorial_lib.samplers.time_of`), so the networks of
 :mod:`tutorial_lib.denoisers` serve diffusion and flow matching alike.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import keras
 import numpy as np
 from keras import ops
 
-from tutorial_lib import denoisers, vae
+from tutorial_lib import denoisers, samplers, vae
 from tutorial_lib.denoisers import to_model_space, to_unit_range  # noqa: F401 (lessons use both)
 from tutorial_lib.profiles import Profile
-from tutorial_lib.training import (
-    Trained,
-)
-
-SCHEDULES = ("linear", "cosine")
-SAMPLERS = ("ddpm", "ddim")
-PREDICTIONS = ("epsilon", "v")
-
+from tutorial_lib.samplers import PREDICTIONS, NoiseSchedule, make_schedule, time_of
+from tutorial_lib.training import Trained
 
 # --------------------------------------------------------------------------
 # Configuration, per profile
@@ -230,85 +222,6 @@ def config_for(
 # --------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
-class NoiseSchedule:
-    r"""A noise schedule with everything the model and the samplers need, precomputed.
-
-    All arrays have shape ``(T,)`` (float64), indexed by ``t = 0 .. T-1``:
-
-    * ``betas`` :math:`\beta_t`, ``alphas`` :math:`\alpha_t = 1 - \beta_t`;
-    * ``alpha_bars`` :math:`\bar\alpha_t = \prod_{s \le t} \alpha_s` and
-      ``alpha_bars_prev`` :math:`\bar\alpha_{t-1}` (1 before the first step);
-    * ``posterior_variances`` :math:`\tilde\beta_t = \beta_t (1 - \bar\alpha_{t-1}) / (1 - \bar\alpha_t)`,
-      the variance of :math:`q(x_{t-1} \mid x_t, x_0)`, and its mean's coefficients
-      ``posterior_mean_x0`` :math:`\beta_t \sqrt{\bar\alpha_{t-1}} / (1 - \bar\alpha_t)` and
-      ``posterior_mean_xt`` :math:`(1 - \bar\alpha_{t-1}) \sqrt{\alpha_t} / (1 - \bar\alpha_t)`.
-    """
-
-    kind: str
-    betas: np.ndarray
-    alphas: np.ndarray
-    alpha_bars: np.ndarray
-    alpha_bars_prev: np.ndarray
-    posterior_variances: np.ndarray
-    posterior_mean_x0: np.ndarray
-    posterior_mean_xt: np.ndarray
-
-    @property
-    def timesteps(self) -> int:
-        return len(self.betas)
-
-    def snr(self) -> np.ndarray:
-        r"""Signal-to-noise ratio :math:`\bar\alpha_t / (1 - \bar\alpha_t)` of every step."""
-        return self.alpha_bars / (1.0 - self.alpha_bars)
-
-
-def linear_betas(timesteps: int, start: float = 1e-4, end: float = 0.02) -> np.ndarray:
-    r"""DDPM's linear schedule, :math:`\beta` from ``start`` to ``end`` for :math:`T = 1000`.
-
-    For another :math:`T` both ends are scaled by :math:`1000 / T` (Nichol &
-    Dhariwal, 2021), so the chain still ends in almost pure noise.
-    """
-    scale = 1000.0 / timesteps
-    return np.linspace(scale * start, min(scale * end, 0.999), timesteps, dtype=np.float64)
-
-
-def cosine_betas(timesteps: int, offset: float = 0.008, max_beta: float = 0.999) -> np.ndarray:
-    r"""The cosine schedule (Nichol & Dhariwal, 2021):
-    :math:`\bar\alpha(t) = f(t) / f(0)`, :math:`f(t) = \cos^2\!\big(\frac{t/T + s}{1 + s}\,\frac{\pi}{2}\big)`,
-    and :math:`\beta_t = 1 - \bar\alpha(t) / \bar\alpha(t-1)`, capped at ``max_beta``.
-
-    :math:`\bar\alpha` falls slowly at both ends and about linearly in between,
-    so fewer steps are wasted on nearly pure noise than with the linear schedule.
-    """
-    steps = np.arange(timesteps + 1, dtype=np.float64) / timesteps
-    f = np.cos((steps + offset) / (1.0 + offset) * math.pi / 2.0) ** 2
-    alpha_bars = f / f[0]
-    return np.clip(1.0 - alpha_bars[1:] / alpha_bars[:-1], 0.0, max_beta)
-
-
-def make_schedule(kind: str = "cosine", timesteps: int = 1000) -> NoiseSchedule:
-    """The ``linear`` or ``cosine`` schedule of ``timesteps`` steps, every quantity precomputed."""
-    if kind not in SCHEDULES:
-        raise ValueError(f"Unknown noise schedule {kind!r}; choose one of {SCHEDULES}.")
-    if timesteps < 2:
-        raise ValueError(f"A schedule needs at least 2 steps; got timesteps={timesteps}.")
-    betas = linear_betas(timesteps) if kind == "linear" else cosine_betas(timesteps)
-    alphas = 1.0 - betas
-    alpha_bars = np.cumprod(alphas)
-    alpha_bars_prev = np.concatenate([[1.0], alpha_bars[:-1]])
-    return NoiseSchedule(
-        kind=kind,
-        betas=betas,
-        alphas=alphas,
-        alpha_bars=alpha_bars,
-        alpha_bars_prev=alpha_bars_prev,
-        posterior_variances=betas * (1.0 - alpha_bars_prev) / (1.0 - alpha_bars),
-        posterior_mean_x0=betas * np.sqrt(alpha_bars_prev) / (1.0 - alpha_bars),
-        posterior_mean_xt=(1.0 - alpha_bars_prev) * np.sqrt(alphas) / (1.0 - alpha_bars),
-    )
-
-
 def _per_example(values: np.ndarray, t, ndim: int):
     """``values[t]`` as a float32 tensor shaped to broadcast over examples of ``ndim`` axes."""
     picked = ops.take(ops.convert_to_tensor(values.astype(np.float32)), ops.cast(t, "int32"))
@@ -342,11 +255,6 @@ def q_posterior(schedule: NoiseSchedule, x0, xt, t) -> tuple[np.ndarray, np.ndar
     return mean, np.broadcast_to(schedule.posterior_variances[t], mean.shape)
 
 
-def time_of(t, timesteps: int):
-    """Step index ``t`` (0 .. T-1) as the network's time input in (0, 1]: :math:`(t + 1) / T`."""
-    return (ops.cast(t, "float32") + 1.0) / float(timesteps)
-
-
 # --------------------------------------------------------------------------
 # The model: training step and weight averaging
 # --------------------------------------------------------------------------
@@ -370,6 +278,10 @@ class Diffusion(denoisers.DenoisingModel):
             ``[-clip_range, clip_range]`` (1 for pixels; ``None`` for codes).
         Other arguments: see :class:`~tutorial_lib.denoisers.DenoisingModel`.
     """
+
+    process = "diffusion"  # sampled by the samplers of a noise schedule
+    default_sampler = "ddim"
+    prediction = "epsilon"  # what the network predicts: the noise
 
     def __init__(
         self,
@@ -400,11 +312,6 @@ class Diffusion(denoisers.DenoisingModel):
     def training_pair(self, x0, labels=None):
         return self.noisy_batch(x0, labels)
 
-    def epsilon(self, xt, output, t: int) -> np.ndarray:
-        """The noise estimate the samplers take, from the network's ``output`` for ``xt``
-        at step ``t``: the output itself (this network predicts the noise)."""
-        return output
-
     def get_config(self):
         return {
             **super().get_config(),
@@ -427,8 +334,11 @@ class VPredictionDiffusion(Diffusion):
     An :math:`\epsilon`-network's :math:`\hat x_0 = (x_t - \sqrt{1 - \bar\alpha_t}\,\hat\epsilon)
     / \sqrt{\bar\alpha_t}` multiplies the network's error by :math:`1/\sqrt{\bar\alpha_t}`,
     about 20,000 at the noisiest step of the cosine schedule. The samplers are
-    unchanged: they receive :meth:`epsilon`.
+    unchanged: they turn :math:`\hat v` into :math:`\hat\epsilon`
+    (:meth:`tutorial_lib.samplers.DiffusionSampler.epsilon`).
     """
+
+    prediction = "v"
 
     def training_pair(self, x0, labels=None):
         """:meth:`Diffusion.noisy_batch`, with the velocity as the target instead of the noise."""
@@ -439,11 +349,6 @@ class VPredictionDiffusion(Diffusion):
         signal = _per_example(np.sqrt(self.schedule.alpha_bars), t, ndim)
         noise_scale = _per_example(np.sqrt(1.0 - self.schedule.alpha_bars), t, ndim)
         return inputs, signal * noise - noise_scale * x0
-
-    def epsilon(self, xt, output, t: int) -> np.ndarray:
-        r""":math:`\hat\epsilon = \sqrt{1 - \bar\alpha_t}\, x_t + \sqrt{\bar\alpha_t}\, \hat v`."""
-        alpha_bar = self.schedule.alpha_bars[t]
-        return (np.sqrt(1.0 - alpha_bar) * xt + np.sqrt(alpha_bar) * output).astype(np.float32)
 
 
 def build_model(
@@ -493,110 +398,8 @@ def build_model(
 
 
 # --------------------------------------------------------------------------
-# Sampling: one step of each sampler, one loop for all
+# Sampling, with a sampler of tutorial_lib.samplers
 # --------------------------------------------------------------------------
-
-
-def sampling_steps(timesteps: int, steps: int) -> np.ndarray:
-    """``steps`` step indices from ``T - 1`` down to 0, evenly spaced (DDIM's subsequence)."""
-    if not 1 <= steps <= timesteps:
-        raise ValueError(f"steps must lie in [1, {timesteps}] (the model's T); got {steps}.")
-    return np.unique(np.linspace(0, timesteps - 1, steps).round().astype(np.int64))[::-1]
-
-
-def predict_x0(schedule: NoiseSchedule, xt, eps, t: int) -> np.ndarray:
-    r"""Invert the forward process with predicted noise:
-    :math:`\hat x_0 = (x_t - \sqrt{1 - \bar\alpha_t}\, \hat\epsilon) / \sqrt{\bar\alpha_t}`."""
-    ab = schedule.alpha_bars[t]
-    return (xt - np.sqrt(1.0 - ab) * eps) / np.sqrt(ab)
-
-
-def ddpm_step(schedule: NoiseSchedule, xt, eps, t: int, noise, clip_range=None) -> np.ndarray:
-    r"""One ancestral step :math:`x_t \to x_{t-1}`: estimate :math:`\hat x_0` (clipped
-    to ``clip_range``), then draw from :math:`q(x_{t-1} \mid x_t, \hat x_0)`, i.e.
-    its mean plus :math:`\sqrt{\tilde\beta_t}` times ``noise``. At ``t = 0`` the
-    variance is 0: the result is the mean."""
-    x0 = predict_x0(schedule, xt, eps, t)
-    if clip_range is not None:
-        x0 = np.clip(x0, -clip_range, clip_range)
-    mean = schedule.posterior_mean_x0[t] * x0 + schedule.posterior_mean_xt[t] * xt
-    return (mean + np.sqrt(schedule.posterior_variances[t]) * noise).astype(np.float32)
-
-
-def ddim_step(
-    schedule: NoiseSchedule,
-    xt,
-    eps,
-    t: int,
-    t_next: int,
-    eta: float = 0.0,
-    noise=None,
-    clip_range=None,
-) -> np.ndarray:
-    r"""One DDIM step from step ``t`` to an earlier ``t_next`` (``-1``: to clean data).
-
-    .. math::  x_{s} = \sqrt{\bar\alpha_s}\, \hat x_0
-               + \sqrt{1 - \bar\alpha_s - \sigma^2}\; \hat\epsilon + \sigma z,
-               \quad \sigma = \eta \sqrt{\tfrac{1 - \bar\alpha_s}{1 - \bar\alpha_t}}
-               \sqrt{1 - \tfrac{\bar\alpha_t}{\bar\alpha_s}}
-
-    with :math:`\bar\alpha_{-1} = 1`. :math:`\eta = 0` is deterministic. If
-    :math:`\hat x_0` is clipped, :math:`\hat\epsilon` is recomputed from it.
-    """
-    ab_t = schedule.alpha_bars[t]
-    ab_s = schedule.alpha_bars[t_next] if t_next >= 0 else 1.0
-    x0 = predict_x0(schedule, xt, eps, t)
-    if clip_range is not None:
-        x0 = np.clip(x0, -clip_range, clip_range)
-        eps = (xt - np.sqrt(ab_t) * x0) / np.sqrt(1.0 - ab_t)
-    sigma = eta * np.sqrt((1.0 - ab_s) / (1.0 - ab_t)) * np.sqrt(1.0 - ab_t / ab_s)
-    x_next = np.sqrt(ab_s) * x0 + np.sqrt(max(1.0 - ab_s - sigma**2, 0.0)) * eps
-    if sigma > 0:
-        x_next = x_next + sigma * noise
-    return x_next.astype(np.float32)
-
-
-class DDPMSampler:
-    """Ancestral sampling: every one of the T steps, fresh noise at each (:func:`ddpm_step`)."""
-
-    def __init__(self, schedule: NoiseSchedule, clip_range: float | None = None):
-        self.schedule, self.clip_range = schedule, clip_range
-
-    def times(self) -> list[tuple[int, int]]:
-        """``(t, t - 1)`` for t = T-1 down to 0."""
-        return [(t, t - 1) for t in range(self.schedule.timesteps - 1, -1, -1)]
-
-    def step(self, predict, x, t: int, t_next: int, rng: np.random.Generator) -> np.ndarray:
-        r""":math:`x_t \to x_{t-1}` with the network's noise estimate ``predict(x, t)``."""
-        noise = rng.standard_normal(x.shape) if t > 0 else 0.0
-        return ddpm_step(self.schedule, x, predict(x, t), t, noise, self.clip_range)
-
-
-class DDIMSampler:
-    """DDIM: ``steps`` evenly spaced steps (:func:`sampling_steps`), noise level ``eta``
-    (:func:`ddim_step`)."""
-
-    def __init__(
-        self,
-        schedule: NoiseSchedule,
-        steps: int = 50,
-        eta: float = 0.0,
-        clip_range: float | None = None,
-    ):
-        self.schedule, self.eta, self.clip_range = schedule, float(eta), clip_range
-        self.path = sampling_steps(schedule.timesteps, steps)
-
-    def times(self) -> list[tuple[int, int]]:
-        """Consecutive pairs of the subsequence, ending at -1 (clean data)."""
-        path = [int(t) for t in self.path]
-        return list(zip(path, [*path[1:], -1], strict=True))
-
-    def step(self, predict, x, t: int, t_next: int, rng: np.random.Generator) -> np.ndarray:
-        r""":math:`x_t \to x_{t_{next}}` with the network's noise estimate ``predict(x, t)``."""
-        noise = rng.standard_normal(x.shape) if self.eta > 0 and t_next >= 0 else None
-        return ddim_step(
-            self.schedule, x, predict(x, t), t, t_next, self.eta, noise, self.clip_range
-        )
 
 
 def code_range(codes: np.ndarray) -> float:
@@ -612,28 +415,13 @@ def code_range(codes: np.ndarray) -> float:
     return float(np.max(np.abs(codes)))
 
 
-def make_sampler(model: Diffusion, sampler: str = "ddim", steps: int | None = None, eta=0.0):
-    """The :class:`DDPMSampler` or :class:`DDIMSampler` of ``model`` (``steps``, by default
-    the model's ``sample_steps``)."""
-    if sampler not in SAMPLERS:
-        raise ValueError(f"Unknown sampler {sampler!r}; choose one of {SAMPLERS}.")
-    if sampler == "ddpm":
-        if steps not in (None, model.timesteps):
-            raise ValueError(
-                f"DDPM takes every one of the model's {model.timesteps} steps; got steps={steps}. "
-                "Use sampler='ddim' to sample with fewer steps."
-            )
-        return DDPMSampler(model.schedule, model.clip_range)
-    return DDIMSampler(model.schedule, steps or model.sample_steps, eta, model.clip_range)
-
-
 def sample_codes(
     model: Diffusion,
     num: int,
     *,
     sampler: str = "ddim",
     steps: int | None = None,
-    eta: float = 0.0,
+    eta: float | None = None,
     trajectory_at=None,
     **options,
 ) -> np.ndarray | tuple[np.ndarray, dict]:
@@ -641,23 +429,17 @@ def sample_codes(
     starting from :math:`x_T \sim N(0, I)`.
 
     Args:
-        sampler: ``"ddpm"`` (every one of the T steps; ``steps`` must be None or T)
-            or ``"ddim"`` (``steps`` of them, default the model's ``sample_steps``,
-            with noise level ``eta``).
+        sampler: a name of :func:`tutorial_lib.samplers.names` ``("diffusion")``:
+            ``"ddpm"`` (every one of the T steps; ``steps`` must be None or T) or
+            ``"ddim"`` (the default: ``steps`` of them, default the model's
+            ``sample_steps``, with noise level ``eta``).
         trajectory_at: step indices at which to keep :math:`x_t`; then returns
             ``(samples, {t: x_t})`` (for pictures of the reverse process).
         options: ``labels``, ``guidance``, ``seed``, ``batch_size``, ``ema`` of
             :func:`tutorial_lib.denoisers.sample_codes`.
     """
-    return denoisers.sample_codes(
-        model,
-        make_sampler(model, sampler, steps, eta),
-        num,
-        network_time=lambda t: time_of(t, model.timesteps),
-        convert=model.epsilon,
-        keep=trajectory_at,
-        **options,
-    )
+    chosen = samplers.make(model, sampler, steps, eta=eta)
+    return denoisers.sample_codes(model, chosen, num, keep=trajectory_at, **options)
 
 
 def sample(model: Diffusion, num: int, *, seed: int = 0, labels=None, guidance=None, **options):

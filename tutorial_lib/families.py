@@ -8,7 +8,8 @@ trains on, which seed document's recipe it is measured against, which lesson
 teaches it, and the command-line options of its own.
 
 The code of a family lives in its module (:attr:`Family.module`), which
-defines the same six names for every family (:data:`CONTRACT`):
+defines the same six names for every family (:data:`CONTRACT`, written down with their
+signatures as :class:`FamilyModule`):
 
 * ``CONFIGS`` -- every size the family trains with, keyed by profile name;
 * ``config_for(name, profile, **options)`` -- the config a model name trains with;
@@ -28,15 +29,43 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
+from tutorial_lib import samplers
 from tutorial_lib.data import IMAGE_DATASETS, IMAGE_SHAPE, NUM_CLASSES
 
 SAMPLES = ("images", "text", "none")
 LIKELIHOODS = ("none", "bound", "exact")
+# What a family's latent space is: codes an encoder gives real images, noise a generator
+# maps (no encoder), noise carried to data by a sampler's many steps, or none at all.
+LATENTS = ("encoder", "noise", "sampler", "none")
 CONTRACT = ("CONFIGS", "config_for", "build_model", "train_model", "sample", "evaluate")
 PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
+
+
+class FamilyModule(Protocol):
+    """The contract of a family's module, as the life cycle (:mod:`tutorial_lib.runs`) calls
+    it: a module's functions accept these calls (``tests/test_families.py`` binds each one
+    to every family's function), and may take more options of their own."""
+
+    CONFIGS: dict
+
+    def config_for(self, name: str, profile: str, **options) -> Any:
+        """The config model ``name`` trains with under ``profile``, ``train`` options applied."""
+
+    def build_model(self, config, *, seed: int | None = None) -> Any:
+        """A compiled ``keras.Model`` for ``config``."""
+
+    def train_model(self, config, *, dataset: str, profile, seed: int, run_dir, callbacks) -> Any:
+        """Load the data, build, fit: a :class:`tutorial_lib.training.Trained`."""
+
+    def sample(self, model, num: int, *, seed: int = 0) -> Any:
+        """``num`` images in [0, 1] of shape (num, 28, 28, 1), or a text of ``num`` characters."""
+
+    def evaluate(self, model, config, *, dataset: str, profile) -> dict:
+        """The family's own figures for the run's record."""
 
 
 class UnknownFamilyError(ValueError):
@@ -49,6 +78,8 @@ class Option:
 
     ``train`` options override fields of the family's config (``--kind conv``
     sets ``config.kind``); ``sample`` options go to the family's ``sample``.
+    ``choices`` is a tuple, or a function that returns one when the parser is made
+    (the samplers: a sampler registered later is a choice too).
     """
 
     flag: str
@@ -56,7 +87,7 @@ class Option:
     help: str
     type: Any = None
     default: Any = None
-    choices: tuple | None = None
+    choices: tuple | Callable[[], tuple] | None = None
     metavar: str | None = None
     switch: bool = False  # a flag without a value (store_true)
     keyword: str | None = None  # the keyword it is passed as, when not the flag's name
@@ -76,7 +107,7 @@ class Option:
             dest=self.dest,
             type=self.type,
             default=self.default,
-            choices=self.choices,
+            choices=self.choices() if callable(self.choices) else self.choices,
             metavar=self.metavar,
             help=self.help,
         )
@@ -98,6 +129,7 @@ class Family:
         dimensions: numbers per item of that unit (784 pixels per image, 1 per
             character), to convert a likelihood to bits per dimension.
         conditional: whether sampling takes a class label.
+        latent: its latent space, one of :data:`LATENTS` (``"encoder"`` for the VAE).
         datasets: the data sets it trains on; the first is the default.
         seed_recipe: the key of the seed documents' recipe it is benchmarked
             against (:data:`tutorial_lib.baselines.SEED_RECIPES`), or None.
@@ -115,6 +147,7 @@ class Family:
     likelihood_unit: str | None = None
     dimensions: int | None = None
     conditional: bool = False
+    latent: str = "none"
     datasets: tuple[str, ...] = IMAGE_DATASETS
     seed_recipe: str | None = None
     improves: str | None = None
@@ -125,6 +158,8 @@ class Family:
             raise ValueError(f"{self.name}: samples must be one of {SAMPLES}.")
         if self.likelihood not in LIKELIHOODS:
             raise ValueError(f"{self.name}: likelihood must be one of {LIKELIHOODS}.")
+        if self.latent not in LATENTS:
+            raise ValueError(f"{self.name}: latent must be one of {LATENTS}.")
         if (self.likelihood == "none") != (self.likelihood_unit is None):
             raise ValueError(f"{self.name}: a likelihood needs its unit, and only then.")
 
@@ -163,9 +198,9 @@ def _label_option(help_text: str) -> Option:
     )
 
 
-# The sampling options every diffusion model takes.
+# The sampling options every diffusion model takes (the samplers: those of the table).
 _SAMPLER_OPTIONS = (
-    Option("--sampler", "sample", "sampling loop", choices=("ddpm", "ddim")),
+    Option("--sampler", "sample", "sampling loop", choices=lambda: samplers.names("diffusion")),
     Option("--steps", "sample", "DDIM steps (default: the run's)", type=int),
     Option("--eta", "sample", "DDIM noise (0: deterministic)", type=float),
 )
@@ -185,6 +220,7 @@ FAMILIES: dict[str, Family] = {
             title="autoencoder (dense or convolutional)",
             lesson="01_autoencoder",
             samples="none",
+            latent="encoder",
             seed_recipe="seed002_autoencoder",
             options=(Option("--kind", "train", "network type", choices=("dense", "conv")),),
         ),
@@ -194,6 +230,7 @@ FAMILIES: dict[str, Family] = {
             title="variational autoencoder",
             lesson="02_vae",
             samples="images",
+            latent="encoder",
             likelihood="bound",
             likelihood_unit="nats per image",
             dimensions=PIXELS,
@@ -206,6 +243,7 @@ FAMILIES: dict[str, Family] = {
             title="VAE with a Gaussian-mixture prior fitted to its codes",
             lesson="02b_vae_latent_space",
             samples="images",
+            latent="encoder",
             likelihood="bound",
             likelihood_unit="nats per image",
             dimensions=PIXELS,
@@ -218,6 +256,7 @@ FAMILIES: dict[str, Family] = {
             title="DCGAN",
             lesson="03_gan",
             samples="images",
+            latent="noise",
             seed_recipe="seed002_gan",
         ),
         Family(
@@ -226,6 +265,7 @@ FAMILIES: dict[str, Family] = {
             title="WGAN-GP",
             lesson="03b_gan_what_helps",
             samples="images",
+            latent="noise",
         ),
         Family(
             name="cgan",
@@ -233,6 +273,7 @@ FAMILIES: dict[str, Family] = {
             title="conditional DCGAN",
             lesson="03b_gan_what_helps",
             samples="images",
+            latent="noise",
             conditional=True,
             options=(_label_option("class of every sample (default: cycle through 0..9)"),),
         ),
@@ -242,6 +283,7 @@ FAMILIES: dict[str, Family] = {
             title="conditional DCGAN with R1 and a weight average, sampled with uniform labels",
             lesson="03b_gan_what_helps",
             samples="images",
+            latent="noise",
             conditional=True,
             improves="gan",
             options=(_label_option("class of every sample (default: drawn uniformly)"),),
@@ -269,6 +311,7 @@ FAMILIES: dict[str, Family] = {
             title="denoising diffusion (latent on cpu)",
             lesson="05_diffusion",
             samples="images",
+            latent="sampler",
             conditional=True,
             options=(
                 Option(
@@ -294,6 +337,7 @@ FAMILIES: dict[str, Family] = {
             title="latent diffusion predicting the velocity, a sharper VAE, 25 DDIM steps",
             lesson="05b_diffusion_samplers",
             samples="images",
+            latent="sampler",
             conditional=True,
             improves="diffusion",
             options=(
@@ -314,6 +358,7 @@ FAMILIES: dict[str, Family] = {
             title="RealNVP normalizing flow",
             lesson="06_flows",
             samples="images",
+            latent="encoder",
             likelihood="exact",
             likelihood_unit="nats per image",
             dimensions=PIXELS,
@@ -332,6 +377,7 @@ FAMILIES: dict[str, Family] = {
             title="flow matching (latent on cpu)",
             lesson="06b_flow_matching",
             samples="images",
+            latent="sampler",
             conditional=True,
             options=(
                 Option(
@@ -346,7 +392,7 @@ FAMILIES: dict[str, Family] = {
                     "pixel or latent flow matching (default: the profile's: latent on cpu)",
                     choices=("pixel", "latent"),
                 ),
-                Option("--sampler", "sample", "ODE solver", choices=("euler", "heun")),
+                Option("--sampler", "sample", "ODE solver", choices=lambda: samplers.names("flow")),
                 Option("--steps", "sample", "ODE steps (default: the run's)", type=int),
                 _label_option("digit of every sample (conditional model; default: 0..9 in turn)"),
                 Option(

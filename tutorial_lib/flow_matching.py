@@ -19,8 +19,8 @@ average velocity there, which defines an ordinary differential equation (ODE),
 distribution into the data distribution.
 
 **Sampling** solves the ODE from :math:`t = 0` (noise) to :math:`t = 1` (data) in
-a few steps: :class:`EulerSampler` (:math:`x \leftarrow x + h\, v`, one network
-evaluation per step) or :class:`HeunSampler` (Euler's step, then the average of
+a few steps: :class:`tutorial_lib.samplers.EulerSampler` (:math:`x \leftarrow x + h\, v`,
+one network evaluation per step) or :class:`~tutorial_lib.samplers.HeunSampler` (Euler's step, then the average of
 the slopes at both ends: two evaluations per step, error :math:`O(h^2)` instead
 of :math:`O(h)`). Classifier-free guidance mixes the conditional and
 unconditional velocities as for diffusion (:func:`tutorial_lib.denoisers.guided`).
@@ -39,11 +39,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from tutorial_lib import denoisers, vae
+from tutorial_lib import denoisers, samplers, vae
 from tutorial_lib.profiles import Profile
 from tutorial_lib.training import Trained
-
-SAMPLERS = ("euler", "heun")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,15 +168,23 @@ class FlowMatching(denoisers.DenoisingModel):
 
     Args:
         network: from :func:`tutorial_lib.denoisers.build_network`.
-        sampler: the default ODE solver, ``"euler"`` or ``"heun"``.
+        sampler: the default ODE solver, a name of :func:`tutorial_lib.samplers.names`
+            ``("flow")``: ``"euler"`` or ``"heun"``.
         Other arguments: see :class:`~tutorial_lib.denoisers.DenoisingModel`.
     """
 
+    process = "flow"  # sampled by the ODE solvers of tutorial_lib.samplers
+
     def __init__(self, network: keras.Model, sampler: str = "euler", **kwargs):
         super().__init__(network, **kwargs)
-        if sampler not in SAMPLERS:
-            raise ValueError(f"Unknown sampler {sampler!r}; choose one of {SAMPLERS}.")
+        if sampler not in samplers.names(self.process):
+            choices = samplers.names(self.process)
+            raise ValueError(f"Unknown sampler {sampler!r}; choose one of {choices}.")
         self.sampler = sampler
+
+    @property
+    def default_sampler(self) -> str:
+        return self.sampler
 
     def training_pair(self, x1, labels=None):
         """``([x_t, t(, label)], x_1 - x_0)`` for a batch of data ``x1``."""
@@ -234,54 +240,6 @@ def build_model(
 # --------------------------------------------------------------------------
 
 
-def time_grid(steps: int) -> np.ndarray:
-    """``steps + 1`` evenly spaced times from 0 (noise) to 1 (data)."""
-    if steps < 1:
-        raise ValueError(f"steps must be at least 1; got {steps}.")
-    return np.linspace(0.0, 1.0, steps + 1)
-
-
-class EulerSampler:
-    r"""Euler's method: :math:`x_{t+h} = x_t + h\, v(x_t, t)`; one network evaluation
-    per step."""
-
-    evaluations_per_step = 1
-
-    def __init__(self, steps: int = 10):
-        self.grid = time_grid(steps)
-
-    def times(self) -> list[tuple[float, float]]:
-        return list(zip(self.grid[:-1], self.grid[1:], strict=True))
-
-    def step(self, predict, x, t: float, t_next: float, rng=None) -> np.ndarray:
-        return (x + (t_next - t) * predict(x, t)).astype(np.float32)
-
-
-class HeunSampler(EulerSampler):
-    r"""Heun's method: an Euler step to :math:`\tilde x`, then the average of the slopes
-    at both ends, :math:`x_{t+h} = x_t + \frac h2 \big(v(x_t, t) + v(\tilde x, t + h)\big)`;
-    two network evaluations per step, a local error of :math:`O(h^3)` instead of
-    Euler's :math:`O(h^2)`."""
-
-    evaluations_per_step = 2
-
-    def step(self, predict, x, t: float, t_next: float, rng=None) -> np.ndarray:
-        h = t_next - t
-        slope = predict(x, t)
-        guess = x + h * slope
-        return (x + 0.5 * h * (slope + predict(guess, t_next))).astype(np.float32)
-
-
-def make_sampler(model: FlowMatching, sampler: str | None = None, steps: int | None = None):
-    """The :class:`EulerSampler` or :class:`HeunSampler` (default: the model's) with
-    ``steps`` steps (default: the model's ``sample_steps``)."""
-    sampler = sampler or model.sampler
-    if sampler not in SAMPLERS:
-        raise ValueError(f"Unknown sampler {sampler!r}; choose one of {SAMPLERS}.")
-    kind = EulerSampler if sampler == "euler" else HeunSampler
-    return kind(steps or model.sample_steps)
-
-
 def sample_codes(
     model: FlowMatching,
     num: int,
@@ -298,9 +256,8 @@ def sample_codes(
     then returns ``(samples, {t: state})``. ``options``: ``labels``, ``guidance``,
     ``seed``, ``batch_size``, ``ema`` of :func:`tutorial_lib.denoisers.sample_codes`.
     """
-    return denoisers.sample_codes(
-        model, make_sampler(model, sampler, steps), num, keep=trajectory_at, **options
-    )
+    chosen = samplers.make(model, sampler, steps)
+    return denoisers.sample_codes(model, chosen, num, keep=trajectory_at, **options)
 
 
 def sample(model: FlowMatching, num: int, *, seed: int = 0, labels=None, guidance=None, **options):

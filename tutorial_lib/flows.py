@@ -51,7 +51,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from tutorial_lib import data, device
+from tutorial_lib import data, device, metrics
 from tutorial_lib.data import IMAGE_SHAPE
 from tutorial_lib.profiles import Profile
 from tutorial_lib.training import Trained, fit_for_profile
@@ -591,15 +591,13 @@ def fit_model(
 def bits_per_dimension(model: RealNVP, images: np.ndarray, *, seed: int = 0, batch_size=500):
     """Test bits per dimension: :math:`-\\log_2 p(\\tilde x) / D` averaged over ``images``,
     with one dequantization draw each (``seed``)."""
-    from tutorial_lib.metrics import bits_per_dimension as to_bits
-
     rng = np.random.default_rng(seed)
     total = 0.0
     for start in range(0, len(images), batch_size):
         chunk = images[start : start + batch_size].astype(np.float32)
         noise = rng.random(chunk.shape, dtype=np.float32)
         total += float(ops.sum(model.log_likelihood(chunk, noise)))
-    return to_bits(-total / len(images), int(np.prod(images.shape[1:])))
+    return metrics.bits_per_dimension(-total / len(images), int(np.prod(images.shape[1:])))
 
 
 def sample(model: RealNVP, num: int, *, seed: int = 0, temperature: float = 1.0, batch_size=500):
@@ -657,7 +655,8 @@ def evaluate(model: RealNVP, config: RealNVPConfig, *, dataset: str, profile: Pr
     """The exact negative log-likelihood of the dequantized test images, nats per image."""
     x_test, _ = data.load_images(dataset, "test", limit=profile.test_examples)
     bits = bits_per_dimension(model, x_test)
-    return {"nll": bits * x_test[0].size * math.log(2.0)}
+    nats = metrics.convert(bits, "bits per dimension", "nats per image", dimensions=x_test[0].size)
+    return {"nll": nats}
 
 
 # --------------------------------------------------------------------------

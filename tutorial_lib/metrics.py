@@ -556,18 +556,43 @@ def importance_weighted_nll(log_p_x_given_z, log_p_z, log_q_z_given_x) -> float:
     return float(np.mean(-(logsumexp(log_w, axis=1) - math.log(k))))
 
 
+UNITS = ("nats per image", "bits per image", "nats per dimension", "bits per dimension")
+
+
+def convert(value: float, source: str, target: str, *, dimensions: int = 784) -> float:
+    """A negative log-likelihood from unit ``source`` to unit ``target`` (:data:`UNITS`):
+    nats and bits differ by the factor ln 2 (one bit is ln 2 = 0.693 nats), per item and
+    per dimension by the ``dimensions`` of an item (784 pixels of an MNIST image; 1 for a
+    character, so bits per character are bits per dimension of text)."""
+    for unit in (source, target):
+        if unit not in UNITS:
+            raise ValueError(f"Unknown unit {unit!r}; choose one of {', '.join(UNITS)}.")
+    if dimensions < 1:
+        raise ValueError(f"dimensions must be at least 1; got {dimensions}.")
+    nats_per_item = float(value)
+    if source.startswith("bits"):
+        nats_per_item *= math.log(2.0)
+    if source.endswith("dimension"):
+        nats_per_item *= dimensions
+    result = nats_per_item
+    if target.endswith("dimension"):
+        result /= dimensions
+    if target.startswith("bits"):
+        result /= math.log(2.0)
+    return result
+
+
 def bits_per_character(mean_nll_nats: float) -> float:
-    """Nats per character -> bits per character: nll / ln 2."""
-    return float(mean_nll_nats) / math.log(2.0)
+    """Nats per character -> bits per character: nll / ln 2 (:func:`convert`)."""
+    return convert(mean_nll_nats, "nats per dimension", "bits per dimension", dimensions=1)
 
 
 def bits_per_dimension(nll_nats: float, dimensions: int) -> float:
     """A negative log-likelihood of one item (an image, in nats) -> bits per dimension:
-    nll / (D ln 2), for D numbers per item (784 pixels of an MNIST image). Comparable
-    across image sizes, and with the literature's flows (about 1 bit per pixel on MNIST)."""
-    if dimensions < 1:
-        raise ValueError(f"dimensions must be at least 1; got {dimensions}.")
-    return float(nll_nats) / (dimensions * math.log(2.0))
+    nll / (D ln 2), for D numbers per item (784 pixels of an MNIST image; :func:`convert`).
+    Comparable across image sizes, and with the literature's flows (about 1 bit per pixel
+    on MNIST)."""
+    return convert(nll_nats, "nats per image", "bits per dimension", dimensions=dimensions)
 
 
 # --------------------------------------------------------------------------

@@ -337,7 +337,7 @@ def _evaluate(run: Run, profile: Profile, *, seed: int | None = None, timed: boo
         figures.update(
             likelihood=family.likelihood,
             nll_unit=family.likelihood_unit,
-            bits_per_dim=nll / (family.dimensions * np.log(2.0)),
+            bits_per_dim=metrics.bits_per_dimension(nll, family.dimensions),
         )
     if family.samples == "images":
         num = max(profile.eval_samples, metrics.MIN_FD_SAMPLES)

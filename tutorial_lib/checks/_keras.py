@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tutorial_lib.grading.probes import Recorder, flat, own_task_only  # noqa: E402, F401
+from tutorial_lib.grading.probe_tools import Recorder, flat, own_task_only  # noqa: E402, F401
 
 
 def expect_fit_trains(model, data, logs: tuple[str, ...], network, **fit_options) -> None:

@@ -22,7 +22,8 @@ from tutorial_lib.checks import (
     read_evidence,
     run_check,
 )
-from tutorial_lib.grading.probes import LinearCritic, QuadraticCritic, flat, gan_weights
+from tutorial_lib.grading.probe_tools import flat
+from tutorial_lib.grading.probes import LinearCritic, QuadraticCritic, gan_weights
 from tutorial_lib.grading.remote import in_graph, run_probe
 
 RTOL, ATOL = 1e-4, 1e-5

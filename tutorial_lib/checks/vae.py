@@ -26,7 +26,7 @@ from tutorial_lib.checks import (
     read_evidence,
     run_check,
 )
-from tutorial_lib.grading.probes import flat
+from tutorial_lib.grading.probe_tools import flat
 from tutorial_lib.grading.probes_vae import IMAGE, LATENT, LOG_SIGMA2, vae_weights
 from tutorial_lib.grading.remote import in_graph, run_probe
 

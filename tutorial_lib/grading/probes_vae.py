@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tutorial_lib.grading.probe_tools import Recorder, flat, functions_from, own_task_only
+
 IMAGE, LATENT, LOG_SIGMA2 = (4, 4, 1), 3, float(np.log(4.0))  # the stand-in encoder's sigma: 2
 
 
@@ -64,8 +66,6 @@ def vae_step(
     epoch of ``fit`` of a fresh model (its logs, whether the encoder moved)."""
     import keras
     import tensorflow as tf
-
-    from tutorial_lib.grading.probes import Recorder, flat, functions_from, own_task_only
 
     with own_task_only(getattr(GaussianVAE, "train_step", None), functions_from(references)):
 
