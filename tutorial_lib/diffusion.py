@@ -61,7 +61,13 @@ from keras import ops
 from tutorial_lib import denoisers, samplers, vae
 from tutorial_lib.denoisers import to_model_space, to_unit_range  # noqa: F401 (lessons use both)
 from tutorial_lib.profiles import Profile
-from tutorial_lib.samplers import PREDICTIONS, NoiseSchedule, make_schedule, time_of
+from tutorial_lib.samplers import (
+    PREDICTIONS,
+    SCHEDULES,  # noqa: F401 (the forward process's: lessons use it)
+    NoiseSchedule,
+    make_schedule,
+    time_of,
+)
 from tutorial_lib.training import Trained
 
 # --------------------------------------------------------------------------
