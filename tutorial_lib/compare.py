@@ -52,19 +52,11 @@ def table_families() -> list[str]:
 
 def autoencoder_stage(profile, *, pretrained="auto"):
     """Notebook 05's VAE, whose codes latent diffusion (and notebook 06's flow matching)
-    learn: its lesson's experiment ``"autoencoder"``, shipped or trained here as there."""
-    from tutorial_lib import denoisers, device, diffusion, training
-
-    config = diffusion.CONFIGS[profile.name]
-
-    def train_the_vae():
-        x_train, _ = data.load_images("mnist", "train", limit=config.train_examples)
-        with device.setup(profile).strategy.scope(), training.Timer() as timer:
-            model = denoisers.train_autoencoder(x_train, config.autoencoder, profile, seed=0)
-        return {"vae": model, "seconds": timer.seconds}
+    learn (:func:`tutorial_lib.denoisers.autoencoder_stage`), shipped or trained here."""
+    from tutorial_lib import denoisers, diffusion
 
     lesson = checkpoints.Lesson("05_diffusion", profile, pretrained=pretrained)
-    return lesson.experiment("autoencoder", train_the_vae)["vae"]
+    return denoisers.autoencoder_stage(lesson, diffusion.CONFIGS[profile.name], profile)["vae"]
 
 
 def needs_autoencoder_stage(name: str, profile) -> bool:

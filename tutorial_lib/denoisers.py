@@ -37,6 +37,7 @@ from tutorial_lib import data, device, samplers, vae
 from tutorial_lib.data import IMAGE_SHAPE, NUM_CLASSES
 from tutorial_lib.profiles import Profile
 from tutorial_lib.training import (
+    Timer,
     Trained,
     averaged_copy,
     examples_seen,
@@ -462,6 +463,22 @@ def train_autoencoder(
         callbacks=callbacks,
     )
     return model
+
+
+def autoencoder_stage(lesson, config, profile: Profile) -> dict:
+    """The VAE whose codes the latent models learn, trained once by notebook 05 and reused
+    by 05b, 06b and 07: the experiment ``"autoencoder"`` of ``lesson`` (notebook 05's
+    :class:`tutorial_lib.checkpoints.Lesson`), loaded where it is recorded, trained here
+    otherwise (``config.autoencoder`` on the first ``config.train_examples`` training
+    digits, seed 0). Returns ``{"vae": the model, "seconds": its training time}``."""
+
+    def train_the_vae():
+        x_train, _ = data.load_images("mnist", "train", limit=config.train_examples)
+        with device.setup(profile).strategy.scope(), Timer() as timer:
+            model = train_autoencoder(x_train, config.autoencoder, profile, seed=0)
+        return {"vae": model, "seconds": timer.seconds}
+
+    return lesson.experiment("autoencoder", train_the_vae)
 
 
 def trained_autoencoder(x_train, vae_config, profile, *, seed, run_dir, callbacks) -> vae.VAE:
