@@ -646,10 +646,10 @@ def sample_codes(
     return samples
 
 
-def sample_images(model: DenoisingModel, codes_fn, num: int, *, labels=None, guidance=None):
-    """``num`` images in [0, 1] from ``codes_fn(labels=..., guidance=...)`` (a family's
-    sampler), decoded or rescaled. A conditional model draws digits 0..9 in turn unless
-    given ``labels``, with the model's guidance unless given ``guidance``."""
+def sampling_condition(model: DenoisingModel, num: int, labels=None, guidance=None) -> tuple:
+    """``(labels, guidance)`` for ``num`` samples of ``model``: a conditional model draws
+    digits 0..9 in turn unless given ``labels``, with the model's guidance unless given
+    ``guidance``; an unconditional one takes neither."""
     if model.conditional:
         labels = np.arange(num) % NUM_CLASSES if labels is None else labels
         guidance = model.guidance if guidance is None else guidance
@@ -658,4 +658,4 @@ def sample_images(model: DenoisingModel, codes_fn, num: int, *, labels=None, gui
             "Labels and guidance need the class-conditional model: train it with "
             "--conditional (conditional=True)."
         )
-    return model.to_images(codes_fn(labels=labels, guidance=guidance))
+    return labels, guidance

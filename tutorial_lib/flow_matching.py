@@ -265,13 +265,9 @@ def sample(model: FlowMatching, num: int, *, seed: int = 0, labels=None, guidanc
     (latent models) or rescaled (pixel models). A conditional model draws digits 0..9
     in turn unless given ``labels``, with the model's guidance unless given
     ``guidance``; ``options`` (``sampler``, ``steps``, ...) go to :func:`sample_codes`."""
-    return denoisers.sample_images(
-        model,
-        lambda **given: sample_codes(model, num, seed=seed, **given, **options),
-        num,
-        labels=labels,
-        guidance=guidance,
-    )
+    labels, guidance = denoisers.sampling_condition(model, num, labels, guidance)
+    codes = sample_codes(model, num, seed=seed, labels=labels, guidance=guidance, **options)
+    return model.to_images(codes)
 
 
 # --------------------------------------------------------------------------
