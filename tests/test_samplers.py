@@ -61,12 +61,14 @@ def test_the_table_names_each_process_samplers():
             process = "teleport"
 
 
-def test_make_gives_the_models_default_and_refuses_another_process(shipped_run):
+def test_make_gives_the_models_default_and_refuses_what_the_sampler_cannot_take(shipped_run):
     model = shipped_run.model
     assert type(samplers.make(model)).name == model.sampler
     assert isinstance(samplers.make(model, "heun", 3), samplers.HeunSampler)
     with pytest.raises(ValueError, match=r"choose one of \('euler', 'heun'\)"):
         samplers.make(model, "ddim")
+    with pytest.raises(ValueError, match="no option eta .it takes no options"):
+        samplers.make(model, "euler", eta=1.0)
 
 
 def test_a_new_sampler_is_second_order_where_euler_is_first(midpoint):

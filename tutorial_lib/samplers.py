@@ -36,6 +36,7 @@ Indices: the code counts diffusion steps ``t = 0 .. T-1`` (array positions); ste
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 from typing import ClassVar
 
@@ -270,7 +271,13 @@ def make(model, name: str | None = None, steps: int | None = None, **options) ->
     if name not in choices:
         raise ValueError(f"Unknown sampler {name!r}; choose one of {choices}.")
     options = {key: value for key, value in options.items() if value is not None}
-    return SAMPLERS[name].from_model(model, steps, **options)
+    kind = SAMPLERS[name]
+    own = [p for p in inspect.signature(kind.from_model).parameters if p not in ("model", "steps")]
+    unknown = sorted(set(options) - set(own))
+    if unknown:
+        takes = f"its options: {', '.join(own)}" if own else "it takes no options"
+        raise ValueError(f"The {name} sampler has no option {', '.join(unknown)} ({takes}).")
+    return kind.from_model(model, steps, **options)
 
 
 class DiffusionSampler(Sampler):
