@@ -4,6 +4,7 @@ Notebook kernels started by nbval inherit these environment variables.
 """
 
 import copy
+import functools
 import os
 import shutil
 import socket
@@ -76,6 +77,14 @@ def pytest_addoption(parser):
     )
 
 
+@functools.cache
+def _prepared(out: Path) -> bool:
+    """The decks' folder with reveal.js in it, copied once per test process."""
+    from tutorial_lib import slides
+
+    return slides.prepare_folder(out)
+
+
 class LessonDeck(pytest.Item):
     """A lesson's reveal.js deck, built from the outputs nbval just produced for its cells
     (one execution serves both): every slide its metadata promises, no errors or logs,
@@ -90,7 +99,7 @@ class LessonDeck(pytest.Item):
         for cell, item in zip(code, cells, strict=True):
             cell.outputs = list(getattr(item, "test_outputs", None) or [])
         out = Path(self.config.rootpath) / "test-artifacts" / "decks"
-        deck = slides.build_deck(nb, self.path.stem, out, offline=slides.prepare_folder(out))
+        deck = slides.build_deck(nb, self.path.stem, out, offline=_prepared(out))
         html = deck.read_text(encoding="utf-8")
         assert slides.deck_slide_count(html) == slides.count_slides(self.parent.nb)
         assert 'data-mime-type="application/vnd.jupyter.stderr"' not in html, "no errors, no logs"
