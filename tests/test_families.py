@@ -89,6 +89,12 @@ def test_entries_describe_what_they_are():
         families.Family("x", "m", "t", "00", "images", likelihood="exact")
 
 
+def _is_module(name: str) -> bool:
+    """Whether ``name`` (``tutorial_lib.grading.probes``) is a module or package of ours."""
+    path = PACKAGE.parent / name.replace(".", "/")
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
 def _imports(path: Path) -> set[str]:
     """The tutorial_lib modules a file imports, at the top or inside functions."""
     found = set()
@@ -98,10 +104,11 @@ def _imports(path: Path) -> set[str]:
             and node.module
             and node.module.startswith("tutorial_lib")
         ):
-            if node.module == "tutorial_lib":
-                found |= {f"tutorial_lib.{alias.name}" for alias in node.names}
-            else:
-                found.add(node.module)
+            # `from tutorial_lib.grading import probes_vae` imports the module probes_vae;
+            # `from tutorial_lib.grading import grade` a name of the package itself.
+            for alias in node.names:
+                module = f"{node.module}.{alias.name}"
+                found.add(module if _is_module(module) else node.module)
         elif isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.startswith("tutorial_lib.")}
     return found
