@@ -32,7 +32,7 @@ def test_a_few_steps_reduce_the_reconstruction_error():
 
     set_seed(0)
     x, _ = data.load_images("mnist", "train", limit=256)
-    model = autoencoder.build_model(autoencoder.CONFIGS["fast"])
+    model = autoencoder.build_model(autoencoder.CONFIGS["autoencoder"]["fast"])
     before = model.evaluate(x, x, verbose=0)[0]
     model.fit(x, x, epochs=3, batch_size=32, verbose=0)
     assert model.evaluate(x, x, verbose=0)[0] < 0.8 * before

@@ -68,7 +68,9 @@ def test_a_model_with_a_weight_average_ships_the_average_in_both_places(tmp_path
     from tutorial_lib import diffusion
 
     # a U-Net of one level: the smallest denoiser that keeps a weight average
-    config = dataclasses.replace(diffusion.CONFIGS["fast"], space="pixel", channel_mults=(1,))
+    config = dataclasses.replace(
+        diffusion.CONFIGS["diffusion"]["fast"], space="pixel", channel_mults=(1,)
+    )
     model = diffusion.build_model(config, seed=0)
     model.ema_network.set_weights([w + 0.5 for w in model.network.get_weights()])
     trained = model.network.get_weights()

@@ -46,10 +46,12 @@ def test_a_row_quotes_the_record_and_the_spread_over_seeds():
 def test_a_likelihood_is_labelled_with_its_data_model():
     bound = _record(likelihood="bound", nll=98.0, config={"binarization": "stochastic"})
     exact = _record(likelihood="exact", nll=900.0, config={})
-    assert compare.likelihood_label(bound) == (
+    assert compare.likelihood_label("vae", bound) == (
         "bound (negative ELBO), 98.0 nats/image, stochastically binarised pixels"
     )
-    assert compare.likelihood_label(exact).endswith("dequantized 8-bit pixels")
+    assert compare.likelihood_label("realnvp", exact).endswith("dequantized 8-bit pixels")
+    assert compare.likelihood_label("pixelcnn", {**exact, "config": {"binarization": "threshold"}})
+    assert compare.likelihood_label("gan", exact) == "none"  # the registry says it has none
 
 
 def test_the_shipped_spread_is_read_from_the_store(tmp_path, monkeypatch):

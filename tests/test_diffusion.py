@@ -5,12 +5,12 @@ import keras
 import numpy as np
 import pytest
 
-from tutorial_lib import denoisers, diffusion, runs, samplers, vae
+from tutorial_lib import denoisers, diffusion, families, runs, samplers, vae
 from tutorial_lib.profiles import PROFILES
 
 # A U-Net of a few thousand weights and a 20-step chain: every test runs in seconds.
 TINY = dataclasses.replace(
-    diffusion.CONFIGS["fast"],
+    diffusion.CONFIGS["diffusion"]["fast"],
     space="pixel",
     timesteps=20,
     channels=4,
@@ -207,11 +207,11 @@ def test_unet_width_follows_the_config():
 
 
 def test_profiles_size_the_networks():
-    assert set(diffusion.CONFIGS) == set(PROFILES)
-    fast, gpu = diffusion.CONFIGS["fast"], diffusion.CONFIGS["gpu"]
+    assert set(diffusion.CONFIGS["diffusion"]) == set(PROFILES)
+    fast, gpu = diffusion.CONFIGS["diffusion"]["fast"], diffusion.CONFIGS["diffusion"]["gpu"]
     assert fast.channels < gpu.channels and fast.timesteps < gpu.timesteps
     assert gpu.space == "pixel"
-    assert diffusion.CONFIGS["cpu"].sample_steps <= 50
+    assert diffusion.CONFIGS["diffusion"]["cpu"].sample_steps <= 50
 
 
 def test_latent_denoiser_shape():
@@ -471,7 +471,7 @@ def test_latent_codec_standardises_vae_codes_and_decodes_them_back():
     np.testing.assert_allclose(codes.mean(axis=0), 0, atol=1e-5)
     assert codes.std() == pytest.approx(1.0, rel=1e-4)
     # Decoding a standardised code gives the VAE's decoding of the original code.
-    z_mean, _ = vae.encode(model, images[:4])
+    z_mean, _ = vae.posterior(model, images[:4])
     np.testing.assert_allclose(
         decoder.predict(codes[:4], verbose=0), vae.decode(model, z_mean), atol=1e-5
     )
@@ -512,7 +512,7 @@ def test_save_and_load_round_trip(tmp_path, kind, trained):
 
 # The fast profile's latent run in miniature: a dense VAE of 3 codes, a 20-step chain.
 TINY_RUN = dataclasses.replace(
-    diffusion.CONFIGS["fast"],
+    diffusion.CONFIGS["diffusion"]["fast"],
     timesteps=20,
     mlp_width=16,
     batch_size=16,
@@ -528,7 +528,7 @@ TINY_RUN = dataclasses.replace(
 def test_train_load_and_sample_a_run(tmp_path, monkeypatch):
     """The life cycle of a latent run (train its VAE, then the denoiser; evaluate, save,
     load, sample), on tiny sizes: what it proves does not depend on them."""
-    monkeypatch.setitem(diffusion.CONFIGS, "fast", TINY_RUN)
+    monkeypatch.setitem(diffusion.CONFIGS["diffusion"], "fast", TINY_RUN)
     out = tmp_path / "run"
     run = runs.train("diffusion", "fast", out_dir=out, conditional=True)
     assert {"model.keras", "metrics.json", "samples.png"} <= {p.name for p in out.iterdir()}
@@ -615,10 +615,11 @@ def test_v_prediction_refuses_an_unknown_name_and_survives_saving(tmp_path):
 
 def test_the_recommended_recipe_predicts_the_velocity_with_a_longer_trained_vae():
     for profile in PROFILES:
-        config = diffusion.config_for("latent_diffusion_v", profile)
+        config = diffusion.CONFIGS["latent_diffusion_v"][profile]
         assert config.prediction == "v" and config.space == "latent"
         assert config.sample_steps <= 50
-    cpu, textbook = diffusion.config_for("latent_diffusion_v", "cpu"), diffusion.CONFIGS["cpu"]
+    cpu = families.get("latent_diffusion_v").config("cpu")
+    textbook = families.get("diffusion").config("cpu")
     assert cpu.autoencoder.epochs > textbook.autoencoder.epochs
-    with pytest.raises(ValueError, match="Unknown diffusion model"):
-        diffusion.config_for("flow", "cpu")
+    with pytest.raises(TypeError, match="no option flow_steps"):
+        families.get("diffusion").config("cpu", flow_steps=3)

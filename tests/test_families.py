@@ -20,15 +20,26 @@ RUN_ARGUMENTS = {"profile", "dataset", "seed", "out_dir", "callbacks", "evaluate
 
 @pytest.mark.parametrize("name", families.names())
 def test_every_family_module_defines_the_contract(name):
-    module = families.get(name).load()
-    missing = [attribute for attribute in families.CONTRACT if not hasattr(module, attribute)]
+    family = families.get(name)
+    module = family.load()
+    missing = [attribute for attribute in family.contract() if not hasattr(module, attribute)]
     assert not missing, f"{module.__name__} lacks {missing}"
+    assert set(module.CONFIGS) <= set(families.FAMILIES), "CONFIGS is keyed by model names"
+    assert set(module.CONFIGS[name]) == set(PROFILES), "then by every profile"
+
+
+def test_an_encoder_family_must_define_encode_and_decode():
+    assert families.get("vae").contract()[-2:] == ("encode", "decode")
+    assert families.get("autoencoder").contract()[-3:] == ("encode", "decode", "preview")
+    assert families.get("gan").contract() == families.CONTRACT
 
 
 def _contract_call(function: str) -> tuple[list, dict]:
     """Placeholder arguments for a call of the contract's ``function`` as
     :class:`families.FamilyModule` writes it: every parameter it names, none of ``**``."""
-    signature = inspect.signature(getattr(families.FamilyModule, function))
+    protocols = (families.EncoderFamilyModule, families.PreviewFamilyModule)
+    protocol = next(p for p in protocols if hasattr(p, function))
+    signature = inspect.signature(getattr(protocol, function))
     args, kwargs = [], {}
     for parameter in list(signature.parameters.values())[1:]:  # not self
         if parameter.kind is parameter.POSITIONAL_OR_KEYWORD:
@@ -43,8 +54,7 @@ def test_every_family_module_accepts_the_contracts_calls(name):
     """The contract by signature: each function of a family's module takes the call the life
     cycle makes (all the parameters :class:`families.FamilyModule` names)."""
     module = families.get(name).load()
-    assert isinstance(module.CONFIGS, dict)
-    for function in families.CONTRACT[1:]:
+    for function in families.get(name).contract()[1:]:
         args, kwargs = _contract_call(function)
         try:
             inspect.signature(getattr(module, function)).bind(*args, **kwargs)

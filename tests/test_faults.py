@@ -36,13 +36,13 @@ from tutorial_lib import training
 class TinyConfig:
     epochs: int = 3
 
-CONFIGS = {name: TinyConfig() for name in ("fast", "cpu", "gpu")}
+CONFIGS = {
+    name: {profile: TinyConfig() for profile in ("fast", "cpu", "gpu")}
+    for name in ("tiny", "tiny_images")
+}
 HOOKS = []  # Keras callbacks added to the training (kill points)
 EVALUATE_HOOKS = []  # called when the model is evaluated
 SAMPLE_HOOKS = []  # called before each batch of samples
-
-def config_for(name, profile, **options):
-    return dataclasses.replace(CONFIGS[profile], **options)
 
 def build_model(config, *, seed=0):
     keras.utils.set_random_seed(seed)
@@ -471,12 +471,12 @@ def test_an_unwritable_folder_says_so_in_one_line(tiny, tmp_path, monkeypatch, c
 def test_a_backup_that_holds_only_part_of_the_state_is_refused(tiny, tmp_path):
     """A backup whose optimizer state does not fit: Keras would go on without it."""
     run = tmp_path / "run"
-    model = tiny.build_model(tiny.CONFIGS["fast"])
+    model = tiny.build_model(tiny.CONFIGS["tiny"]["fast"])
     (run / "backup").mkdir(parents=True)
     model.save(run / "backup" / training.BACKUP_MODEL)  # never trained: no optimizer state
     (run / "backup" / training.BACKUP_METADATA).write_text('{"epoch": 1}')
     x, y = tiny._data()
-    fresh = tiny.build_model(tiny.CONFIGS["fast"])
+    fresh = tiny.build_model(tiny.CONFIGS["tiny"]["fast"])
     fresh.fit(x, y, epochs=1, verbose=0)  # built optimizer with variables to restore
     fresh.optimizer.build(fresh.trainable_variables)
     with pytest.raises(training.RunError, match="only part of the training state") as info:

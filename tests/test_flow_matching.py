@@ -10,7 +10,11 @@ from tutorial_lib import denoisers, flow_matching, samplers, training
 from tutorial_lib.profiles import PROFILES
 
 TINY = dataclasses.replace(
-    flow_matching.CONFIGS["fast"], mlp_width=16, mlp_blocks=1, batch_size=8, epochs=1
+    flow_matching.CONFIGS["flow_matching"]["fast"],
+    mlp_width=16,
+    mlp_blocks=1,
+    batch_size=8,
+    epochs=1,
 )
 
 

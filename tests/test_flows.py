@@ -9,9 +9,10 @@ import pytest
 import tensorflow as tf
 
 from tutorial_lib import data, flows, metrics, training
+from tutorial_lib.lessons import plane_flows
 
 TINY = dataclasses.replace(
-    flows.CONFIGS["fast"],
+    flows.CONFIGS["realnvp"]["fast"],
     checkerboard_couplings=2,
     channel_couplings=2,
     final_couplings=2,
@@ -173,11 +174,11 @@ def test_temperature_scales_the_latent_draw(tiny_flow):
 
 def test_the_planes_density_integrates_to_one():
     training.set_seed(0)
-    flow = flows.build_2d_flow(couplings=4, hidden=16)
+    flow = plane_flows.build_2d_flow(couplings=4, hidden=16)
     _perturb(flow, scale=0.2)
-    xs, ys, density = flows.density_grid(flow, limits=(-9, 9, -9, 9), n=500)
+    xs, ys, density = plane_flows.density_grid(flow, limits=(-9, 9, -9, 9), n=500)
     cell = (xs[1] - xs[0]) * (ys[1] - ys[0])
     assert float(density.sum() * cell) == pytest.approx(1.0, abs=0.02)
-    points = flows.sample_2d(flow, 3, seed=0)
+    points = plane_flows.sample_2d(flow, 3, seed=0)
     z, _ = flow.flow(points)
     np.testing.assert_allclose(z, np.random.default_rng(0).standard_normal((3, 2)), atol=1e-4)

@@ -314,8 +314,8 @@ def test_regularized_gan_save_and_load_round_trip(tmp_path, one_regularized_step
 
 def test_the_recommended_recipe_is_the_conditional_dcgan_plus_r1_and_an_average():
     for profile in ("fast", "cpu", "gpu"):
-        config = gan.config_for("cgan_r1_ema", profile)
-        cgan = gan.config_for("cgan", profile)
+        config = gan.CONFIGS["cgan_r1_ema"][profile]
+        cgan = gan.CONFIGS["cgan"][profile]
         assert isinstance(config, gan.RegularizedGANConfig) and config.kind == "cgan"
         assert config.generator_filters == cgan.generator_filters
         assert config.r1_weight > 0 and 0 < config.ema_decay < 1

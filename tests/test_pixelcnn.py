@@ -12,7 +12,7 @@ from tutorial_lib import checkpoints, pixelcnn, runs, training
 from tutorial_lib.profiles import PROFILES
 
 TINY = dataclasses.replace(
-    pixelcnn.CONFIGS["fast"], filters=4, first_kernel=3, layers=2, head_units=4
+    pixelcnn.CONFIGS["pixelcnn"]["fast"], filters=4, first_kernel=3, layers=2, head_units=4
 )
 
 

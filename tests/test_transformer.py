@@ -259,7 +259,12 @@ def test_learning_rate_warms_up_then_decays():
 # The fast profile's run in miniature (one block of width 16, one epoch of 4 steps, two
 # per graph call): what the run folder and the command line prove does not depend on it.
 TINY_RUN = dataclasses.replace(
-    transformer.CONFIGS["fast"], context=16, width=16, layers=1, steps=4, val_batches=1
+    transformer.CONFIGS["transformer"]["fast"],
+    context=16,
+    width=16,
+    layers=1,
+    steps=4,
+    val_batches=1,
 )
 
 
@@ -269,7 +274,7 @@ def fast_run(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("run")
     with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setitem(transformer.CONFIGS, "fast", TINY_RUN)
+        monkeypatch.setitem(transformer.CONFIGS["transformer"], "fast", TINY_RUN)
         return out, runs.train("transformer", "fast", out_dir=out)
 
 
@@ -328,7 +333,7 @@ def test_shortened_config_keeps_whole_epochs():
     config = transformer.GPTConfig(steps=2000, steps_per_epoch=250, warmup_steps=100)
     assert config.shortened(0.25).steps == 500
     assert config.shortened(0.01).steps == 250  # at least one epoch
-    assert transformer.CONFIGS["fast"].shortened(0.25).steps == 4
+    assert transformer.CONFIGS["transformer"]["fast"].shortened(0.25).steps == 4
 
 
 def test_tiled_windows_predict_every_character_once():

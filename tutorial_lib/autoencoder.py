@@ -75,22 +75,19 @@ class AutoencoderConfig:
 # the cpu and gpu networks are the same (they train in seconds either way), the gpu
 # profile trains on every image for longer.
 CONFIGS = {
-    "fast": AutoencoderConfig(
-        latent_dim=32,
-        hidden_units=(64, 32),
-        filters=(8, 16),
-        train_examples=512,
-        epochs=2,
-        batch_size=64,
-    ),
-    "cpu": AutoencoderConfig(),
-    "gpu": AutoencoderConfig(train_examples=None, epochs=30, batch_size=256),
+    "autoencoder": {
+        "fast": AutoencoderConfig(
+            latent_dim=32,
+            hidden_units=(64, 32),
+            filters=(8, 16),
+            train_examples=512,
+            epochs=2,
+            batch_size=64,
+        ),
+        "cpu": AutoencoderConfig(),
+        "gpu": AutoencoderConfig(train_examples=None, epochs=30, batch_size=256),
+    },
 }
-
-
-def config_for(name: str, profile: str, **options) -> AutoencoderConfig:
-    """The config of ``profile`` with options applied (``kind="conv"``)."""
-    return dataclasses.replace(CONFIGS[profile], **options)
 
 
 def build_dense_encoder(config: AutoencoderConfig) -> keras.Model:
@@ -243,6 +240,17 @@ def anomaly_auc(normal_errors: np.ndarray, anomaly_errors: np.ndarray) -> float:
     scores = np.concatenate([normal_errors, anomaly_errors])
     labels = np.concatenate([np.zeros(len(normal_errors)), np.ones(len(anomaly_errors))])
     return float(roc_auc_score(labels, scores))
+
+
+def encode(model: keras.Model, images: np.ndarray) -> np.ndarray:
+    """The code of each image in [0, 1]: the encoder's output, :math:`z = f(x)`."""
+    return model.get_layer("encoder").predict(np.asarray(images, np.float32), verbose=0)
+
+
+def decode(model: keras.Model, codes: np.ndarray) -> np.ndarray:
+    """Images :math:`g(z)` for codes ``z``, clipped to [0, 1]."""
+    images = model.get_layer("decoder").predict(np.asarray(codes, np.float32), verbose=0)
+    return np.clip(images, 0.0, 1.0).astype(np.float32)
 
 
 def decode_random_codes(decoder: keras.Model, codes: np.ndarray, num: int, seed: int = 0):

@@ -39,27 +39,27 @@ def _quality(samples, dataset: str) -> dict:
     return {k: quality[k] for k in QUALITY_KEYS}
 
 
-def table_row(record: dict, *, images: bool = True) -> dict:
-    """One row of the table from a run's record (or a seed recipe's numbers);
-    ``images``: whether its samples are images (their rate is a column)."""
+def table_row(record: dict, family: families.Family | None = None) -> dict:
+    """One row of the table from a run's record and its family (or a seed recipe's
+    numbers, which sample images and report no likelihood)."""
     row = {k: record.get(k) for k in ("model", "dataset", "train_seconds", *QUALITY_KEYS)}
-    binarization = (record.get("config") or {}).get("binarization")
-    if binarization and row["dataset"]:  # the data model its likelihood is measured on
-        row["dataset"] = f"{row['dataset']} ({binarization} binary)"
+    data_model = family.data_model if family else None
+    if data_model == "binary pixels" and row["dataset"]:  # its likelihood's data model
+        row["dataset"] = f"{row['dataset']} ({record['config']['binarization']} binary)"
     if record.get("frechet_distance") is not None and record.get("train_seconds"):
         row["train_minutes"] = round(record["train_seconds"] / 60.0, 2)
     for key in ("train_images_per_second", "train_tokens_per_second", "test_mse"):
         row[key] = record.get(key)
-    if images and record.get("sample_seconds_per_item"):
+    if (family is None or family.samples == "images") and record.get("sample_seconds_per_item"):
         row["sample_images_per_second"] = round(1.0 / record["sample_seconds_per_item"], 1)
-    unit, kind = record.get("nll_unit"), record.get("likelihood")
-    if unit == "nats per image" and kind == "bound":
+    likelihood = family.likelihood if family and record.get("nll") is not None else "none"
+    if likelihood == "bound":
         row["test_negative_elbo"] = record["nll"]
-    elif unit == "nats per image" and "binarization" in (record.get("config") or {}):
-        row["test_exact_nll"] = record["nll"]  # an exact likelihood of binary pixels (PixelCNN)
-    elif unit == "nats per image":  # an exact likelihood of dequantized pixels (a flow)
+    elif likelihood == "exact" and data_model == "binary pixels":  # PixelCNN
+        row["test_exact_nll"] = record["nll"]
+    elif likelihood == "exact" and data_model == "dequantized pixels":  # a flow
         row["test_bits_per_dim"] = record["bits_per_dim"]
-    elif unit == "nats per character":
+    elif likelihood == "exact" and data_model == "characters":
         row["val_loss"], row["val_bits_per_character"] = record["nll"], record["bits_per_dim"]
     return {k: v for k, v in row.items() if v is not None}
 
@@ -73,7 +73,7 @@ def bench_family(name: str, *, dataset: str, profile: Profile, out_dir: Path) ->
         dataset=dataset if dataset in family.datasets else None,
         out_dir=out_dir / name,
     )
-    row = table_row(run.record, images=family.samples == "images")
+    row = table_row(run.record, family)
     return {**row, "train_examples": getattr(run.config, "train_examples", None)}
 
 

@@ -153,22 +153,28 @@ def span(values) -> str:
     return f"{low:.{digits}f}–{high:.{digits}f}"
 
 
-DATA_MODELS = {
-    "threshold": "thresholded binary pixels",
-    "stochastic": "stochastically binarised pixels",
-    None: "dequantized 8-bit pixels",
+# How each data model of the registry (:data:`tutorial_lib.families.DATA_MODELS`) reads in
+# the table; binary pixels say how they were binarised (the config's ``binarization``).
+DATA_MODEL_WORDS = {
+    ("binary pixels", "threshold"): "thresholded binary pixels",
+    ("binary pixels", "stochastic"): "stochastically binarised pixels",
+    ("dequantized pixels", None): "dequantized 8-bit pixels",
+    ("characters", None): "characters",
 }
 
 
-def likelihood_label(record: dict) -> str:
-    """What likelihood a run reports, with its data model (figures of different data
-    models do not compare)."""
-    kind = record.get("likelihood")
-    if kind is None:
+def likelihood_label(name: str, record: dict) -> str:
+    """What likelihood model ``name``'s run reports, with its data model (the registry's
+    :attr:`~tutorial_lib.families.Family.data_model`: figures of different data models
+    do not compare)."""
+    family = families.get(name)
+    if family.likelihood == "none" or record.get("nll") is None:
         return "none"
-    data_model = DATA_MODELS[(record.get("config") or {}).get("binarization")]
-    what = "bound (negative ELBO)" if kind == "bound" else "exact"
-    return f"{what}, {record['nll']:.1f} nats/image, {data_model}"
+    binarization = (record.get("config") or {}).get("binarization")
+    how = binarization if family.data_model == "binary pixels" else None
+    what = "bound (negative ELBO)" if family.likelihood == "bound" else "exact"
+    unit = family.likelihood_unit.replace(" per ", "/")
+    return f"{what}, {record['nll']:.1f} {unit}, {DATA_MODEL_WORDS[family.data_model, how]}"
 
 
 def table_row(name: str, record: dict, spread: dict | None = None) -> dict:
@@ -187,7 +193,7 @@ def table_row(name: str, record: dict, spread: dict | None = None) -> dict:
         "FD over seeds": span(seeds.get("frechet_distance")),
         "train min over seeds": span([s / 60 for s in seeds.get("train_seconds", [])]),
         "parameters": f"{record['parameters']:,}",
-        "likelihood": likelihood_label(record),
+        "likelihood": likelihood_label(name, record),
         "latent space": LATENT_SPACES[_latent_kind(name)],
     }
 
@@ -273,19 +279,8 @@ def interpolation(name: str, model, start, end, *, steps: int = 8, seed: int = 0
         z0, z1 = np.random.default_rng(seed).standard_normal((2, latent_dim))
         labels = 0 if families.get(name).conditional else None
         return module.sample(model, steps, z=_path(z0, z1, steps), labels=labels)
-    pair = np.stack([start, end]).astype(np.float32)
-    if families.get(name).module == "tutorial_lib.vae":
-        codes, _ = module.encode(model, (pair > 0.5).astype(np.float32))
-        return module.decode(model, _path(codes[0], codes[1], steps))
-    if families.get(name).module == "tutorial_lib.autoencoder":
-        codes = model.get_layer("encoder").predict(pair, verbose=0)
-        images = model.get_layer("decoder").predict(_path(codes[0], codes[1], steps), verbose=0)
-        return np.clip(images, 0.0, 1.0).astype(np.float32)
-    # A flow: z = f(x) exactly, for the pixels at the centres of their quantisation bins.
-    y = module.dequantize(pair, np.full(pair.shape, 0.5, np.float32))
-    parts, _ = model.forward(module.logit_transform(y, model.alpha)[0])
-    path = [_path(np.asarray(p[0]), np.asarray(p[1]), steps) for p in parts]
-    return np.asarray(module.inverse_logit_transform(model.inverse(path), model.alpha), np.float32)
+    codes = module.encode(model, np.stack([start, end]).astype(np.float32))
+    return module.decode(model, _path(codes[0], codes[1], steps))
 
 
 def walk_confidence(name: str, model, images: np.ndarray, *, pairs: int = 10, steps=8):
@@ -314,18 +309,15 @@ def prior_walks(name: str, model, *, pairs: int = 20, steps: int = 8) -> dict | 
     per walk ``w`` (draws from seed ``w``), the evaluation classifier's mean confidence on
     its two ends and on its ``steps - 2`` inner images, as ``{"ends": [...], "inner":
     [...]}``; None for a family whose samples do not come from N(0, I) in one pass."""
-    module = families.get(name)
-    if module.module == "tutorial_lib.vae" and not module.conditional:
-        vae = module.load()
-        if isinstance(model, vae.MixturePriorVAE):
-            return None
+    family = families.get(name)
+    if family.latent == "encoder" and getattr(model, "standard_normal_prior", False):
         latent_dim = int(model.decoder.inputs[0].shape[-1])
 
         def walk(seed):
             z0, z1 = np.random.default_rng(seed).standard_normal((2, latent_dim))
-            return vae.decode(model, _path(z0, z1, steps))
+            return family.load().decode(model, _path(z0, z1, steps))
 
-    elif _latent_kind(name) == "noise" and not module.conditional:
+    elif family.latent == "noise" and not family.conditional:
 
         def walk(seed):
             return interpolation(name, model, None, None, steps=steps, seed=seed)

@@ -20,7 +20,7 @@ for a latent model holds the decoder that turns samples into pixels.
 **Samplers** (:mod:`tutorial_lib.samplers`) are small objects: ``times()`` lists
 the pairs ``(t, t_next)`` of the path from noise to data, and ``step(predict, x, t,
 t_next, rng)`` takes one step, calling ``predict(x, t)`` (the network's output) as
-often as it needs. :func:`sample_codes` gives any of them the network (with the
+often as it needs. :func:`run_sampler` gives any of them the network (with the
 labels and guidance asked for) and runs it, so a new sampler is a new class.
 """
 
@@ -270,7 +270,15 @@ class DenoisingModel(keras.Model):
             pixels in [0, 1] (:func:`tutorial_lib.vae.latent_codec`); None for pixels.
         sample_steps, guidance: how the family samples by default (steps; the
             guidance scale of a conditional model).
+
+    A family's subclass says how it is sampled: ``process`` (``"diffusion"`` or
+    ``"flow"``: which samplers of :mod:`tutorial_lib.samplers` can carry its noise to
+    data) and ``default_sampler`` (the one used when none is named). :meth:`sample`
+    and :meth:`sample_codes` then work the same for every family.
     """
+
+    process: str  # "diffusion" or "flow" (tutorial_lib.samplers.PROCESSES)
+    default_sampler: str  # a name of tutorial_lib.samplers.names(process)
 
     def __init__(
         self,
@@ -358,6 +366,45 @@ class DenoisingModel(keras.Model):
         pixels = self.decoder.predict(np.asarray(x, np.float32), batch_size=1000, verbose=0)
         return np.clip(pixels, 0.0, 1.0)
 
+    def sample_codes(
+        self,
+        num: int,
+        *,
+        sampler: str | None = None,
+        steps: int | None = None,
+        labels=None,
+        guidance: float | None = None,
+        seed: int = 0,
+        batch_size: int = 500,
+        ema: bool = True,
+        keep=None,
+        **sampler_options,
+    ) -> np.ndarray | tuple[np.ndarray, dict]:
+        """``num`` samples in the model's space (pixels in [-1, 1], or codes): noise carried
+        to data by ``sampler`` (default: :attr:`default_sampler`) in ``steps`` steps
+        (default: ``sample_steps``), with the sampler's own options (DDIM's ``eta``). The
+        other arguments are those of :func:`run_sampler`."""
+        chosen = samplers.make(self, sampler, steps, **sampler_options)
+        return run_sampler(
+            self,
+            chosen,
+            num,
+            labels=labels,
+            guidance=guidance,
+            seed=seed,
+            batch_size=batch_size,
+            ema=ema,
+            keep=keep,
+        )
+
+    def sample(self, num: int, *, labels=None, guidance: float | None = None, **options):
+        """``num`` images in [0, 1], shape (num, 28, 28, 1): :meth:`sample_codes`, decoded
+        (latent models) or rescaled (pixel models). A conditional model draws digits 0..9
+        in turn unless given ``labels``, with the model's guidance unless given
+        ``guidance`` (:func:`sampling_condition`)."""
+        labels, guidance = sampling_condition(self, num, labels, guidance)
+        return self.to_images(self.sample_codes(num, labels=labels, guidance=guidance, **options))
+
     def get_config(self):
         config = {
             **super().get_config(),
@@ -438,6 +485,16 @@ def predict(network: keras.Model, x, time, labels=None, guidance: float | None =
 # --------------------------------------------------------------------------
 # Training: the autoencoder of a latent model, then the denoiser
 # --------------------------------------------------------------------------
+
+# The VAE whose codes a latent model learns, by profile: one stage that diffusion and
+# flow matching share (their configs' ``autoencoder``), so that notebook 05 trains it
+# once and 05b, 06b and 07 reuse it. A 16-number code: small enough for a small
+# denoiser, large enough for recognisable digits.
+LATENT_STAGE = {
+    "fast": vae.CONFIGS["vae"]["fast"],
+    "cpu": vae.VAEConfig(kind="conv", latent_dim=16, epochs=5, train_examples=None),
+    "gpu": vae.VAEConfig(kind="conv", latent_dim=16, epochs=10, train_examples=None),
+}
 
 
 def train_autoencoder(
@@ -600,7 +657,7 @@ def train_model(
 # --------------------------------------------------------------------------
 
 
-def sample_codes(
+def run_sampler(
     model: DenoisingModel,
     sampler: samplers.Sampler,
     num: int,

@@ -58,7 +58,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from tutorial_lib import denoisers, samplers, vae
+from tutorial_lib import denoisers, vae
 from tutorial_lib.denoisers import to_model_space, to_unit_range  # noqa: F401 (lessons use both)
 from tutorial_lib.profiles import Profile
 from tutorial_lib.samplers import (
@@ -128,99 +128,85 @@ class DiffusionConfig:
     prediction: str = "epsilon"
 
 
-# The cpu profile diffuses VAE codes (latent diffusion): a pixel U-Net cannot learn
-# recognisable digits in five minutes on two cores (notebook 05 shows the measurements).
-# The fast profile does the same with tiny sizes, for tests; the gpu profile diffuses
-# pixels. Every profile names the VAE that notebook 05 trains (for its latent section).
+# Sizes by model name, then profile. The cpu profile diffuses VAE codes (latent
+# diffusion): a pixel U-Net cannot learn recognisable digits in five minutes on two cores
+# (notebook 05 shows the measurements). The fast profile does the same with tiny sizes,
+# for tests; the gpu profile diffuses pixels. Every profile names the VAE that notebook 05 trains (for its latent section):
+# the latent stage it shares with flow matching (tutorial_lib.denoisers.LATENT_STAGE).
 CONFIGS = {
-    "fast": DiffusionConfig(
-        space="latent",
-        timesteps=50,
-        channels=8,
-        channel_mults=(1, 2, 2),
-        blocks_per_level=1,
-        attention_heads=2,
-        groups=4,
-        mlp_width=32,
-        mlp_blocks=1,
-        batch_size=64,
-        learning_rate=1e-3,
-        epochs=2,
-        train_examples=512,
-        ema_decay=0.9,
-        sample_steps=10,
-        autoencoder=vae.CONFIGS["fast"],
-    ),
-    "cpu": DiffusionConfig(
-        space="latent",
-        timesteps=1000,
-        mlp_width=256,
-        mlp_blocks=3,
-        batch_size=256,
-        learning_rate=1e-3,
-        epochs=15,
-        train_examples=None,
-        ema_decay=0.999,
-        sample_steps=50,
-        autoencoder=vae.VAEConfig(kind="conv", latent_dim=16, epochs=5, train_examples=None),
-    ),
-    "gpu": DiffusionConfig(
-        space="pixel",
-        timesteps=1000,
-        channels=64,
-        channel_mults=(1, 2, 2),
-        blocks_per_level=2,
-        batch_size=128,
-        learning_rate=2e-4,
-        epochs=40,
-        train_examples=None,
-        ema_decay=0.9995,
-        sample_steps=50,
-        autoencoder=vae.VAEConfig(kind="conv", latent_dim=16, epochs=10, train_examples=None),
-    ),
+    "diffusion": {
+        "fast": DiffusionConfig(
+            space="latent",
+            timesteps=50,
+            channels=8,
+            channel_mults=(1, 2, 2),
+            blocks_per_level=1,
+            attention_heads=2,
+            groups=4,
+            mlp_width=32,
+            mlp_blocks=1,
+            batch_size=64,
+            learning_rate=1e-3,
+            epochs=2,
+            train_examples=512,
+            ema_decay=0.9,
+            sample_steps=10,
+            autoencoder=denoisers.LATENT_STAGE["fast"],
+        ),
+        "cpu": DiffusionConfig(
+            space="latent",
+            timesteps=1000,
+            mlp_width=256,
+            mlp_blocks=3,
+            batch_size=256,
+            learning_rate=1e-3,
+            epochs=15,
+            train_examples=None,
+            ema_decay=0.999,
+            sample_steps=50,
+            autoencoder=denoisers.LATENT_STAGE["cpu"],
+        ),
+        "gpu": DiffusionConfig(
+            space="pixel",
+            timesteps=1000,
+            channels=64,
+            channel_mults=(1, 2, 2),
+            blocks_per_level=2,
+            batch_size=128,
+            learning_rate=2e-4,
+            epochs=40,
+            train_examples=None,
+            ema_decay=0.9995,
+            sample_steps=50,
+            autoencoder=denoisers.LATENT_STAGE["gpu"],
+        ),
+    },
 }
-
 
 # The recommended recipe of notebook 05 ("What helps, measured"): latent diffusion in every
 # profile, with a network that predicts the velocity (no blow-up at the noisiest step), a
 # VAE trained 8 epochs instead of 5 (its reconstructions cap the samples' quality) and 25
 # DDIM steps. The gpu sizes are scaled up, not measured.
-V_PREDICTION_CONFIGS = {
-    "fast": dataclasses.replace(CONFIGS["fast"], prediction="v"),
+_TEXTBOOK = CONFIGS["diffusion"]
+CONFIGS["latent_diffusion_v"] = {
+    "fast": dataclasses.replace(_TEXTBOOK["fast"], prediction="v"),
     "cpu": dataclasses.replace(
-        CONFIGS["cpu"],
+        _TEXTBOOK["cpu"],
         prediction="v",
         sample_steps=25,
-        autoencoder=dataclasses.replace(CONFIGS["cpu"].autoencoder, epochs=8),
+        autoencoder=dataclasses.replace(_TEXTBOOK["cpu"].autoencoder, epochs=8),
     ),
     "gpu": dataclasses.replace(
-        CONFIGS["cpu"],
+        _TEXTBOOK["cpu"],
         prediction="v",
         mlp_width=512,
         mlp_blocks=4,
         epochs=60,
         ema_decay=0.9995,
         sample_steps=25,
-        autoencoder=vae.CONFIGS["gpu"],
+        autoencoder=vae.CONFIGS["vae"]["gpu"],
     ),
 }
-MODEL_CONFIGS = {"diffusion": CONFIGS, "latent_diffusion_v": V_PREDICTION_CONFIGS}
-
-
-def config_for(
-    name: str, profile: str, *, conditional: bool = False, space: str | None = None, **options
-) -> DiffusionConfig:
-    """The config of model ``name`` (``"diffusion"`` or ``"latent_diffusion_v"``) under
-    ``profile``; ``conditional=True`` for the guided model, ``space`` to diffuse pixels
-    or latent codes against the profile's choice."""
-    if name not in MODEL_CONFIGS:
-        raise ValueError(f"Unknown diffusion model {name!r}; choose one of {tuple(MODEL_CONFIGS)}.")
-    config = dataclasses.replace(MODEL_CONFIGS[name][profile], conditional=conditional, **options)
-    if space is not None and space != config.space:
-        config = dataclasses.replace(
-            config, space=space, autoencoder=config.autoencoder or vae.CONFIGS[profile]
-        )
-    return config
 
 
 # --------------------------------------------------------------------------
@@ -442,21 +428,20 @@ def sample_codes(
         trajectory_at: step indices at which to keep :math:`x_t`; then returns
             ``(samples, {t: x_t})`` (for pictures of the reverse process).
         options: ``labels``, ``guidance``, ``seed``, ``batch_size``, ``ema`` of
-            :func:`tutorial_lib.denoisers.sample_codes`.
+            :meth:`tutorial_lib.denoisers.DenoisingModel.sample_codes`.
     """
-    chosen = samplers.make(model, sampler, steps, eta=eta)
-    return denoisers.sample_codes(model, chosen, num, keep=trajectory_at, **options)
+    return model.sample_codes(
+        num, sampler=sampler, steps=steps, eta=eta, keep=trajectory_at, **options
+    )
 
 
-def sample(model: Diffusion, num: int, *, seed: int = 0, labels=None, guidance=None, **options):
-    """``num`` images in [0, 1], shape (num, 28, 28, 1): :func:`sample_codes`, decoded
-    (latent models) or rescaled (pixel models). A conditional model draws digits
-    0..9 in turn unless given ``labels``, with the model's guidance unless given
-    ``guidance``; ``options`` (``sampler``, ``steps``, ``eta``, ...) go to
-    :func:`sample_codes`."""
-    labels, guidance = denoisers.sampling_condition(model, num, labels, guidance)
-    codes = sample_codes(model, num, seed=seed, labels=labels, guidance=guidance, **options)
-    return model.to_images(codes)
+def sample(model: Diffusion, num: int, *, seed: int = 0, **options):
+    """``num`` images in [0, 1], shape (num, 28, 28, 1), drawn by the model
+    (:meth:`tutorial_lib.denoisers.DenoisingModel.sample`): decoded (latent models) or
+    rescaled (pixel models). A conditional model draws digits 0..9 in turn unless given
+    ``labels``, with the model's guidance unless given ``guidance``; ``options``
+    (``sampler``, ``steps``, ``eta``, ...) choose the sampler."""
+    return model.sample(num, seed=seed, **options)
 
 
 # --------------------------------------------------------------------------

@@ -8,11 +8,11 @@ trains on, which seed document's recipe it is measured against, which lesson
 teaches it, and the command-line options of its own.
 
 The code of a family lives in its module (:attr:`Family.module`), which
-defines the same six names for every family (:data:`CONTRACT`, written down with their
+defines the same five names for every family (:data:`CONTRACT`, written down with their
 signatures as :class:`FamilyModule`):
 
-* ``CONFIGS`` -- every size the family trains with, keyed by profile name;
-* ``config_for(name, profile, **options)`` -- the config a model name trains with;
+* ``CONFIGS`` -- every size it trains with, by model name, then profile name:
+  ``CONFIGS[name][profile]`` (read by :meth:`Family.config`);
 * ``build_model(config, *, seed)`` -- a compiled ``keras.Model``;
 * ``train_model(config, *, dataset, profile, seed, run_dir, callbacks)``
   -- load the data, build, fit; returns a :class:`tutorial_lib.training.Trained`
@@ -21,6 +21,12 @@ signatures as :class:`FamilyModule`):
   shape (num, 28, 28, 1), or a text of ``num`` characters;
 * ``evaluate(model, config, *, dataset, profile)`` -- the family's own numbers
   for the run's record (see :mod:`tutorial_lib.runs`).
+
+Some families define more, as the registry says of them (:data:`EXTRA_CONTRACT`):
+a family whose latent space is an encoder's (``latent="encoder"``) maps images to codes
+and back with ``encode(model, images)`` and ``decode(model, codes)`` (the walks of
+notebook 07); a family that samples nothing (``samples="none"``) shows what it does with
+``preview(model, config, *, dataset, profile)`` (the picture of its run folder).
 
 Adding a family is its module and one entry in :data:`FAMILIES`.
 """
@@ -38,10 +44,17 @@ from tutorial_lib.data import IMAGE_DATASETS, IMAGE_SHAPE, NUM_CLASSES
 
 SAMPLES = ("images", "text", "none")
 LIKELIHOODS = ("none", "bound", "exact")
+# What a likelihood is measured on: binary pixels (a Bernoulli per pixel; the config's
+# ``binarization`` says how grey pixels became 0 or 1), dequantized 8-bit pixels (a
+# density on [0, 1)^784), or characters. Figures on different data models do not compare.
+DATA_MODELS = ("binary pixels", "dequantized pixels", "characters")
 # What a family's latent space is: codes an encoder gives real images, noise a generator
 # maps (no encoder), noise carried to data by a sampler's many steps, or none at all.
 LATENTS = ("encoder", "noise", "sampler", "none")
-CONTRACT = ("CONFIGS", "config_for", "build_model", "train_model", "sample", "evaluate")
+CONTRACT = ("CONFIGS", "build_model", "train_model", "sample", "evaluate")
+# The functions a family defines beyond CONTRACT, by what its registry entry says
+# (EncoderFamilyModule and PreviewFamilyModule write down their signatures).
+EXTRA_CONTRACT = {("latent", "encoder"): ("encode", "decode"), ("samples", "none"): ("preview",)}
 PIXELS = IMAGE_SHAPE[0] * IMAGE_SHAPE[1] * IMAGE_SHAPE[2]
 
 
@@ -50,10 +63,7 @@ class FamilyModule(Protocol):
     it: a module's functions accept these calls (``tests/test_families.py`` binds each one
     to every family's function), and may take more options of their own."""
 
-    CONFIGS: dict
-
-    def config_for(self, name: str, profile: str, **options) -> Any:
-        """The config model ``name`` trains with under ``profile``, ``train`` options applied."""
+    CONFIGS: dict[str, dict[str, Any]]  # CONFIGS[model name][profile name]: a config
 
     def build_model(self, config, *, seed: int | None = None) -> Any:
         """A compiled ``keras.Model`` for ``config``."""
@@ -66,6 +76,24 @@ class FamilyModule(Protocol):
 
     def evaluate(self, model, config, *, dataset: str, profile) -> dict:
         """The family's own figures for the run's record."""
+
+
+class EncoderFamilyModule(FamilyModule, Protocol):
+    """A family whose latent space is an encoder's (``latent="encoder"``) also maps
+    images to codes and back."""
+
+    def encode(self, model, images) -> Any:
+        """Images in [0, 1], (N, 28, 28, 1) -> their codes, (N, code size)."""
+
+    def decode(self, model, codes) -> Any:
+        """Codes -> images in [0, 1], (N, 28, 28, 1)."""
+
+
+class PreviewFamilyModule(FamilyModule, Protocol):
+    """A family that samples nothing (``samples="none"``) shows what it does instead."""
+
+    def preview(self, model, config, *, dataset: str, profile) -> Any:
+        """``(images, title)``: the picture of its run folder (inputs and outputs)."""
 
 
 class UnknownFamilyError(ValueError):
@@ -126,6 +154,8 @@ class Family:
         likelihood: ``"none"``, ``"bound"`` (the VAE's ELBO) or ``"exact"``.
         likelihood_unit: what one likelihood figure is measured per
             (``"nats per image"``), or None.
+        data_model: what the likelihood is a likelihood of, one of :data:`DATA_MODELS`
+            (``"binary pixels"`` for the VAE), or None.
         dimensions: numbers per item of that unit (784 pixels per image, 1 per
             character), to convert a likelihood to bits per dimension.
         conditional: whether sampling takes a class label.
@@ -145,6 +175,7 @@ class Family:
     samples: str
     likelihood: str = "none"
     likelihood_unit: str | None = None
+    data_model: str | None = None
     dimensions: int | None = None
     conditional: bool = False
     latent: str = "none"
@@ -162,19 +193,42 @@ class Family:
             raise ValueError(f"{self.name}: latent must be one of {LATENTS}.")
         if (self.likelihood == "none") != (self.likelihood_unit is None):
             raise ValueError(f"{self.name}: a likelihood needs its unit, and only then.")
+        if (self.likelihood == "none") != (self.data_model is None):
+            raise ValueError(f"{self.name}: a likelihood needs its data model, and only then.")
+        if self.data_model is not None and self.data_model not in DATA_MODELS:
+            raise ValueError(f"{self.name}: data_model must be one of {DATA_MODELS}.")
 
     def load(self) -> ModuleType:
         """The family's module, imported on first use."""
         return importlib.import_module(self.module)
 
+    def contract(self) -> tuple[str, ...]:
+        """The names this family's module must define: :data:`CONTRACT`, and those of
+        :data:`EXTRA_CONTRACT` its entry calls for."""
+        extra = [
+            names
+            for (field, value), names in EXTRA_CONTRACT.items()
+            if getattr(self, field) == value
+        ]
+        return CONTRACT + tuple(name for names in extra for name in names)
+
     def options_for(self, command: str) -> tuple[Option, ...]:
         """The family's options of ``train`` or ``sample``."""
         return tuple(option for option in self.options if option.command == command)
 
-    def config(self, profile: str, **options):
-        """The config this model trains with under ``profile`` (a name), with
-        ``train`` options such as ``kind="conv"`` applied."""
-        return self.load().config_for(self.name, profile, **options)
+    def config(self, profile, **options):
+        """``CONFIGS[name][profile]`` of the family's module: the config this model trains
+        with under ``profile`` (a :class:`tutorial_lib.profiles.Profile` or its name), with
+        ``train`` options such as ``kind="conv"`` applied (fields of the config)."""
+        config = self.load().CONFIGS[self.name][getattr(profile, "name", profile)]
+        fields = {field.name for field in dataclasses.fields(config)}
+        unknown = sorted(set(options) - fields)
+        if unknown:
+            raise TypeError(
+                f"{self.name} has no option {', '.join(unknown)}; its config's fields are "
+                f"{', '.join(sorted(fields))}."
+            )
+        return dataclasses.replace(config, **options)
 
 
 def _binarization_option() -> Option:
@@ -233,6 +287,7 @@ FAMILIES: dict[str, Family] = {
             latent="encoder",
             likelihood="bound",
             likelihood_unit="nats per image",
+            data_model="binary pixels",
             dimensions=PIXELS,
             seed_recipe="seed000_vae",
             options=(_binarization_option(),),
@@ -246,6 +301,7 @@ FAMILIES: dict[str, Family] = {
             latent="encoder",
             likelihood="bound",
             likelihood_unit="nats per image",
+            data_model="binary pixels",
             dimensions=PIXELS,
             improves="vae",
             options=(_binarization_option(),),
@@ -296,6 +352,7 @@ FAMILIES: dict[str, Family] = {
             samples="text",
             likelihood="exact",
             likelihood_unit="nats per character",
+            data_model="characters",
             dimensions=1,
             datasets=("tinyshakespeare",),
             options=(
@@ -361,6 +418,7 @@ FAMILIES: dict[str, Family] = {
             latent="encoder",
             likelihood="exact",
             likelihood_unit="nats per image",
+            data_model="dequantized pixels",
             dimensions=PIXELS,
             options=(
                 Option(
@@ -411,6 +469,7 @@ FAMILIES: dict[str, Family] = {
             samples="images",
             likelihood="exact",
             likelihood_unit="nats per image",
+            data_model="binary pixels",
             dimensions=PIXELS,
             options=(_binarization_option(),),
         ),

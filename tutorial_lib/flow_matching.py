@@ -90,57 +90,46 @@ class FlowMatchingConfig:
 # The same networks, data and training budget as diffusion in each profile
 # (tutorial_lib.diffusion.CONFIGS), so the two families compare on equal terms.
 CONFIGS = {
-    "fast": FlowMatchingConfig(
-        space="latent",
-        channels=8,
-        blocks_per_level=1,
-        attention_heads=2,
-        groups=4,
-        mlp_width=32,
-        mlp_blocks=1,
-        batch_size=64,
-        learning_rate=1e-3,
-        epochs=2,
-        train_examples=512,
-        ema_decay=0.9,
-        sample_steps=4,
-        autoencoder=vae.CONFIGS["fast"],
-    ),
-    "cpu": FlowMatchingConfig(
-        space="latent",
-        mlp_width=256,
-        mlp_blocks=3,
-        batch_size=256,
-        learning_rate=1e-3,
-        epochs=15,
-        ema_decay=0.999,
-        sample_steps=10,
-        autoencoder=vae.VAEConfig(kind="conv", latent_dim=16, epochs=5, train_examples=None),
-    ),
-    "gpu": FlowMatchingConfig(
-        space="pixel",
-        batch_size=128,
-        learning_rate=2e-4,
-        epochs=40,
-        ema_decay=0.9995,
-        sampler="heun",
-        sample_steps=25,
-        autoencoder=vae.VAEConfig(kind="conv", latent_dim=16, epochs=10, train_examples=None),
-    ),
+    "flow_matching": {
+        "fast": FlowMatchingConfig(
+            space="latent",
+            channels=8,
+            blocks_per_level=1,
+            attention_heads=2,
+            groups=4,
+            mlp_width=32,
+            mlp_blocks=1,
+            batch_size=64,
+            learning_rate=1e-3,
+            epochs=2,
+            train_examples=512,
+            ema_decay=0.9,
+            sample_steps=4,
+            autoencoder=denoisers.LATENT_STAGE["fast"],
+        ),
+        "cpu": FlowMatchingConfig(
+            space="latent",
+            mlp_width=256,
+            mlp_blocks=3,
+            batch_size=256,
+            learning_rate=1e-3,
+            epochs=15,
+            ema_decay=0.999,
+            sample_steps=10,
+            autoencoder=denoisers.LATENT_STAGE["cpu"],
+        ),
+        "gpu": FlowMatchingConfig(
+            space="pixel",
+            batch_size=128,
+            learning_rate=2e-4,
+            epochs=40,
+            ema_decay=0.9995,
+            sampler="heun",
+            sample_steps=25,
+            autoencoder=denoisers.LATENT_STAGE["gpu"],
+        ),
+    },
 }
-
-
-def config_for(
-    name: str, profile: str, *, conditional: bool = False, space: str | None = None, **options
-) -> FlowMatchingConfig:
-    """The flow-matching model of ``profile``; ``conditional=True`` for the guided model,
-    ``space`` to work on pixels or latent codes against the profile's choice."""
-    config = dataclasses.replace(CONFIGS[profile], conditional=conditional, **options)
-    if space is not None and space != config.space:
-        config = dataclasses.replace(
-            config, space=space, autoencoder=config.autoencoder or vae.CONFIGS[profile]
-        )
-    return config
 
 
 # --------------------------------------------------------------------------
@@ -254,20 +243,19 @@ def sample_codes(
 
     ``trajectory_at`` lists times (of the sampler's grid) at which to keep the state;
     then returns ``(samples, {t: state})``. ``options``: ``labels``, ``guidance``,
-    ``seed``, ``batch_size``, ``ema`` of :func:`tutorial_lib.denoisers.sample_codes`.
+    ``seed``, ``batch_size``, ``ema`` of
+    :meth:`tutorial_lib.denoisers.DenoisingModel.sample_codes`.
     """
-    chosen = samplers.make(model, sampler, steps)
-    return denoisers.sample_codes(model, chosen, num, keep=trajectory_at, **options)
+    return model.sample_codes(num, sampler=sampler, steps=steps, keep=trajectory_at, **options)
 
 
-def sample(model: FlowMatching, num: int, *, seed: int = 0, labels=None, guidance=None, **options):
-    """``num`` images in [0, 1], shape (num, 28, 28, 1): :func:`sample_codes`, decoded
-    (latent models) or rescaled (pixel models). A conditional model draws digits 0..9
-    in turn unless given ``labels``, with the model's guidance unless given
-    ``guidance``; ``options`` (``sampler``, ``steps``, ...) go to :func:`sample_codes`."""
-    labels, guidance = denoisers.sampling_condition(model, num, labels, guidance)
-    codes = sample_codes(model, num, seed=seed, labels=labels, guidance=guidance, **options)
-    return model.to_images(codes)
+def sample(model: FlowMatching, num: int, *, seed: int = 0, **options):
+    """``num`` images in [0, 1], shape (num, 28, 28, 1), drawn by the model
+    (:meth:`tutorial_lib.denoisers.DenoisingModel.sample`): decoded (latent models) or
+    rescaled (pixel models). A conditional model draws digits 0..9 in turn unless given
+    ``labels``, with the model's guidance unless given ``guidance``; ``options``
+    (``sampler``, ``steps``, ...) choose the solver."""
+    return model.sample(num, seed=seed, **options)
 
 
 # --------------------------------------------------------------------------

@@ -38,7 +38,7 @@ density bounds the discrete likelihood from below (:func:`dequantize`). The
 log-determinant). The likelihood is reported in **bits per dimension**:
 :math:`-\log_2 p(\tilde x) / D` (:func:`tutorial_lib.metrics.bits_per_dimension`).
 
-:func:`build_2d_flow` is the same idea on points of the plane, for pictures.
+:mod:`tutorial_lib.lessons.plane_flows` is the same idea on points of the plane, for pictures.
 """
 
 from __future__ import annotations
@@ -99,34 +99,31 @@ class RealNVPConfig:
 
 
 CONFIGS = {
-    "fast": RealNVPConfig(
-        levels=2,
-        checkerboard_couplings=1,
-        channel_couplings=1,
-        final_couplings=1,
-        hidden_channels=8,
-        blocks=1,
-        batch_size=32,
-        epochs=2,
-        train_examples=512,
-        validation_examples=64,
-    ),
-    "cpu": RealNVPConfig(
-        hidden_channels=32,
-        blocks=1,
-        batch_size=64,
-        learning_rate=2e-3,
-        epochs=6,
-        steps_per_epoch=250,
-        train_examples=None,
-    ),
-    "gpu": RealNVPConfig(hidden_channels=64, blocks=4, batch_size=64, epochs=100),
+    "realnvp": {
+        "fast": RealNVPConfig(
+            levels=2,
+            checkerboard_couplings=1,
+            channel_couplings=1,
+            final_couplings=1,
+            hidden_channels=8,
+            blocks=1,
+            batch_size=32,
+            epochs=2,
+            train_examples=512,
+            validation_examples=64,
+        ),
+        "cpu": RealNVPConfig(
+            hidden_channels=32,
+            blocks=1,
+            batch_size=64,
+            learning_rate=2e-3,
+            epochs=6,
+            steps_per_epoch=250,
+            train_examples=None,
+        ),
+        "gpu": RealNVPConfig(hidden_channels=64, blocks=4, batch_size=64, epochs=100),
+    },
 }
-
-
-def config_for(name: str, profile: str, **options) -> RealNVPConfig:
-    """The RealNVP of ``profile`` (options override its fields)."""
-    return dataclasses.replace(CONFIGS[profile], **options)
 
 
 # --------------------------------------------------------------------------
@@ -617,6 +614,26 @@ def sample(model: RealNVP, num: int, *, seed: int = 0, temperature: float = 1.0,
     return np.concatenate(out)
 
 
+def encode(model: RealNVP, images: np.ndarray) -> np.ndarray:
+    """The code of each image in [0, 1]: :math:`z = f(x)` exactly, for the pixels at the
+    centres of their quantisation bins, its parts flattened and joined (784 numbers)."""
+    images = np.asarray(images, np.float32)
+    y = dequantize(images, np.full(images.shape, 0.5, np.float32))
+    parts, _ = model.forward(logit_transform(y, model.alpha)[0])
+    return np.concatenate([np.asarray(part).reshape(len(images), -1) for part in parts], axis=1)
+
+
+def decode(model: RealNVP, codes: np.ndarray) -> np.ndarray:
+    """Images in [0, 1] for codes of :func:`encode`: the inverse flow, exactly."""
+    codes = np.asarray(codes, np.float32)
+    parts, start = [], 0
+    for shape in model.z_shapes():
+        size = int(np.prod(shape))
+        parts.append(codes[:, start : start + size].reshape(len(codes), *shape))
+        start += size
+    return np.asarray(inverse_logit_transform(model.inverse(parts), model.alpha), np.float32)
+
+
 # --------------------------------------------------------------------------
 # The family contract (tutorial_lib.families): train, sample, evaluate
 # --------------------------------------------------------------------------
@@ -657,99 +674,3 @@ def evaluate(model: RealNVP, config: RealNVPConfig, *, dataset: str, profile: Pr
     bits = bits_per_dimension(model, x_test)
     nats = metrics.convert(bits, "bits per dimension", "nats per image", dimensions=x_test[0].size)
     return {"nll": nats}
-
-
-# --------------------------------------------------------------------------
-# A flow on the plane, for pictures
-# --------------------------------------------------------------------------
-
-
-@_SERIALIZABLE
-class PlaneFlow(keras.Model):
-    r"""A RealNVP on points of the plane: ``couplings`` affine couplings with
-    coordinate masks (the kept coordinate alternates), dense networks of width
-    ``hidden``. :meth:`log_density` is :math:`\log p(x)` exactly (nats);
-    ``fit`` minimises its negative mean."""
-
-    def __init__(self, couplings: int = 6, hidden: int = 64, seed: int | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.couplings, self.hidden, self.seed = couplings, hidden, seed
-        self.flow = FlowSequence(
-            [AffineCoupling("coordinate", i % 2, hidden, 1) for i in range(couplings)]
-        )
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker]
-
-    def call(self, x):
-        return self.log_density(x)
-
-    def log_density(self, x):
-        z, log_det = self.flow(ops.cast(x, "float32"))
-        return standard_normal_log_density(z) + log_det
-
-    def inverse(self, z):
-        return self.flow.inverse(ops.cast(z, "float32"))
-
-    def train_step(self, x):
-        import tensorflow as tf
-
-        x = x[0] if isinstance(x, tuple | list) else x
-        with tf.GradientTape() as tape:
-            loss = -ops.mean(self.log_density(x))
-        gradients = tape.gradient(loss, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
-        self.loss_tracker.update_state(loss)
-        return {"loss": self.loss_tracker.result()}
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "couplings": self.couplings,
-            "hidden": self.hidden,
-            "seed": self.seed,
-        }
-
-
-def build_2d_flow(couplings: int = 6, hidden: int = 64, learning_rate: float = 2e-3) -> PlaneFlow:
-    """A compiled :class:`PlaneFlow` (Adam), built for points of shape (2,)."""
-    model = PlaneFlow(couplings, hidden, name="plane_flow")
-    model(ops.zeros((1, 2)))
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate))
-    return model
-
-
-def sample_2d(model: PlaneFlow, num: int, *, seed: int = 0) -> np.ndarray:
-    """``num`` points: standard normal draws through the inverse flow."""
-    z = np.random.default_rng(seed).standard_normal((num, 2)).astype(np.float32)
-    return np.asarray(model.inverse(z))
-
-
-def density_grid(model: PlaneFlow, limits=(-3.0, 3.0, -3.0, 3.0), n: int = 200):
-    """``(xs, ys, density)``: the model's density :math:`p(x)` on an n x n grid."""
-    xs = np.linspace(limits[0], limits[1], n)
-    ys = np.linspace(limits[2], limits[3], n)
-    grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2).astype(np.float32)
-    log_p = np.asarray(model.log_density(grid))
-    return xs, ys, np.exp(log_p).reshape(n, n)
-
-
-def grid_lines(limits=(-3.0, 3.0, -3.0, 3.0), lines: int = 13, points: int = 200) -> list:
-    """Horizontal and vertical lines over ``limits``, each an array of shape (points, 2)."""
-    x_min, x_max, y_min, y_max = limits
-    along_x = np.linspace(x_min, x_max, points)
-    along_y = np.linspace(y_min, y_max, points)
-    result = [
-        np.stack([along_x, np.full(points, y)], axis=1) for y in np.linspace(y_min, y_max, lines)
-    ]
-    result += [
-        np.stack([np.full(points, x), along_y], axis=1) for x in np.linspace(x_min, x_max, lines)
-    ]
-    return [line.astype(np.float32) for line in result]
-
-
-def map_lines(model: PlaneFlow, lines: list) -> list:
-    """Each line of points of z-space carried to x-space by the inverse flow."""
-    return [np.asarray(model.inverse(line)) for line in lines]

@@ -95,45 +95,45 @@ class GANConfig:
     steps_per_execution: int = 25
 
 
-# The DCGAN of each profile: the fast profile shrinks everything for tests; the cpu
-# profile trains its three GANs in about five minutes in all on two cores (notebook 03).
-DCGAN_CONFIGS = {
-    "fast": GANConfig(
-        latent_dim=16,
-        generator_filters=(8, 16),
-        discriminator_filters=(8, 16),
-        label_dim=4,
-        n_critic=2,
-        train_examples=512,
-        batch_size=32,
-        epochs=2,
-        steps_per_execution=2,
-    ),
-    "cpu": GANConfig(
-        generator_filters=(32, 64),
-        discriminator_filters=(32, 64),
-        train_examples=20_000,
-        batch_size=16,
-        epochs=10,
-    ),
-    "gpu": GANConfig(),
+# Every size each GAN trains with, by model name and profile. The DCGAN: the fast
+# profile shrinks everything for tests; the cpu profile trains its three GANs in about
+# five minutes in all on two cores (notebook 03).
+CONFIGS = {
+    "gan": {
+        "fast": GANConfig(
+            latent_dim=16,
+            generator_filters=(8, 16),
+            discriminator_filters=(8, 16),
+            label_dim=4,
+            n_critic=2,
+            train_examples=512,
+            batch_size=32,
+            epochs=2,
+            steps_per_execution=2,
+        ),
+        "cpu": GANConfig(
+            generator_filters=(32, 64),
+            discriminator_filters=(32, 64),
+            train_examples=20_000,
+            batch_size=16,
+            epochs=10,
+        ),
+        "gpu": GANConfig(),
+    },
 }
 
-# Every size each GAN trains with, by model name and profile. WGAN-GP and the
-# conditional GAN share the DCGAN's networks and data; WGAN-GP takes its paper's
-# Adam beta_2, and both train fewer epochs on a cpu than the DCGAN.
-CONFIGS = {
-    "gan": DCGAN_CONFIGS,
-    "wgan_gp": {
-        "fast": dataclasses.replace(DCGAN_CONFIGS["fast"], kind="wgan_gp", beta_2=0.9, epochs=1),
-        "cpu": dataclasses.replace(DCGAN_CONFIGS["cpu"], kind="wgan_gp", beta_2=0.9, epochs=2),
-        "gpu": dataclasses.replace(DCGAN_CONFIGS["gpu"], kind="wgan_gp", beta_2=0.9, epochs=30),
-    },
-    "cgan": {
-        "fast": dataclasses.replace(DCGAN_CONFIGS["fast"], kind="cgan", epochs=1),
-        "cpu": dataclasses.replace(DCGAN_CONFIGS["cpu"], kind="cgan", epochs=3),
-        "gpu": dataclasses.replace(DCGAN_CONFIGS["gpu"], kind="cgan", epochs=30),
-    },
+# WGAN-GP and the conditional GAN share the DCGAN's networks and data; WGAN-GP takes its
+# paper's Adam beta_2, and both train fewer epochs on a cpu than the DCGAN.
+_DCGAN = CONFIGS["gan"]
+CONFIGS["wgan_gp"] = {
+    "fast": dataclasses.replace(_DCGAN["fast"], kind="wgan_gp", beta_2=0.9, epochs=1),
+    "cpu": dataclasses.replace(_DCGAN["cpu"], kind="wgan_gp", beta_2=0.9, epochs=2),
+    "gpu": dataclasses.replace(_DCGAN["gpu"], kind="wgan_gp", beta_2=0.9, epochs=30),
+}
+CONFIGS["cgan"] = {
+    "fast": dataclasses.replace(_DCGAN["fast"], kind="cgan", epochs=1),
+    "cpu": dataclasses.replace(_DCGAN["cpu"], kind="cgan", epochs=3),
+    "gpu": dataclasses.replace(_DCGAN["gpu"], kind="cgan", epochs=30),
 }
 
 
@@ -161,16 +161,9 @@ CONFIGS["cgan_r1_ema"] = {
         ema_decay=ema_decay,
     )
     for (profile, config), epochs, ema_decay in zip(
-        DCGAN_CONFIGS.items(), (1, 8, 30), (0.9, 0.999, 0.999), strict=True
+        _DCGAN.items(), (1, 8, 30), (0.9, 0.999, 0.999), strict=True
     )
 }
-
-
-def config_for(name: str, profile: str, **options) -> GANConfig:
-    """The config of GAN ``name`` (``"gan"``, ``"wgan_gp"``, ``"cgan"``) under ``profile``."""
-    if name not in CONFIGS:
-        raise ValueError(f"Unknown GAN {name!r}; choose one of {tuple(CONFIGS)}.")
-    return dataclasses.replace(CONFIGS[name][profile], **options)
 
 
 def to_tanh_range(images):
@@ -465,6 +458,15 @@ class GAN(keras.Model):
             g_optimizer=keras.saving.deserialize_keras_object(config["g_optimizer"]),
         )
 
+    @property
+    def sampling_generator(self) -> keras.Model:
+        """The generator :func:`sample` draws from: the trained one."""
+        return self.generator
+
+    def default_labels(self, num: int, seed: int = 0) -> np.ndarray:
+        """The classes a conditional GAN draws when none are asked for: 0, 1, ..., 9 in turn."""
+        return np.arange(num) % NUM_CLASSES
+
     def get_config(self):
         return {
             **super().get_config(),
@@ -735,6 +737,11 @@ class RegularizedGAN(GAN):
         """The generator :func:`sample` draws from: the averaged one, if there is one."""
         return self.generator if self.ema_generator is None else self.ema_generator
 
+    def default_labels(self, num: int, seed: int = 0) -> np.ndarray:
+        """Classes drawn from :math:`p(y) = 1/10` with ``seed`` (a stream apart from z's):
+        what the recipe is measured with."""
+        return np.random.default_rng([seed, 1]).integers(0, NUM_CLASSES, num)
+
 
 def build_model(
     config: GANConfig | None = None,
@@ -874,8 +881,7 @@ def sample(
     (a :class:`RegularizedGAN` draws them uniformly at random with ``seed``).
     A :class:`RegularizedGAN` samples from its averaged generator.
     """
-    generator = model.sampling_generator if isinstance(model, RegularizedGAN) else model
-    generator = generator.generator if isinstance(generator, GAN) else generator
+    generator = model.sampling_generator if isinstance(model, GAN) else model  # or a generator
     conditional = len(generator.inputs) == 2
     latent_dim = int(generator.inputs[0].shape[-1])
     if z is None:
@@ -885,10 +891,8 @@ def sample(
     z = np.asarray(z, dtype=np.float32)
     num = len(z)
     if conditional and labels is None:
-        if isinstance(model, RegularizedGAN):  # labels from p(y) = 1/10, not from z's seed
-            labels = np.random.default_rng([seed, 1]).integers(0, NUM_CLASSES, num)
-        else:
-            labels = np.arange(num) % NUM_CLASSES
+        labels = model.default_labels(num, seed) if isinstance(model, GAN) else None
+        labels = np.arange(num) % NUM_CLASSES if labels is None else labels
     if conditional:
         labels = _check_labels(labels, num)
     elif labels is not None:

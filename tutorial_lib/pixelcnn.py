@@ -76,17 +76,14 @@ class PixelCNNConfig:
 # cpu: 940 steps, about four minutes on 2 cores (a logit sees 8 rows up: 3 for the 7x7
 # mask A, 1 for each mask-B layer); 1,000 samples take about 15 seconds.
 CONFIGS = {
-    "fast": PixelCNNConfig(
-        filters=8, first_kernel=5, layers=1, head_units=8, epochs=2, train_examples=256
-    ),
-    "cpu": PixelCNNConfig(),
-    "gpu": PixelCNNConfig(filters=64, layers=7, head_units=128, epochs=20),
+    "pixelcnn": {
+        "fast": PixelCNNConfig(
+            filters=8, first_kernel=5, layers=1, head_units=8, epochs=2, train_examples=256
+        ),
+        "cpu": PixelCNNConfig(),
+        "gpu": PixelCNNConfig(filters=64, layers=7, head_units=128, epochs=20),
+    },
 }
-
-
-def config_for(name: str, profile: str, **options) -> PixelCNNConfig:
-    """The PixelCNN of ``profile`` (options override its fields)."""
-    return dataclasses.replace(CONFIGS[profile], **options)
 
 
 # --------------------------------------------------------------------------

@@ -143,7 +143,7 @@ def seed_recipes(store: Path, profile: Profile) -> dict:
         for key, run_record in record["runs"].items():
             family = families.get(run_record["model"])
             ours = {
-                **bench.table_row(run_record, images=family.samples == "images"),
+                **bench.table_row(run_record, family),
                 "model": key,
                 "lesson": lesson,
                 "train_examples": run_record["config"].get("train_examples"),

@@ -114,8 +114,9 @@ def _known(options: dict) -> dict:
 
 
 def config_of(name: str, profile: str | Profile | None = None, **options):
-    """The config model ``name`` trains with under ``profile`` (``train`` options applied)."""
-    return families.get(name).config(get_profile(profile).name, **_known(options))
+    """The config model ``name`` trains with under ``profile`` (default: the one in force),
+    with the ``train`` options that were given applied."""
+    return families.get(name).config(get_profile(profile), **_known(options))
 
 
 def train(
@@ -151,20 +152,20 @@ def train(
             (:meth:`tutorial_lib.families.Family.options_for`).
     """
     family = families.get(name)
-    profile = get_profile(profile)
     dataset = dataset or family.datasets[0]
     if dataset not in family.datasets:
         raise data.DataError(
             f"{name} trains on {', '.join(family.datasets)}; got dataset {dataset!r}."
         )
+    setup = device.setup(profile)  # the profile resolved, once: setup.profile from here on
     if out_dir is None:
-        run = _fit(name, profile, dataset, seed, None, callbacks, stages, options)
+        run = _fit(name, setup, dataset, seed, None, callbacks, stages, options)
         if evaluate:
-            run.record.update(_evaluate(run, profile))
+            run.record.update(_evaluate(run, setup.profile))
         return run
     with lock_run_folder(out_dir):
         return _train_in_folder(
-            name, profile, dataset, seed, Path(out_dir), callbacks, evaluate, stages, options
+            name, setup, dataset, seed, Path(out_dir), callbacks, evaluate, stages, options
         )
 
 
@@ -188,7 +189,7 @@ def lock_run_folder(run_dir: str | Path):
         lock.__exit__(None, None, None)
 
 
-def _train_in_folder(name, profile, dataset, seed, out_dir, callbacks, evaluate, stages, options):
+def _train_in_folder(name, setup, dataset, seed, out_dir, callbacks, evaluate, stages, options):
     """:func:`train` into a run folder (locked by the caller): train, or take the trained
     model an interrupted run saved; save it before it is evaluated; then evaluate and
     write the folder. A kill at any point leaves a folder the same call resumes."""
@@ -200,11 +201,11 @@ def _train_in_folder(name, profile, dataset, seed, out_dir, callbacks, evaluate,
                 f"{run.name} into it to finish that run, or train {name} into another folder."
             )
     else:
-        run = _fit(name, profile, dataset, seed, out_dir, callbacks, stages, options)
+        run = _fit(name, setup, dataset, seed, out_dir, callbacks, stages, options)
     if evaluate:
-        run.record.update(_evaluate(run, profile))
+        run.record.update(_evaluate(run, setup.profile))
     try:
-        _save(run, profile)
+        _save(run, setup.profile)
         (out_dir / training.TRAINED_FILE).unlink(missing_ok=True)  # the run is complete
         (out_dir / training.TRAINED_MODEL).unlink(missing_ok=True)
     except OSError as error:
@@ -216,16 +217,16 @@ def _train_in_folder(name, profile, dataset, seed, out_dir, callbacks, evaluate,
     return run
 
 
-def _fit(name, profile, dataset, seed, out_dir, callbacks, stages, options) -> Run:
+def _fit(name, setup, dataset, seed, out_dir, callbacks, stages, options) -> Run:
     """Train model ``name`` (resuming an interrupted run in ``out_dir``); the run with its
     record of the training. With a run folder the trained model, its record and history
     are saved there (:data:`tutorial_lib.training.TRAINED_MODEL`) before the clock and
     the backups go: from then on the training is never lost."""
     family = families.get(name)
     module = family.load()
-    setup = device.setup(profile)
+    profile = setup.profile
     training.set_seed(seed)
-    config = config_of(name, profile, **options)
+    config = family.config(profile, **_known(options))
     clock = training.TrainingClock(out_dir, measuring=callbacks)
     with setup.strategy.scope():
         trained = module.train_model(

@@ -58,7 +58,7 @@ from keras import ops
 
 from tutorial_lib import data
 from tutorial_lib.profiles import Profile
-from tutorial_lib.training import Timer, Trained, fit_resumable, progress_verbosity
+from tutorial_lib.training import Trained, fit_resumable, progress_verbosity
 
 DATASET = "tinyshakespeare"
 _NEG_INF = -1e9  # a masked score: exp(-1e9 - max) is exactly 0 in float32
@@ -169,42 +169,39 @@ class GPTConfig:
 # steps reach 1.588 where 2,500 GELU steps reach 1.600; notebook 04 reports the
 # figures. "gpu": nanoGPT's shakespeare-char recipe (10.7M parameters, GELU).
 CONFIGS = {
-    "fast": GPTConfig(
-        context=32,
-        width=32,
-        layers=2,
-        heads=2,
-        batch_size=16,
-        steps=8,
-        steps_per_epoch=4,
-        warmup_steps=2,
-        learning_rate=3e-3,
-        val_batches=2,
-        sample_chars=60,
-        steps_per_execution=2,
-    ),
-    "cpu": GPTConfig(steps_per_execution=25),
-    "gpu": GPTConfig(
-        context=256,
-        width=384,
-        layers=6,
-        heads=6,
-        activation="gelu",
-        dropout=0.2,
-        batch_size=64,
-        steps=5000,
-        steps_per_epoch=250,
-        learning_rate=1e-3,
-        warmup_steps=100,
-        val_batches=None,
-        steps_per_execution=25,
-    ),
+    "transformer": {
+        "fast": GPTConfig(
+            context=32,
+            width=32,
+            layers=2,
+            heads=2,
+            batch_size=16,
+            steps=8,
+            steps_per_epoch=4,
+            warmup_steps=2,
+            learning_rate=3e-3,
+            val_batches=2,
+            sample_chars=60,
+            steps_per_execution=2,
+        ),
+        "cpu": GPTConfig(steps_per_execution=25),
+        "gpu": GPTConfig(
+            context=256,
+            width=384,
+            layers=6,
+            heads=6,
+            activation="gelu",
+            dropout=0.2,
+            batch_size=64,
+            steps=5000,
+            steps_per_epoch=250,
+            learning_rate=1e-3,
+            warmup_steps=100,
+            val_batches=None,
+            steps_per_execution=25,
+        ),
+    },
 }
-
-
-def config_for(name: str, profile: str, **options) -> GPTConfig:
-    """The GPT of ``profile`` (options override its fields)."""
-    return dataclasses.replace(CONFIGS[profile], **options)
 
 
 # --------------------------------------------------------------------------
@@ -900,14 +897,6 @@ def sample(
         raise ValueError("The prompt needs at least one character, e.g. '\\n'.")
     vocab = vocab or data.load_shakespeare().vocab
     return vocab.decode(generate(model, vocab.encode(prompt), num, seed=seed, **options))
-
-
-def generation_speed(model: GPT, prompt_ids, num_tokens: int, *, use_cache: bool) -> float:
-    """Characters per second of :func:`generate` (after one warm-up call that traces it)."""
-    generate(model, prompt_ids, 2, use_cache=use_cache)
-    with Timer() as timer:
-        generate(model, prompt_ids, num_tokens, use_cache=use_cache)
-    return num_tokens / timer.seconds
 
 
 # --------------------------------------------------------------------------

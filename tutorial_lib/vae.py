@@ -76,22 +76,9 @@ class VAEConfig:
     batch_size: int = 128
     binarization: str = "threshold"
 
-
-# The VAE trains on all 60,000 images even in the cpu profile: it is cheap per
-# step, and the likelihood targets need the data.
-CONFIGS = {
-    "fast": VAEConfig(
-        kind="conv",
-        latent_dim=8,
-        hidden_units=(64, 32),
-        filters=(8, 16),
-        epochs=2,
-        train_examples=512,
-        batch_size=64,
-    ),
-    "cpu": VAEConfig(kind="conv", latent_dim=16, epochs=8, train_examples=None),
-    "gpu": VAEConfig(kind="conv", latent_dim=32, filters=(64, 128), epochs=60, batch_size=256),
-}
+    def make_model(self, encoder, decoder, *, seed: int | None = None) -> VAE:
+        """The uncompiled model these sizes describe, around its two networks."""
+        return VAE(encoder, decoder, beta=self.beta, seed=seed)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,29 +96,40 @@ class MixturePriorConfig(VAEConfig):
     prior_examples: int | None = 20_000
     prior_iterations: int = 100
 
+    def make_model(self, encoder, decoder, *, seed: int | None = None) -> MixturePriorVAE:
+        return MixturePriorVAE(
+            encoder, decoder, prior_components=self.prior_components, beta=self.beta, seed=seed
+        )
+
+
+# Sizes by model name, then profile. The VAE trains on all 60,000 images even in the
+# cpu profile: it is cheap per step, and the likelihood targets need the data.
+CONFIGS = {
+    "vae": {
+        "fast": VAEConfig(
+            kind="conv",
+            latent_dim=8,
+            hidden_units=(64, 32),
+            filters=(8, 16),
+            epochs=2,
+            train_examples=512,
+            batch_size=64,
+        ),
+        "cpu": VAEConfig(kind="conv", latent_dim=16, epochs=8, train_examples=None),
+        "gpu": VAEConfig(kind="conv", latent_dim=32, filters=(64, 128), epochs=60, batch_size=256),
+    },
+}
 
 # The recommended recipe of notebook 02 ("What helps, measured"): the same networks as the
 # VAE of each profile, then a mixture prior fitted to their codes in seconds. The cpu
 # profile spends the budget the textbook VAE leaves (8 epochs) on 14 epochs: about 150
 # CPU-seconds with the fit, on the 2-core machine it was measured on.
-MIXTURE_PRIOR_CONFIGS = {
-    "fast": MixturePriorConfig(
-        **dataclasses.asdict(CONFIGS["fast"]), prior_components=4, prior_examples=None
-    ),
-    "cpu": MixturePriorConfig(**{**dataclasses.asdict(CONFIGS["cpu"]), "epochs": 14}),
-    "gpu": MixturePriorConfig(
-        **dataclasses.asdict(CONFIGS["gpu"]), prior_components=100, prior_examples=None
-    ),
+_VAE = {profile: dataclasses.asdict(config) for profile, config in CONFIGS["vae"].items()}
+CONFIGS["vae_mixture_prior"] = {
+    "fast": MixturePriorConfig(**_VAE["fast"], prior_components=4, prior_examples=None),
+    "cpu": MixturePriorConfig(**{**_VAE["cpu"], "epochs": 14}),
+    "gpu": MixturePriorConfig(**_VAE["gpu"], prior_components=100, prior_examples=None),
 }
-MODEL_CONFIGS = {"vae": CONFIGS, "vae_mixture_prior": MIXTURE_PRIOR_CONFIGS}
-
-
-def config_for(name: str, profile: str, **options) -> VAEConfig:
-    """The config of model ``name`` (``"vae"`` or ``"vae_mixture_prior"``) under
-    ``profile`` (options override its fields)."""
-    if name not in MODEL_CONFIGS:
-        raise ValueError(f"Unknown VAE {name!r}; choose one of {tuple(MODEL_CONFIGS)}.")
-    return dataclasses.replace(MODEL_CONFIGS[name][profile], **options)
 
 
 # --------------------------------------------------------------------------
@@ -258,10 +256,26 @@ class VAE(keras.Model):
         x = ops.cast(x, "float32")
         return -bernoulli_log_likelihood(x, logits), kl_divergence(z_mean, z_log_var)
 
+    # Whether the prior is N(0, I), the prior of a GAN's z too (walks between its draws).
+    standard_normal_prior = True
+
     def log_prior(self, z) -> np.ndarray:
         r""":math:`\log p(z)` under the prior :math:`\mathcal N(0, I)`, nats (NumPy, float64)."""
         z = np.asarray(z, np.float64)
         return -0.5 * np.sum(z**2 + np.log(2 * np.pi), axis=-1)
+
+    def draw_codes(self, num: int, *, seed: int = 0, temperature: float = 1.0) -> np.ndarray:
+        r"""``num`` codes from the prior :math:`\mathcal N(0, \tau^2 I)`, :math:`\tau` the
+        ``temperature``."""
+        latent_dim = self.decoder.input_shape[-1]
+        return temperature * np.random.default_rng(seed).standard_normal((num, latent_dim))
+
+    def finish_training(self, images: np.ndarray, config, *, seed: int = 0) -> None:
+        """What follows the gradient steps: nothing for the VAE (its prior is fixed)."""
+
+    def test_elbo(self, x: np.ndarray) -> dict:
+        """The negative ELBO of test images ``x`` and its two terms (:func:`negative_elbo`)."""
+        return negative_elbo(self, x)
 
     def _update(self, reconstruction, kl, loss):
         self.loss_tracker.update_state(loss)
@@ -414,8 +428,26 @@ class MixturePriorVAE(VAE):
             prior_components, int(decoder.inputs[0].shape[-1]), name="prior"
         )
 
+    standard_normal_prior = False
+
     def log_prior(self, z) -> np.ndarray:
         return self.prior.log_prob(z)
+
+    def draw_codes(self, num: int, *, seed: int = 0, temperature: float = 1.0) -> np.ndarray:
+        """``num`` codes from the fitted mixture, every component's spread times
+        ``temperature``."""
+        return self.prior.sample(num, seed=seed, temperature=temperature)
+
+    def finish_training(self, images: np.ndarray, config, *, seed: int = 0) -> None:
+        """Fit the mixture prior to the codes of the first ``config.prior_examples``
+        training images (:func:`fit_prior`)."""
+        fitted = images if config.prior_examples is None else images[: config.prior_examples]
+        fit_prior(self, fitted, seed=seed, max_iter=config.prior_iterations)
+
+    def test_elbo(self, x: np.ndarray) -> dict:
+        """The negative ELBO under the mixture prior, its KL term estimated by Monte Carlo
+        (:func:`monte_carlo_elbo`): the mixture has no closed-form KL."""
+        return monte_carlo_elbo(self, x)
 
     def get_config(self):
         return {**super().get_config(), "prior_components": self.prior.components}
@@ -425,7 +457,7 @@ def posterior_samples(model: VAE, images: np.ndarray, *, seed: int = 0) -> np.nd
     r"""One code :math:`z \sim q(z \mid x)` drawn from the posterior of each binarised
     image: samples of the aggregate posterior :math:`q(z) = \mathbb E_x\, q(z \mid x)`,
     float64 (N, latent_dim)."""
-    z_mean, z_log_var = encode(model, (np.asarray(images) > 0.5).astype(np.float32))
+    z_mean, z_log_var = posterior(model, (np.asarray(images) > 0.5).astype(np.float32))
     eps = np.random.default_rng(seed).standard_normal(z_mean.shape)
     return z_mean + np.exp(0.5 * z_log_var) * eps
 
@@ -446,13 +478,7 @@ def build_model(config: VAEConfig | None = None, *, seed: int | None = None) -> 
     config = config or VAEConfig()
     if config.kind not in KINDS:
         raise ValueError(f"Unknown VAE kind {config.kind!r}; choose one of {KINDS}.")
-    networks = (build_encoder(config), build_decoder(config))
-    if isinstance(config, MixturePriorConfig):
-        model = MixturePriorVAE(
-            *networks, prior_components=config.prior_components, beta=config.beta, seed=seed
-        )
-    else:
-        model = VAE(*networks, beta=config.beta, seed=seed)
+    model = config.make_model(build_encoder(config), build_decoder(config), seed=seed)
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
     model(np.zeros((1, *IMAGE_SHAPE), np.float32))  # build the weights
     return model
@@ -507,10 +533,17 @@ def decode(model: VAE, z) -> np.ndarray:
     return expit(logits).astype(np.float32)
 
 
-def encode(model: VAE, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The posterior mean and log-variance of each image."""
+def posterior(model: VAE, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""The posterior :math:`q(z \mid x)` of each image: its mean and log-variance."""
     z_mean, z_log_var = model.encoder.predict(x, verbose=0, batch_size=512)
     return z_mean, z_log_var
+
+
+def encode(model: VAE, images: np.ndarray) -> np.ndarray:
+    """The code of each image in [0, 1]: the posterior mean of the binarised image (the
+    data the VAE was trained on). :func:`decode` maps codes back to images."""
+    z_mean, _ = posterior(model, (np.asarray(images) > 0.5).astype(np.float32))
+    return z_mean
 
 
 def sample(model: VAE, num: int, *, seed: int = 0, temperature: float = 1.0) -> np.ndarray:
@@ -520,11 +553,7 @@ def sample(model: VAE, num: int, *, seed: int = 0, temperature: float = 1.0) -> 
     fitted mixture with every component's spread times :math:`\tau`; the temperature
     :math:`\tau` below 1 draws codes nearer the centres.
     """
-    if isinstance(model, MixturePriorVAE):
-        return decode(model, model.prior.sample(num, seed=seed, temperature=temperature))
-    rng = np.random.default_rng(seed)
-    latent_dim = model.decoder.input_shape[-1]
-    return decode(model, temperature * rng.standard_normal((num, latent_dim)))
+    return decode(model, model.draw_codes(num, seed=seed, temperature=temperature))
 
 
 def interpolate(z_start, z_end, steps: int = 8, *, spherical: bool = False) -> np.ndarray:
@@ -568,7 +597,7 @@ def attribute_vector(model: VAE, x: np.ndarray, labels, source: int, target: int
     for name, value in (("source", source), ("target", target)):
         if not np.any(labels == value):
             raise ValueError(f"No image of {name} class {value} among the {len(labels)} given.")
-    z_mean, _ = encode(model, x)
+    z_mean, _ = posterior(model, x)
     return z_mean[labels == target].mean(axis=0) - z_mean[labels == source].mean(axis=0)
 
 
@@ -601,7 +630,7 @@ def importance_log_weights(model: VAE, x: np.ndarray, k: int = 100, seed: int = 
     is the importance-weighted bound on :math:`\log p(x)`, tight as k grows.
     """
     rng = np.random.default_rng(seed)
-    z_mean, z_log_var = encode(model, x)
+    z_mean, z_log_var = posterior(model, x)
     n, d = z_mean.shape
     eps = rng.standard_normal((n, k, d)).astype(np.float32)
     z = z_mean[:, None, :] + np.exp(0.5 * z_log_var)[:, None, :] * eps
@@ -686,7 +715,7 @@ def latent_codec(model: VAE, images: np.ndarray) -> tuple[np.ndarray, keras.Mode
     decoder undoes the standardisation, runs the VAE's decoder and a sigmoid:
     codes -> pixel probabilities in [0, 1], float32 (N, 28, 28, 1).
     """
-    z_mean, _ = encode(model, (np.asarray(images) > 0.5).astype(np.float32))
+    z_mean = encode(model, images)
     shift = z_mean.mean(axis=0)
     scale = float(np.std(z_mean - shift))
     codes = keras.Input((z_mean.shape[1],), name="codes")
@@ -730,9 +759,7 @@ def train_model(
         callbacks=callbacks,
         run_dir=run_dir,
     )
-    if isinstance(config, MixturePriorConfig):
-        fitted = x_train if config.prior_examples is None else x_train[: config.prior_examples]
-        fit_prior(model, fitted, seed=seed, max_iter=config.prior_iterations)
+    model.finish_training(x_train, config, seed=seed)  # the mixture prior's fit
     seen = examples_seen(len(x_train), config.epochs, config.batch_size, profile)
     return Trained(model, history.history, seen)
 
@@ -744,10 +771,7 @@ def evaluate(model: VAE, config: VAEConfig, *, dataset: str, profile: Profile) -
     x_test, _ = data.load_images(
         dataset, "test", limit=profile.test_examples, binarize=config.binarization
     )
-    if isinstance(model, MixturePriorVAE):
-        terms = monte_carlo_elbo(model, x_test)
-    else:
-        terms = negative_elbo(model, x_test)
+    terms = model.test_elbo(x_test)
     return {
         "nll": terms["negative_elbo"],
         "test_reconstruction_nats": terms["reconstruction"],

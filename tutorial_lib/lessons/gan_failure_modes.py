@@ -1,4 +1,4 @@
-"""The experiments of notebook 03 (GANs): what goes wrong, measured.
+"""Notebook 03's experiments (GANs): what goes wrong, measured.
 
 Not part of the GAN family itself (:mod:`tutorial_lib.gan`): these are the
 lesson's demonstrations of two failure modes.
