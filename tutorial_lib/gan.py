@@ -749,15 +749,14 @@ def build_model(
     seed: int | None = None,
     generator_loss: str = "non_saturating",
     g_steps: int = 1,
-    learning_rates: tuple[float, float] | None = None,
 ) -> GAN:
     """The compiled GAN of ``config.kind``: ``"gan"`` (DCGAN), ``"wgan_gp"`` or
     ``"cgan"`` (conditional DCGAN); a :class:`RegularizedGAN` for a
     :class:`RegularizedGANConfig`.
 
-    Build it under ``setup.strategy.scope()``. ``learning_rates`` =
-    ``(discriminator, generator)`` overrides the config's (used to show
-    failure modes); ``generator_loss`` and ``g_steps`` go to :class:`GAN`.
+    Build it under ``setup.strategy.scope()``. ``generator_loss`` and ``g_steps`` go to
+    :class:`GAN` (notebook 03's failure modes change the learning rates of a trained GAN
+    with :func:`tutorial_lib.lessons.gan_failure_modes.rewrap`).
     (``seed`` is unused: the weights are drawn from the global seed.)
     """
     config = config or GANConfig()
@@ -791,10 +790,9 @@ def build_model(
             g_steps=g_steps,
             name=config.kind,
         )
-    d_lr, g_lr = learning_rates or (config.learning_rate, config.learning_rate)
     model.compile(
-        d_optimizer=make_optimizer(d_lr, config.beta_1, config.beta_2),
-        g_optimizer=make_optimizer(g_lr, config.beta_1, config.beta_2),
+        d_optimizer=make_optimizer(config.learning_rate, config.beta_1, config.beta_2),
+        g_optimizer=make_optimizer(config.learning_rate, config.beta_1, config.beta_2),
         steps_per_execution=config.steps_per_execution,
     )
     return model
