@@ -252,3 +252,14 @@ def test_likelihood_rows_give_both_data_models_and_bits_per_dimension():
     ]
     assert rows[2]["thresholded (nats/image)"] == 70.0
     assert rows[2]["bits/dim (stochastic)"] == pytest.approx(90 / (784 * math.log(2)), abs=1e-3)
+
+
+def test_the_shared_latent_stage_is_trained_when_no_store_has_it(tmp_path, monkeypatch):
+    """Notebook 07's VAE of the latent models: notebook 05's stage, trained here (and kept in
+    the store) when the course ships none for the profile."""
+    from tutorial_lib import denoisers
+    from tutorial_lib.profiles import PROFILES
+
+    monkeypatch.setenv(checkpoints.STORE_ENV, str(tmp_path))
+    model = compare.autoencoder_stage(PROFILES["fast"])
+    assert model.decoder.inputs[0].shape[-1] == denoisers.LATENT_STAGE["fast"].latent_dim

@@ -11,7 +11,6 @@ second.
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 import tomllib
@@ -32,13 +31,11 @@ FIELDS = ("authors", "title", "year", "venue", "url")
 
 
 def _literature() -> list[tuple]:
-    """``tutorial_lib.compare.LITERATURE`` (notebook 07's published likelihoods, each with
-    its entry's key), read from the source: importing the module would load TensorFlow."""
-    tree = ast.parse((ROOT / "tutorial_lib" / "compare.py").read_text(encoding="utf-8"))
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "LITERATURE":
-            return ast.literal_eval(node.value)
-    raise AssertionError("tutorial_lib/compare.py has no LITERATURE")
+    """Notebook 07's published likelihoods (``tutorial_lib.compare.LITERATURE``), each with
+    its entry's key, read from their data file (importing compare would load TensorFlow)."""
+    path = ROOT / "tutorial_lib" / "tables" / "literature.toml"
+    figures = tomllib.loads(path.read_text(encoding="utf-8"))["figure"]
+    return [(f["model"], f["likelihood"], f["nats_per_image"], f["reference"]) for f in figures]
 
 
 def _entries() -> dict:

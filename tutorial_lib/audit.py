@@ -51,6 +51,15 @@ POWER_SOURCE = (
 )
 
 
+# The sizes of notebook 08's audits, per profile: images drawn per model and seed, how many
+# of them the memorisation audit checks against the training set, and the training steps
+# of the small classifiers (:class:`SmallCNN`).
+SIZES = {
+    "fast": {"draws": 60, "audited": 40, "classifier_steps": 10, "detector_steps": 10},
+    "cpu": {"draws": 1200, "audited": 300, "classifier_steps": 300, "detector_steps": 200},
+    "gpu": {"draws": 3000, "audited": 1000, "classifier_steps": 1000, "detector_steps": 500},
+}
+
 # --------------------------------------------------------------------------
 # Comparing two samples by ranks
 # --------------------------------------------------------------------------

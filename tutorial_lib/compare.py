@@ -28,7 +28,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import tomllib
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -56,7 +58,8 @@ def autoencoder_stage(profile, *, pretrained="auto"):
     from tutorial_lib import denoisers, diffusion
 
     lesson = checkpoints.Lesson("05_diffusion", profile, pretrained=pretrained)
-    return denoisers.autoencoder_stage(lesson, diffusion.CONFIGS[profile.name], profile)["vae"]
+    config = diffusion.CONFIGS["diffusion"][profile.name]
+    return denoisers.autoencoder_stage(lesson, config, profile)["vae"]
 
 
 def needs_autoencoder_stage(name: str, profile) -> bool:
@@ -344,85 +347,25 @@ def grey_fraction(images) -> float:
 # The seeds' tables, as printed
 # --------------------------------------------------------------------------
 
-SEED_TABLES = {
-    "seed 001: comparison of generative model approaches": {
-        "columns": ("model type", "strengths", "weaknesses"),
-        "rows": [
-            (
-                "VAEs",
-                "stable training; good latent space; explicit likelihood",
-                "often blurry outputs; less complex distributions",
-            ),
-            (
-                "GANs",
-                "sharp, realistic outputs; flexible architecture",
-                "mode collapse; training instability; no explicit likelihood",
-            ),
-            (
-                "Diffusion",
-                "state-of-the-art quality; stable training; flexible conditioning",
-                "slow sampling (improving); computationally intensive",
-            ),
-            (
-                "Autoregressive",
-                "natural for sequential data; tractable likelihood",
-                "slow generation; no latent space",
-            ),
-        ],
-    },
-    "seed 001: challenges in GAN training": {
-        "columns": ("challenge", "description", "common solutions"),
-        "rows": [
-            (
-                "Training Instability",
-                "Generator produces limited varieties of samples",
-                "Modified loss functions, minibatch discrimination",
-            ),
-            (
-                "Evaluation Difficulty",
-                "Oscillations, failure to converge",
-                "Gradient penalties, spectral normalization",
-            ),
-            (
-                "Disentanglement",
-                "Hard to quantitatively assess quality",
-                "Inception Score, FID, human evaluation",
-            ),
-            ("Disentanglement", "Controlling specific features", "Conditional GANs, InfoGAN"),
-        ],
-    },
-    "seed 002: generative models comparison": {
-        "columns": ("model", "complexity", "training stability", "quality", "speed"),
-        "rows": [
-            ("Autoencoder", "⭐ Low", "✅ Stable", "⭐⭐⭐ Good", "⚡⚡⚡ Fast"),
-            ("VAE", "⭐⭐ Medium", "✅ Stable", "⭐⭐⭐ Good", "⚡⚡ Fast"),
-            ("GAN", "⭐⭐⭐ High", "⚠️ Unstable", "⭐⭐⭐⭐⭐ Excellent", "⚡ Slow"),
-            ("Diffusion", "⭐⭐⭐ High", "✅ Stable", "⭐⭐⭐⭐⭐ Excellent", "🐌 Very Slow"),
-        ],
-    },
-}
+# The course's static tables, as data files beside the quizzes (tutorial_lib/tables/).
+TABLES = Path(__file__).resolve().parent / "tables"
 
+
+def read_table_file(name: str) -> dict:
+    """One TOML file of :data:`TABLES`, parsed."""
+    with open(TABLES / name, "rb") as file:
+        return tomllib.load(file)
+
+
+_SEED_FILE = read_table_file("seed_tables.toml")
+# The seed documents' comparison tables as they print them, by title.
+SEED_TABLES = {
+    table["title"]: {"columns": tuple(table["columns"]), "rows": [tuple(r) for r in table["rows"]]}
+    for table in _SEED_FILE["table"]
+}
 # Seed 001's GAN challenges with each description under its own name (the printed table
-# shifts the names by one row and names "Disentanglement" twice; the solutions fit the
-# descriptions).
-CORRECTED_GAN_CHALLENGES = [
-    (
-        "Mode collapse",
-        "Generator produces limited varieties of samples",
-        "Modified loss functions, minibatch discrimination",
-    ),
-    (
-        "Training instability",
-        "Oscillations, failure to converge",
-        "Gradient penalties, spectral normalization",
-    ),
-    (
-        "Evaluation difficulty",
-        "Hard to quantitatively assess quality",
-        "Inception Score, FID, human evaluation",
-    ),
-    ("Disentanglement", "Controlling specific features", "Conditional GANs, InfoGAN"),
-]
+# shifts the names by one row and names "Disentanglement" twice).
+CORRECTED_GAN_CHALLENGES = [tuple(row) for row in _SEED_FILE["corrected_gan_challenges"]["rows"]]
 
 
 def seed_table(title: str) -> list[dict]:
@@ -810,6 +753,16 @@ def real_images(dataset: str = "mnist", n: int = 200) -> np.ndarray:
 # --------------------------------------------------------------------------
 
 
+# The sizes of notebook 07's likelihood table, per profile: the test images it scores, the
+# codes per image of the importance-weighted bound, and the bound's k against k on fewer
+# images (notebook 07b measures the same table when part 1's is not at hand).
+LIKELIHOOD_SIZES = {
+    "fast": {"images": 64, "k": 10, "k_curve": (1, 5, 20), "curve_images": 16},
+    "cpu": {"images": 1000, "k": 200, "k_curve": (1, 10, 100, 1000), "curve_images": 200},
+    "gpu": {"images": 10_000, "k": 1000, "k_curve": (1, 10, 100, 1000, 5000), "curve_images": 1000},
+}
+
+
 def measure_likelihoods(
     vaes: dict, exact: dict, *, images: int, k: int, k_curve=(), curve_images: int = 200
 ) -> dict:
@@ -881,17 +834,9 @@ def likelihood_rows(result: dict, labels: dict) -> list[dict]:
     return rows
 
 
-# Published negative log-likelihoods on stochastically binarised MNIST, nats per image
-# (the VAEs' and IWAEs' are importance-weighted bounds with k = 5000), each with the key of
-# its paper in tutorial_lib/references.toml, whose entry lists the figure.
+# Published likelihoods (model, what kind of figure, nats per image, the key of its paper in
+# tutorial_lib/references.toml), from tutorial_lib/tables/literature.toml.
 LITERATURE = [
-    ("VAE, 1 stochastic layer (Burda et al., 2016)", "bound, k = 5000", 86.76, "burda2016"),
-    ("VAE, 2 stochastic layers (Burda et al., 2016)", "bound, k = 5000", 85.33, "burda2016"),
-    (
-        "IWAE trained with k = 50, 2 layers (Burda et al., 2016)",
-        "bound, k = 5000",
-        82.90,
-        "burda2016",
-    ),
-    ("PixelCNN (van den Oord et al., 2016)", "exact", 81.30, "vandenoord2016"),
+    (figure["model"], figure["likelihood"], figure["nats_per_image"], figure["reference"])
+    for figure in read_table_file("literature.toml")["figure"]
 ]

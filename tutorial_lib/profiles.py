@@ -12,7 +12,8 @@ A profile holds only what every notebook shares: how many test images to
 evaluate on, how many samples to score, and the cap on steps per epoch and the
 eager steps that keep the ``fast`` profile fast. Every size a model *trains* with (its data
 subset, epochs or steps, batch, widths) lives in its family's config table,
-``CONFIGS``, keyed by the profile's name (for example ``vae.CONFIGS["cpu"]``).
+``CONFIGS``, keyed by the model name, then the profile's name (for example
+``vae.CONFIGS["vae"]["cpu"]``).
 """
 
 from __future__ import annotations
