@@ -32,6 +32,7 @@ class Profile:
         name: ``"fast"``, ``"cpu"`` or ``"gpu"``; the key of every family's ``CONFIGS``.
         test_examples: how many test images to evaluate on (``None``: all 10,000).
         eval_samples: how many samples to generate for quality metrics.
+        eval_characters: how many characters a text model writes to time its sampling.
         steps_per_epoch: cap on gradient steps per epoch for every model
             (``None``: no cap). Only the ``fast`` profile caps, so that tests run
             a handful of steps whatever a family's own epochs are.
@@ -46,6 +47,7 @@ class Profile:
     eval_samples: int
     steps_per_epoch: int | None
     run_eagerly: bool = False
+    eval_characters: int = 200
 
 
 PROFILES: dict[str, Profile] = {

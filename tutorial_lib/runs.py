@@ -65,7 +65,6 @@ RECORD_KEYS = {
     "machine": "the machine it was trained on",
 }
 QUALITY_KEYS = ("confidence", "coverage", "inception_score", "frechet_distance", "class_histogram")
-TEXT_SAMPLE_CHARS = 200  # characters drawn to time a text model's sampling
 
 
 @dataclasses.dataclass
@@ -354,9 +353,10 @@ def _evaluate(run: Run, profile: Profile, *, seed: int | None = None, timed: boo
     elif family.samples == "text" and timed:
         run.sample(2, seed=seed)
         with training.Timer() as timer:
-            run.sample(TEXT_SAMPLE_CHARS, seed=seed)
+            run.sample(profile.eval_characters, seed=seed)
         figures.update(
-            num_samples=TEXT_SAMPLE_CHARS, sample_seconds_per_item=timer.seconds / TEXT_SAMPLE_CHARS
+            num_samples=profile.eval_characters,
+            sample_seconds_per_item=timer.seconds / profile.eval_characters,
         )
     return figures
 
@@ -448,7 +448,7 @@ def _config_from_dict(template, values: dict):
 # Sampling requests sized before they run
 # --------------------------------------------------------------------------
 
-IMAGE_BYTES = 28 * 28 * 4  # one float32 image
+IMAGE_BYTES = int(np.prod(data.IMAGE_SHAPE)) * np.dtype(np.float32).itemsize  # one image
 # Memory one sample takes while it is drawn and kept: an image twice (the batches and
 # their concatenation), a character as a token id in a Python list and in the text.
 SAMPLE_MEMORY = {"images": 2 * IMAGE_BYTES, "text": 64}
