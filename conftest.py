@@ -80,7 +80,7 @@ def pytest_addoption(parser):
 @functools.cache
 def _prepared(out: Path) -> bool:
     """The decks' folder with reveal.js in it, copied once per test process."""
-    from tutorial_lib import slides
+    from tutorial_lib.course import slides
 
     return slides.prepare_folder(out)
 
@@ -91,7 +91,7 @@ class LessonDeck(pytest.Item):
     and the plots in it."""
 
     def runtest(self):
-        from tutorial_lib import slides
+        from tutorial_lib.course import slides
 
         cells = [i for i in self.session.items if i.parent is self.parent and i is not self]
         nb = copy.deepcopy(self.parent.nb)

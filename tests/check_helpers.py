@@ -10,8 +10,8 @@ import functools
 
 import nbformat
 
-from tutorial_lib import notebook_tools
 from tutorial_lib.checks import FAILED, NOT_ATTEMPTED, PASSED
+from tutorial_lib.course import notebook_tools
 
 
 def stub(*args, **kwargs):

@@ -49,7 +49,7 @@ PRELOAD = (
     "tutorial_lib.gan",
     "tutorial_lib.metrics",
     "tutorial_lib.pixelcnn",
-    "tutorial_lib.quiz",
+    "tutorial_lib.course.quiz",
     "tutorial_lib.training",
     "tutorial_lib.transformer",
     "tutorial_lib.vae",

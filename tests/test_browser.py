@@ -27,7 +27,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from tutorial_lib import slides
+from tutorial_lib.course import slides
 
 pytestmark = pytest.mark.browser
 
@@ -89,7 +89,7 @@ def _write_quiz_notebook(path: Path) -> None:
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_code_cell(
-            f'from tutorial_lib import quiz\nquiz.load_quiz("{QUIZ_LESSON}").show()'
+            f'from tutorial_lib.course import quiz\nquiz.load_quiz("{QUIZ_LESSON}").show()'
         )
     ]
     nb.metadata["kernelspec"] = {
@@ -192,7 +192,7 @@ CLOSE_NOTEBOOK = """async (id) => {
   }
 }"""
 # The quiz notebook's kernel is started as soon as the app is up, and made to import
-# tutorial_lib.quiz (which loads TensorFlow, most of the quiz cell's run time) while
+# tutorial_lib.course.quiz (which loads TensorFlow, most of the quiz cell's run time) while
 # the lessons render. The quiz notebook, opened later, connects to this running
 # session of its path (as after a page reload); ``window.quizKernelWarm`` resolves
 # once the import is done and this extra connection is let go (left open, it would
@@ -203,7 +203,7 @@ WARM_QUIZ_KERNEL = """(path) => {
       path, name: path, type: 'notebook', kernel: {name: 'python3'},
     });
     try {
-      const reply = await session.kernel.requestExecute({code: 'import tutorial_lib.quiz'}).done;
+      const reply = await session.kernel.requestExecute({code: 'import tutorial_lib.course.quiz'}).done;
       return reply.content.status;
     } finally {
       session.dispose();
@@ -308,12 +308,12 @@ def _words(text: str) -> str:
 def test_quiz_widget_gives_feedback_in_the_browser(lab_page):
     """A wrong pick gets its own feedback and a hint (not the answer), the right pick the
     explanation, and once every question is answered the summary line appears."""
-    from tutorial_lib import quiz
+    from tutorial_lib.course import quiz
 
     knowledge_check = quiz.load_quiz(QUIZ_LESSON)
     warmed = lab_page.evaluate("() => window.quizKernelWarm")
     assert warmed == "ok", (
-        f"the quiz notebook's kernel could not import tutorial_lib.quiz: {warmed}"
+        f"the quiz notebook's kernel could not import tutorial_lib.course.quiz: {warmed}"
     )
     with _notebook(lab_page, QUIZ_NOTEBOOK, start_kernel=True) as panel:
         _check_quiz(lab_page, panel, knowledge_check)

@@ -8,7 +8,8 @@ import keras
 import numpy as np
 import pytest
 
-from tutorial_lib import checkpoints, figures, fingerprints, runs, training
+from tutorial_lib import checkpoints, runs, training
+from tutorial_lib.course import figures, fingerprints
 
 
 @pytest.mark.parametrize(
@@ -259,7 +260,7 @@ def test_a_reference_is_written_after_the_full_check_and_a_drifted_one_is_named(
     shutil.copytree(shipped, folder, ignore=shutil.ignore_patterns(fingerprints.REFERENCE_FILE))
     checkpoints.write_checksums(tmp_path / "cpu")
     missing = fingerprints.reference_problems(folder)
-    assert "`python -m tutorial_lib.fingerprints record`" in missing[-1]
+    assert "`python -m tutorial_lib.course.fingerprints record`" in missing[-1]
     # (the full check itself is the opt-in test below: here it fails, then passes)
     monkeypatch.setattr(fingerprints, "full_check", lambda run: ["test_mse: recorded 1, ..."])
     with pytest.raises(checkpoints.CheckpointError, match="no reference written"):
@@ -285,7 +286,7 @@ FULL_CHECK = "TUTORIAL_FULL_CHECK"
 def test_a_shipped_model_gives_its_reference(folder):
     """Its files match SHA256SUMS, and loaded as a lesson loads it, it gives the figure and
     the first samples it gave when its recorded figures were last reproduced in full (the
-    reference was written only then: python -m tutorial_lib.fingerprints record)."""
+    reference was written only then: python -m tutorial_lib.course.fingerprints record)."""
     problems = fingerprints.reference_problems(folder)
     assert not problems, "\n".join(problems)
 
@@ -293,7 +294,7 @@ def test_a_shipped_model_gives_its_reference(folder):
 @pytest.mark.skipif(
     not os.environ.get(FULL_CHECK),
     reason=f"the full reproduction (minutes): {FULL_CHECK}=1, or "
-    "python -m tutorial_lib.fingerprints check",
+    "python -m tutorial_lib.course.fingerprints check",
 )
 @pytest.mark.parametrize("folder", SHIPPED_RUNS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_a_shipped_model_reproduces_its_recorded_figures(folder):

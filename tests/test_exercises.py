@@ -11,7 +11,7 @@ import re
 import nbformat
 import pytest
 
-from tutorial_lib import notebook_tools
+from tutorial_lib.course import notebook_tools
 
 SOLUTIONS = notebook_tools.solution_notebooks()
 
@@ -91,7 +91,7 @@ def test_learner_copies_are_what_nbgrader_generates():
     stale = notebook_tools.stale_learner_copies()
     assert not stale, (
         f"out of date: {[p.name for p in stale]}; run "
-        "`python -m tutorial_lib.notebook_tools learner-copies`"
+        "`python -m tutorial_lib.course.notebook_tools learner-copies`"
     )
 
 

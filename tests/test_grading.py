@@ -15,7 +15,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from tutorial_lib import notebook_tools
+from tutorial_lib.course import notebook_tools
 from tutorial_lib.grading import autograde, sandbox, wire
 
 

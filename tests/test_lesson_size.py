@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from tutorial_lib import notebook_tools
+from tutorial_lib.course import notebook_tools
 
 MAX_CELLS = 35
 MAX_WORDS = 2_500

@@ -35,7 +35,7 @@ import nbformat
 import pytest
 
 import tutorial_lib
-from tutorial_lib import notebook_tools
+from tutorial_lib.course import notebook_tools
 
 nbgrader = pytest.importorskip(
     "nbgrader", reason="the instructor extra: pip install -e '.[instructor]'"

@@ -3,7 +3,7 @@
 import nbformat
 import pytest
 
-from tutorial_lib import notebook_tools
+from tutorial_lib.course import notebook_tools
 
 
 @pytest.mark.parametrize("path", notebook_tools.all_notebooks(), ids=lambda p: p.name)
@@ -11,7 +11,7 @@ def test_outputs_only_in_checked_cells(path):
     nb = nbformat.read(path, as_version=4)
     assert notebook_tools.dirty_cells(nb) == [], (
         f"{path.name} has outputs in unchecked cells; "
-        f"run `python -m tutorial_lib.notebook_tools refresh {path}`"
+        f"run `python -m tutorial_lib.course.notebook_tools refresh {path}`"
     )
     if path.parent.name == "exercises" and not path.name.endswith("_solution.ipynb"):
         return  # a learner's copy, as nbgrader releases it: nbval never runs it

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tutorial_lib import checkpoints, pretrain, training
+from tutorial_lib import checkpoints, training
+from tutorial_lib.course import pretrain
 
 
 def test_a_later_lesson_loads_an_earlier_ones_results_while_pretrain_records(tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tutorial_lib import quiz
+from tutorial_lib.course import quiz
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIZ_FILES = quiz.all_quiz_files()

@@ -3,7 +3,7 @@
 A learner who has not followed the lesson should not find the answer by its look: the
 one hedged option ("usually", "roughly", "can"), the longest one, the one without an
 "always" or "never", or the feedback on a wrong pick that names the right answer. These
-tests measure each cue over every quiz file in ``tutorial_lib/quizzes/`` (single- and
+tests measure each cue over every quiz file in ``tutorial_lib/course/quizzes/`` (single- and
 multiple-choice questions; numeric ones for the feedback) and fail when the right
 options differ from the wrong ones by more than a small margin. Reads the TOML files
 only: well under a second.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-QUIZ_DIR = Path(__file__).resolve().parents[1] / "tutorial_lib" / "quizzes"
+QUIZ_DIR = Path(__file__).resolve().parents[1] / "tutorial_lib" / "course" / "quizzes"
 HEDGES = {
     "about", "almost", "approximately", "can", "could", "generally", "largely", "likely",
     "mainly", "may", "might", "mostly", "nearly", "often", "partly", "probably", "rather",

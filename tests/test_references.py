@@ -33,7 +33,7 @@ FIELDS = ("authors", "title", "year", "venue", "url")
 def _literature() -> list[tuple]:
     """Notebook 07's published likelihoods (``tutorial_lib.compare.LITERATURE``), each with
     its entry's key, read from their data file (importing compare would load TensorFlow)."""
-    path = ROOT / "tutorial_lib" / "tables" / "literature.toml"
+    path = ROOT / "tutorial_lib" / "course" / "tables" / "literature.toml"
     figures = tomllib.loads(path.read_text(encoding="utf-8"))["figure"]
     return [(f["model"], f["likelihood"], f["nats_per_image"], f["reference"]) for f in figures]
 
@@ -55,7 +55,7 @@ def _documents():
     for folder in ("notebooks", "exercises"):
         for path in sorted((ROOT / folder).glob("*.ipynb")):
             yield from _notebook_texts(path)
-    for path in sorted((ROOT / "tutorial_lib" / "quizzes").glob("*.toml")):
+    for path in sorted((ROOT / "tutorial_lib" / "course" / "quizzes").glob("*.toml")):
         yield str(path.relative_to(ROOT)), path.read_text(encoding="utf-8"), "quiz"
 
 

@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from tutorial_lib import checkpoints, notebook_tools, pretrain
+from tutorial_lib import checkpoints
+from tutorial_lib.course import notebook_tools, pretrain
 
 
 @pytest.mark.parametrize("profile", ["cpu", "fast"])

@@ -5,7 +5,7 @@ outputs nbval produces (one execution for both: see ``LessonDeck`` in conftest.p
 import nbformat
 import pytest
 
-from tutorial_lib import slides
+from tutorial_lib.course import slides
 
 LESSONS = slides.lesson_notebooks()
 

@@ -256,7 +256,7 @@ def verify(root: Path, files: list[Path]) -> None:
 
 def note_code(lesson: str, profile: str | Profile | None, digest: str) -> None:
     """Write into a lesson's staged record which code it was recorded from
-    (``code_sha256``: :func:`tutorial_lib.notebook_tools.code_digest` of its notebook),
+    (``code_sha256``: :func:`tutorial_lib.course.notebook_tools.code_digest` of its notebook),
     before :func:`install_lesson` swaps it in."""
     path = staging_dir(get_profile(profile).name, lesson) / RECORD_FILE
     record = json.loads(path.read_text())

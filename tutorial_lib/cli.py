@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
 
         if args.command == "pretrain":
-            from tutorial_lib.pretrain import pretrain
+            from tutorial_lib.course.pretrain import pretrain
 
             root = stores.root_of(args)
             store = pretrain(
@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
 
         if args.command == "slides":
-            from tutorial_lib.slides import build_all
+            from tutorial_lib.course.slides import build_all
 
             for deck in build_all(args.profile, args.out, args.notebooks or None):
                 print(f"wrote {deck}")

@@ -347,8 +347,8 @@ def grey_fraction(images) -> float:
 # The seeds' tables, as printed
 # --------------------------------------------------------------------------
 
-# The course's static tables, as data files beside the quizzes (tutorial_lib/tables/).
-TABLES = Path(__file__).resolve().parent / "tables"
+# The course's static tables, as data files beside the quizzes (tutorial_lib/course/tables/).
+TABLES = Path(__file__).resolve().parent / "course" / "tables"
 
 
 def read_table_file(name: str) -> dict:
@@ -835,7 +835,7 @@ def likelihood_rows(result: dict, labels: dict) -> list[dict]:
 
 
 # Published likelihoods (model, what kind of figure, nats per image, the key of its paper in
-# tutorial_lib/references.toml), from tutorial_lib/tables/literature.toml.
+# tutorial_lib/references.toml), from tutorial_lib/course/tables/literature.toml.
 LITERATURE = [
     (figure["model"], figure["likelihood"], figure["nats_per_image"], figure["reference"])
     for figure in read_table_file("literature.toml")["figure"]

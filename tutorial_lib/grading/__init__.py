@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     if not (course / "nbgrader_config.py").is_file():
         print(
             f"error: {course} has no nbgrader_config.py: run this in the course folder (or "
-            "pass --course DIR); `python -m tutorial_lib.notebook_tools course DIR` makes one.",
+            "pass --course DIR); `python -m tutorial_lib.course.notebook_tools course DIR` makes one.",
             file=sys.stderr,
         )
         return 1

@@ -19,8 +19,8 @@ differently, or likelihood or sampling code that drifted gives another fingerpri
 
 ::
 
-    python -m tutorial_lib.fingerprints check       # the full check of every shipped run
-    python -m tutorial_lib.fingerprints record      # the full check, then the references
+    python -m tutorial_lib.course.fingerprints check       # the full check of every shipped run
+    python -m tutorial_lib.course.fingerprints record      # the full check, then the references
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ FIGURE_TOLERANCE = {
 # rounding only. The figures' relative difference; the images' mean absolute difference
 # (pixels in [0, 1]); a text is drawn character for character the same.
 REFERENCE_TOLERANCE = {"figure": 1e-3, "images": 2e-3}
-RECORD_COMMAND = "python -m tutorial_lib.fingerprints record"
+RECORD_COMMAND = "python -m tutorial_lib.course.fingerprints record"
 
 
 def shipped_runs(profile: str = "cpu") -> list[Path]:
@@ -167,7 +167,7 @@ def record_reference(folder: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tutorial_lib.fingerprints", description=__doc__
+        prog="python -m tutorial_lib.course.fingerprints", description=__doc__
     )
     parser.add_argument("command", choices=("check", "record"))
     parser.add_argument("--profile", default="cpu")

@@ -1,6 +1,6 @@
 """Knowledge checks at the end of every notebook.
 
-Questions live as data, one TOML file per notebook in ``tutorial_lib/quizzes/``.
+Questions live as data, one TOML file per notebook in ``tutorial_lib/course/quizzes/``.
 Every question says what it asks of the learner (``skill``: ``"apply"`` for
 reading a number, predicting an effect, spotting a bug or computing something;
 ``"recall"`` for remembering the lesson), gives a ``hint`` (a nudge shown after

@@ -13,14 +13,14 @@
 4. ``SHA256SUMS`` over the store, and the total size (at most 25 MB). Before that, every
    run recorded (but the fast profile's) is checked again in full from its shipped
    half-precision model, and its fingerprint written beside it
-   (:func:`tutorial_lib.fingerprints.record_reference`), which the tests check it by.
+   (:func:`tutorial_lib.course.fingerprints.record_reference`), which the tests check it by.
 5. Every lesson once more with the switch on (loading what step 1 wrote): how long
    a class waits with the shipped checkpoints; and every lesson in the ``fast``
    profile. ``lessons.json`` holds each lesson's seconds all three ways (a lesson
    that trains nothing takes as long with checkpoints as without).
 
 The figures the lessons' Markdown and the README quote are filled in from this
-record by ``python -m tutorial_lib.figures fill``.
+record by ``python -m tutorial_lib.course.figures fill``.
 
 Nothing is lost when it stops half-way (a kill, Ctrl-C, a failing cell, a full disk):
 a lesson is recorded into a staging folder and swapped in, with its checksums, only
@@ -41,17 +41,8 @@ import shutil
 import time
 from pathlib import Path
 
-from tutorial_lib import (
-    bench,
-    checkpoints,
-    families,
-    fingerprints,
-    notebook_tools,
-    runs,
-    safe_io,
-    stores,
-    training,
-)
+from tutorial_lib import bench, checkpoints, families, runs, safe_io, stores, training
+from tutorial_lib.course import fingerprints, notebook_tools
 from tutorial_lib.profiles import Profile, get_profile
 
 SPREAD_FILE = checkpoints.SPREAD_FILE

@@ -18,7 +18,7 @@ keys, integers index lists) in the store of the ``cpu`` profile
   (``runs.gan.frechet_distance``, ``experiments.mode_collapse.frozen.coverage.-1``).
 
 The format is a Python format spec (``.3f``, ``,.0f``, ``.1%``; default ``.3g``)
-or one of :data:`NAMED_FORMATS`. ``python -m tutorial_lib.figures fill`` writes
+or one of :data:`NAMED_FORMATS`. ``python -m tutorial_lib.course.figures fill`` writes
 every marked figure from the record; ``check`` lists those that disagree (a
 test runs it), so the prose can only quote the record.
 
@@ -38,7 +38,7 @@ from pathlib import Path
 
 from tutorial_lib import checkpoints
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROFILE = "cpu"  # the profile whose record the prose quotes
 MARKER = re.compile(
     r"(?P<number>[-+−]?\d[\d,]*(?:\.\d+)?(?:/10)?%?)(?P<close>\**)<!--fig (?P<path>\S+)(?: (?P<format>\S+))?-->"
@@ -151,7 +151,7 @@ def lessons_table(timings: dict) -> str:
     profile (training, or loading the shipped checkpoints) and in the ``fast`` profile."""
     import nbformat
 
-    from tutorial_lib import notebook_tools, slides
+    from tutorial_lib.course import notebook_tools, slides
 
     lines = [
         "| Lesson | Slides | cpu, training (min) | cpu, shipped checkpoints (min) "
@@ -184,7 +184,7 @@ def fill_tables(text: str, root: dict) -> str:
 
 def documents() -> list[Path]:
     """The lessons, the README and the instructors' guide: every text that may quote a figure."""
-    from tutorial_lib import notebook_tools
+    from tutorial_lib.course import notebook_tools
 
     lessons = notebook_tools.lesson_notebooks()
     return [*lessons, ROOT / "README.md", ROOT / "INSTRUCTORS.md"]

@@ -14,10 +14,10 @@ see INSTRUCTORS.md).
 
 ::
 
-    python -m tutorial_lib.notebook_tools refresh notebooks/00_setup.ipynb
-    python -m tutorial_lib.notebook_tools learner-copies
-    python -m tutorial_lib.notebook_tools course COURSE_DIR
-    python -m tutorial_lib.notebook_tools check
+    python -m tutorial_lib.course.notebook_tools refresh notebooks/00_setup.ipynb
+    python -m tutorial_lib.course.notebook_tools learner-copies
+    python -m tutorial_lib.course.notebook_tools course COURSE_DIR
+    python -m tutorial_lib.course.notebook_tools check
 
 ``refresh`` executes a notebook in the fast profile (as the tests do), keeps
 the outputs of the checked cells and strips the rest. ``learner-copies``
@@ -40,7 +40,7 @@ from pathlib import Path
 import nbformat
 
 CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def is_checked(cell) -> bool:

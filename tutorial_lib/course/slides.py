@@ -29,9 +29,9 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tutorial_lib.notebook_tools import error_outputs, execute, lesson_notebooks
+from tutorial_lib.course.notebook_tools import error_outputs, execute, lesson_notebooks
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REVEAL_DIR = "reveal.js"
 # Loads reveal.js without require.js (which only comes from a CDN): see the file.
 SHIM = Path(__file__).with_name("slide_assets") / "require-shim.js"

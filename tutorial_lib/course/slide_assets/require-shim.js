@@ -1,4 +1,4 @@
-// Offline stand-in for require.js in the reveal.js decks of tutorial_lib.slides.
+// Offline stand-in for require.js in the reveal.js decks of tutorial_lib.course.slides.
 // nbconvert's deck template calls require(config, [reveal.js, notes.js], callback).
 // This loads those scripts in order as plain <script> tags (each then defines its
 // global: window.Reveal, window.RevealNotes) and calls back with the globals.
