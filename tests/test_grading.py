@@ -141,6 +141,22 @@ def test_the_sandbox_isolates_a_submission(tmp_path):
     assert (work / "left.txt").read_text() == "in my own folder"
 
 
+def test_a_learners_process_gone_before_it_is_asked_is_a_crash():
+    """Writing to a process that has ended breaks the pipe: a crash like any other (its
+    exit code), not a BrokenPipeError out of the grader."""
+    from tutorial_lib.grading.remote import LearnerCrashed, Worker
+
+    ended = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.exit(3)"], stdin=subprocess.PIPE
+    )
+    ended.wait()
+    with Worker([("setup", "x = 1")], sandbox.Limits(cell_s=10)) as worker:
+        worker.process = ended
+        with pytest.raises(LearnerCrashed, match="exit code 3"):
+            worker._send({"op": "exec", "source": "x" * 1_000_000, "label": "setup"})
+        assert worker.process is None
+
+
 def test_a_learners_process_that_cannot_start_is_the_graders_failure(monkeypatch):
     """Not the learner's: the submission is left ungraded with the reason, not given 0."""
     from tutorial_lib.grading.remote import GradingError, Worker

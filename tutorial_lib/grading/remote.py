@@ -161,7 +161,12 @@ class Worker:
 
     def _send(self, message: dict) -> dict:
         process = self.process
-        wire.write(process.stdin, message)
+        try:
+            wire.write(process.stdin, message)
+        except BrokenPipeError:  # it had already ended: a crash, whatever it was asked
+            code = process.poll()
+            self.close()
+            raise LearnerCrashed(f"exit code {code}; it had stopped") from None
         seconds = self.limits.cell_s + (STARTUP_S if self._first else 0)  # (TF's import)
         self._first = False
         deadline = time.monotonic() + seconds
@@ -187,11 +192,7 @@ class Worker:
         """Send one request; the learner's value, or :class:`LearnerError`."""
         if self.process is None:
             self._start()
-        try:
-            reply = self._send(message)
-        except BrokenPipeError:
-            self.close()
-            raise LearnerCrashed("it had stopped") from None
+        reply = self._send(message)
         if "error" in reply:
             error = reply["error"]
             if error["type"] == "NotImplementedError":
