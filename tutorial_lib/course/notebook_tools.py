@@ -29,6 +29,7 @@ if any).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -94,6 +95,22 @@ def code_digest(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+@contextlib.contextmanager
+def environment_set(settings: dict | None):
+    """Set ``settings``' environment variables for a ``with`` block (the kernels started in
+    it inherit them), then put back what was there before."""
+    previous = {name: os.environ.get(name) for name in settings or {}}
+    os.environ.update(settings or {})
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def execute(path: str | Path, environment: dict | None = None, *, timeout: int = 1800):
     """Run a notebook top to bottom in a fresh kernel, which inherits the environment with
     ``environment``'s variables set; returns the executed notebook (errors stay in its
@@ -102,18 +119,10 @@ def execute(path: str | Path, environment: dict | None = None, *, timeout: int =
 
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
-    previous = {name: os.environ.get(name) for name in environment or {}}
-    os.environ.update(environment or {})
-    try:
+    with environment_set(environment):
         NotebookClient(
             nb, timeout=timeout, resources={"metadata": {"path": str(path.parent)}}
         ).execute()
-    finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     return nb
 
 

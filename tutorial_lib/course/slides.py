@@ -24,12 +24,16 @@ Two ways to present:
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tutorial_lib.course.notebook_tools import error_outputs, execute, lesson_notebooks
+from tutorial_lib.course.notebook_tools import (
+    environment_set,
+    error_outputs,
+    execute,
+    lesson_notebooks,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 REVEAL_DIR = "reveal.js"
@@ -74,17 +78,8 @@ def kernel_environment(profile: str):
     inline Matplotlib backend, which puts every plot into the cell's output (a
     non-interactive MPLBACKEND such as Agg, which the tests set, would leave the
     deck without its figures)."""
-    settings = {"TUTORIAL_PROFILE": profile, "MPLBACKEND": INLINE_BACKEND}
-    previous = {name: os.environ.get(name) for name in settings}
-    os.environ.update(settings)
-    try:
+    with environment_set({"TUTORIAL_PROFILE": profile, "MPLBACKEND": INLINE_BACKEND}):
         yield
-    finally:
-        for name, value in previous.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def local_reveal() -> Path | None:
