@@ -496,6 +496,51 @@ LATENT_STAGE = {
     "gpu": vae.VAEConfig(kind="conv", latent_dim=16, epochs=10, train_examples=None),
 }
 
+# The denoiser's space, network, data and training budget by profile: one table that the
+# configs of diffusion and of flow matching both start from, so that the two families
+# compare on equal terms. The fast and cpu profiles denoise the latent stage's codes with
+# an MLP (a pixel U-Net cannot learn recognisable digits in five minutes on two cores,
+# notebook 05 shows the measurements); the gpu profile denoises pixels with a U-Net.
+SHARED_SIZES = {
+    "fast": dict(
+        space="latent",
+        channels=8,
+        blocks_per_level=1,
+        attention_heads=2,
+        groups=4,
+        mlp_width=32,
+        mlp_blocks=1,
+        batch_size=64,
+        learning_rate=1e-3,
+        epochs=2,
+        train_examples=512,
+        ema_decay=0.9,
+        autoencoder=LATENT_STAGE["fast"],
+    ),
+    "cpu": dict(
+        space="latent",
+        mlp_width=256,
+        mlp_blocks=3,
+        batch_size=256,
+        learning_rate=1e-3,
+        epochs=15,
+        train_examples=None,
+        ema_decay=0.999,
+        autoencoder=LATENT_STAGE["cpu"],
+    ),
+    "gpu": dict(
+        space="pixel",
+        channels=64,
+        blocks_per_level=2,
+        batch_size=128,
+        learning_rate=2e-4,
+        epochs=40,
+        train_examples=None,
+        ema_decay=0.9995,
+        autoencoder=LATENT_STAGE["gpu"],
+    ),
+}
+
 
 def train_autoencoder(
     x_train: np.ndarray,

@@ -128,58 +128,15 @@ class DiffusionConfig:
     prediction: str = "epsilon"
 
 
-# Sizes by model name, then profile. The cpu profile diffuses VAE codes (latent
-# diffusion): a pixel U-Net cannot learn recognisable digits in five minutes on two cores
-# (notebook 05 shows the measurements). The fast profile does the same with tiny sizes,
-# for tests; the gpu profile diffuses pixels. Every profile names the VAE that notebook 05 trains (for its latent section):
-# the latent stage it shares with flow matching (tutorial_lib.denoisers.LATENT_STAGE).
+# Sizes by model name, then profile: the space, network, data and training budget that
+# diffusion shares with flow matching (tutorial_lib.denoisers.SHARED_SIZES: latent codes of
+# notebook 05's VAE on fast and cpu, pixels on gpu), and diffusion's own steps.
+_SHARED = denoisers.SHARED_SIZES
 CONFIGS = {
     "diffusion": {
-        "fast": DiffusionConfig(
-            space="latent",
-            timesteps=50,
-            channels=8,
-            channel_mults=(1, 2, 2),
-            blocks_per_level=1,
-            attention_heads=2,
-            groups=4,
-            mlp_width=32,
-            mlp_blocks=1,
-            batch_size=64,
-            learning_rate=1e-3,
-            epochs=2,
-            train_examples=512,
-            ema_decay=0.9,
-            sample_steps=10,
-            autoencoder=denoisers.LATENT_STAGE["fast"],
-        ),
-        "cpu": DiffusionConfig(
-            space="latent",
-            timesteps=1000,
-            mlp_width=256,
-            mlp_blocks=3,
-            batch_size=256,
-            learning_rate=1e-3,
-            epochs=15,
-            train_examples=None,
-            ema_decay=0.999,
-            sample_steps=50,
-            autoencoder=denoisers.LATENT_STAGE["cpu"],
-        ),
-        "gpu": DiffusionConfig(
-            space="pixel",
-            timesteps=1000,
-            channels=64,
-            channel_mults=(1, 2, 2),
-            blocks_per_level=2,
-            batch_size=128,
-            learning_rate=2e-4,
-            epochs=40,
-            train_examples=None,
-            ema_decay=0.9995,
-            sample_steps=50,
-            autoencoder=denoisers.LATENT_STAGE["gpu"],
-        ),
+        "fast": DiffusionConfig(**_SHARED["fast"], timesteps=50, sample_steps=10),
+        "cpu": DiffusionConfig(**_SHARED["cpu"], timesteps=1000, sample_steps=50),
+        "gpu": DiffusionConfig(**_SHARED["gpu"], timesteps=1000, sample_steps=50),
     },
 }
 

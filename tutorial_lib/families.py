@@ -258,6 +258,12 @@ _SAMPLER_OPTIONS = (
     Option("--steps", "sample", "DDIM steps (default: the run's)", type=int),
     Option("--eta", "sample", "DDIM noise (0: deterministic)", type=float),
 )
+_CONDITIONAL = Option(
+    "--conditional",
+    "train",
+    "train the class-conditional model (for classifier-free guidance)",
+    switch=True,
+)
 _GUIDANCE = Option(
     "--guidance",
     "sample",
@@ -371,12 +377,7 @@ FAMILIES: dict[str, Family] = {
             latent="sampler",
             conditional=True,
             options=(
-                Option(
-                    "--conditional",
-                    "train",
-                    "train the class-conditional model (for classifier-free guidance)",
-                    switch=True,
-                ),
+                _CONDITIONAL,
                 Option(
                     "--space",
                     "train",
@@ -398,12 +399,7 @@ FAMILIES: dict[str, Family] = {
             conditional=True,
             improves="diffusion",
             options=(
-                Option(
-                    "--conditional",
-                    "train",
-                    "train the class-conditional model (for classifier-free guidance)",
-                    switch=True,
-                ),
+                _CONDITIONAL,
                 *_SAMPLER_OPTIONS,
                 _label_option("digit of every sample (conditional model; default: 0..9 in turn)"),
                 _GUIDANCE,
@@ -438,12 +434,7 @@ FAMILIES: dict[str, Family] = {
             latent="sampler",
             conditional=True,
             options=(
-                Option(
-                    "--conditional",
-                    "train",
-                    "train the class-conditional model (for classifier-free guidance)",
-                    switch=True,
-                ),
+                _CONDITIONAL,
                 Option(
                     "--space",
                     "train",
@@ -453,12 +444,7 @@ FAMILIES: dict[str, Family] = {
                 Option("--sampler", "sample", "ODE solver", choices=lambda: samplers.names("flow")),
                 Option("--steps", "sample", "ODE steps (default: the run's)", type=int),
                 _label_option("digit of every sample (conditional model; default: 0..9 in turn)"),
-                Option(
-                    "--guidance",
-                    "sample",
-                    "classifier-free guidance scale w (conditional model; default: the run's)",
-                    type=float,
-                ),
+                _GUIDANCE,
             ),
         ),
         Family(

@@ -87,47 +87,15 @@ class FlowMatchingConfig:
     autoencoder: vae.VAEConfig | None = None
 
 
-# The same networks, data and training budget as diffusion in each profile
-# (tutorial_lib.diffusion.CONFIGS), so the two families compare on equal terms.
+# Sizes by model name, then profile: the same space, network, data and training budget as
+# diffusion in each profile (tutorial_lib.denoisers.SHARED_SIZES), so the two families
+# compare on equal terms; then the ODE solver and its steps.
+_SHARED = denoisers.SHARED_SIZES
 CONFIGS = {
     "flow_matching": {
-        "fast": FlowMatchingConfig(
-            space="latent",
-            channels=8,
-            blocks_per_level=1,
-            attention_heads=2,
-            groups=4,
-            mlp_width=32,
-            mlp_blocks=1,
-            batch_size=64,
-            learning_rate=1e-3,
-            epochs=2,
-            train_examples=512,
-            ema_decay=0.9,
-            sample_steps=4,
-            autoencoder=denoisers.LATENT_STAGE["fast"],
-        ),
-        "cpu": FlowMatchingConfig(
-            space="latent",
-            mlp_width=256,
-            mlp_blocks=3,
-            batch_size=256,
-            learning_rate=1e-3,
-            epochs=15,
-            ema_decay=0.999,
-            sample_steps=10,
-            autoencoder=denoisers.LATENT_STAGE["cpu"],
-        ),
-        "gpu": FlowMatchingConfig(
-            space="pixel",
-            batch_size=128,
-            learning_rate=2e-4,
-            epochs=40,
-            ema_decay=0.9995,
-            sampler="heun",
-            sample_steps=25,
-            autoencoder=denoisers.LATENT_STAGE["gpu"],
-        ),
+        "fast": FlowMatchingConfig(**_SHARED["fast"], sample_steps=4),
+        "cpu": FlowMatchingConfig(**_SHARED["cpu"], sample_steps=10),
+        "gpu": FlowMatchingConfig(**_SHARED["gpu"], sampler="heun", sample_steps=25),
     },
 }
 
