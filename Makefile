@@ -10,7 +10,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The tests also need the instructors' tools (nbgrader); the learner's install does not.
+# The tests also need the instructors' tools (nbgrader) and Keras's other two backends
+# (JAX, PyTorch); the learner's install does not.
 INSTRUCTOR_STAMP := $(VENV)/.installed-instructor
 # Test processes (pytest-xdist). Each test file runs whole in one of them, so a
 # notebook's cells stay in order; they take the files in the order conftest.py gives
@@ -39,7 +40,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 $(INSTRUCTOR_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[dev,slides,browser,instructor]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,slides,browser,instructor,backends]"
 	touch $(INSTRUCTOR_STAMP)
 
 setup: $(STAMP)

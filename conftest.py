@@ -130,6 +130,7 @@ def _with_lesson_decks(items):
 # these, then the lessons and the solutions, then the many short files that fill the
 # gaps, so that the workers finish together.
 LONGEST_FIRST = (
+    "tests/test_backends.py",
     "tests/test_nbgrader_roundtrip.py",
     "tests/test_diffusion.py",
     "tests/test_faults.py",

@@ -91,6 +91,8 @@ def load_tensorflow_quietly() -> None:
     hidden = hidden_notices()
     if not hidden or "tensorflow" in sys.modules or not sys.executable:
         return
+    if os.environ.get("KERAS_BACKEND", "tensorflow") != "tensorflow":
+        return  # Keras runs on JAX or PyTorch: TensorFlow is not needed, and not loaded
     if importlib.util.find_spec("tensorflow") is None:
         return
     try:

@@ -37,6 +37,7 @@ import math
 import re
 
 import numpy as np
+from keras import ops
 from scipy.stats import rankdata
 
 from tutorial_lib.data import NUM_CLASSES
@@ -270,7 +271,7 @@ class SmallCNN:
         x = np.asarray(x, dtype=np.float32)
         return np.concatenate(
             [
-                np.asarray(self.model.predict_on_batch(x[i : i + batch_size]))
+                ops.convert_to_numpy(self.model.predict_on_batch(x[i : i + batch_size]))
                 for i in range(0, len(x), batch_size)
             ]
         )

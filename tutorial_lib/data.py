@@ -26,6 +26,7 @@ import os
 import zlib
 from pathlib import Path
 
+import keras
 import numpy as np
 
 DATA_DIR_ENV = "TUTORIAL_DATA_DIR"
@@ -419,7 +420,7 @@ def load_shakespeare(val_fraction: float = 0.1) -> TextData:
 
 
 # --------------------------------------------------------------------------
-# tf.data pipelines
+# Batches for training: a tf.data pipeline on TensorFlow, NumPy on JAX and PyTorch
 # --------------------------------------------------------------------------
 
 
@@ -435,7 +436,11 @@ def image_dataset(
     repeat: bool = False,
     binarize: str | None = None,
 ):
-    """A ``tf.data`` pipeline over images: cache, shuffle, batch, binarise, prefetch.
+    """Batches of images for ``model.fit``: shuffled, batched, binarised.
+
+    On TensorFlow a ``tf.data`` pipeline (cache, shuffle, batch, binarise, prefetch); on
+    JAX and PyTorch the same batches from NumPy (:class:`ArrayBatches`), so those
+    backends need no TensorFlow.
 
     Args:
         x: images, shape (N, 28, 28, 1).
@@ -452,8 +457,6 @@ def image_dataset(
             1 with probability the grey value, so no two epochs see the same binary
             images (``seed`` seeds the draws).
     """
-    import tensorflow as tf
-
     how = binarization_of(binarize)
     if targets == "labels":
         if y is None:
@@ -465,6 +468,19 @@ def image_dataset(
         elements = x
     else:
         raise ValueError(f"targets must be 'labels', 'inputs' or 'none'; got {targets!r}.")
+    if keras.backend.backend() != "tensorflow":
+        return ArrayBatches(
+            elements,
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            targets=targets,
+            drop_remainder=drop_remainder,
+            repeat=repeat,
+            binarize=how,
+        )
+    import tensorflow as tf
+
     ds = tf.data.Dataset.from_tensor_slices(elements).cache()
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
@@ -500,6 +516,79 @@ def _binarized(batch: tuple, targets: str, ones):
     return (binary, binary) if targets == "inputs" else (binary, batch[1])
 
 
+class ArrayBatches(keras.utils.PyDataset):
+    """Batches of arrays from NumPy alone (the JAX and PyTorch backends): the batches of
+    :func:`image_dataset` and :func:`text_windows` without TensorFlow.
+
+    Every pass over the data (an epoch, or a lap of a repeating stream) takes its own
+    order, drawn from ``seed`` and the pass's number, so a run is reproducible and two
+    epochs differ; a stochastically binarised batch draws its pixels from the same
+    numbers and the batch's place.
+    """
+
+    def __init__(
+        self,
+        elements,
+        *,
+        batch_size: int,
+        shuffle: bool,
+        seed: int,
+        targets: str,
+        drop_remainder: bool,
+        repeat: bool,
+        binarize: str | None,
+    ):
+        super().__init__()
+        self.parts = elements if isinstance(elements, tuple) else (elements,)
+        self.size, self.batch_size = len(self.parts[0]), int(batch_size)
+        self.shuffle, self.seed, self.targets = shuffle, int(seed), targets
+        self.repeat, self.binarize = repeat, binarize
+        whole, rest = divmod(self.size, self.batch_size)
+        self.per_pass = whole if drop_remainder or rest == 0 else whole + 1
+        if self.per_pass == 0:
+            raise ValueError(
+                f"{self.size} examples make no batch of {self.batch_size} with drop_remainder."
+            )
+        self.epoch = 0
+        self._order = (None, None)
+
+    @property
+    def num_batches(self):
+        return None if self.repeat else self.per_pass
+
+    def __len__(self):
+        return self.per_pass
+
+    def on_epoch_end(self):
+        self.epoch += 1
+
+    def order(self, lap: int) -> np.ndarray:
+        """The examples' order in pass number ``lap``."""
+        if self._order[0] != lap:
+            rng = np.random.default_rng([self.seed, lap])
+            self._order = (
+                lap,
+                rng.permutation(self.size) if self.shuffle else np.arange(self.size),
+            )
+        return self._order[1]
+
+    def __getitem__(self, index):
+        lap, place = divmod(index, self.per_pass) if self.repeat else (self.epoch, index)
+        picked = self.order(lap)[place * self.batch_size : (place + 1) * self.batch_size]
+        batch = tuple(part[picked] for part in self.parts)
+        if self.binarize == "threshold":
+            ones = batch[0] > 0.5
+        elif self.binarize == "stochastic":
+            rng = np.random.default_rng([self.seed, lap, place, 1])
+            ones = rng.random(batch[0].shape, dtype=np.float32) < batch[0]
+        else:
+            return batch if len(batch) > 1 else batch[0]
+        binary = ones.astype(batch[0].dtype)
+        if self.targets == "none":
+            return binary
+        return (binary, binary) if self.targets == "inputs" else (binary, batch[1])
+
+
 def text_windows(
     ids: np.ndarray,
     *,
@@ -512,10 +601,23 @@ def text_windows(
 
     Windows start every ``seq_len`` characters (no overlap), batches are full.
     """
-    import tensorflow as tf
-
     if len(ids) < seq_len + 1:
         raise ValueError(f"Need at least seq_len + 1 = {seq_len + 1} tokens; got {len(ids)}.")
+    if keras.backend.backend() != "tensorflow":
+        n = len(ids) // (seq_len + 1)
+        chunks = np.asarray(ids[: n * (seq_len + 1)]).reshape(n, seq_len + 1)
+        return ArrayBatches(
+            (chunks[:, :-1], chunks[:, 1:]),
+            batch_size=batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            targets="labels",
+            drop_remainder=True,
+            repeat=False,
+            binarize=None,
+        )
+    import tensorflow as tf
+
     chunks = tf.data.Dataset.from_tensor_slices(ids).batch(seq_len + 1, drop_remainder=True)
     ds = chunks.map(lambda chunk: (chunk[:-1], chunk[1:])).cache()
     if shuffle:

@@ -35,6 +35,7 @@ from keras import ops
 
 from tutorial_lib import data, device, samplers, vae
 from tutorial_lib.data import IMAGE_SHAPE, NUM_CLASSES
+from tutorial_lib.gradients import GradientStepModel
 from tutorial_lib.profiles import Profile
 from tutorial_lib.training import (
     Timer,
@@ -250,7 +251,7 @@ def build_network(config, data_dim: int | None = None) -> keras.Model:
 
 
 @keras.saving.register_keras_serializable(package="tutorial_lib")
-class DenoisingModel(keras.Model):
+class DenoisingModel(GradientStepModel):
     r"""A network trained to undo noise: the common part of diffusion and flow matching.
 
     ``fit`` takes batches of clean data :math:`x_0` in the model's space
@@ -340,15 +341,13 @@ class DenoisingModel(keras.Model):
         raise NotImplementedError("a family's model defines its training pairs")
 
     def train_step(self, batch):
-        import tensorflow as tf
-
         inputs, target = self.training_pair(*self._unpack(batch))
-        with tf.GradientTape() as tape:
+
+        def loss_fn():
             predicted = ops.cast(self.network(inputs, training=True), "float32")
-            loss = ops.mean(ops.square(target - predicted))
-            scaled = self.optimizer.scale_loss(loss / device.replicas_in_sync())
-        gradients = tape.gradient(scaled, self.network.trainable_weights)
-        self.optimizer.apply(gradients, self.network.trainable_weights)
+            return ops.mean(ops.square(target - predicted)), ()
+
+        loss, _, _ = self.descend(self.optimizer, self.network.trainable_weights, loss_fn)
         update_average(self.ema_network, self.network, self.ema_decay, self.optimizer.iterations)
         self.loss_tracker.update_state(loss)
         return {"loss": self.loss_tracker.result()}

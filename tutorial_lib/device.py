@@ -1,18 +1,25 @@
 """The device layer: what hardware is there, and how to use it well.
 
+Keras runs on one of three backends, TensorFlow (the default), JAX or PyTorch
+(``KERAS_BACKEND``); each sees the machine's accelerator its own way, and
+:func:`accelerator` names the one in use: CUDA (an NVIDIA GPU), MPS (an Apple-silicon
+GPU, through PyTorch) or the CPU.
+
 One call at the top of every notebook, :func:`setup`, does three things:
 
-1. **GPU memory growth**, so several notebooks can share one GPU instead of the
-   first one grabbing all its memory.
+1. **GPU memory growth** (TensorFlow), so several notebooks can share one GPU instead
+   of the first one grabbing all its memory.
 2. **Mixed precision** where the GPU gains from it: ``mixed_bfloat16`` on GPUs
    of compute capability 8.0+ (Ampere, Hopper), ``mixed_float16`` on 7.x
    (Volta, Turing: tensor cores, but no bfloat16). Layers compute in 16 bits
    and keep float32 weights; models keep their outputs and losses in float32.
    On a CPU everything stays float32.
-3. **A distribution strategy**: ``tf.distribute.MirroredStrategy`` over all
-   visible GPUs when there are two or more (each GPU takes a slice of every
-   batch; gradients are summed across them), the default strategy otherwise.
-   Build and compile models inside ``with strategy.scope():``.
+3. **A distribution strategy**: on TensorFlow, ``tf.distribute.MirroredStrategy`` over
+   all visible GPUs when there are two or more (each GPU takes a slice of every
+   batch; gradients are summed across them), the default strategy otherwise; on JAX,
+   Keras's own ``keras.distribution.DataParallel`` over all its devices (of every
+   process: more than one host trains as one); one device on PyTorch. Build and
+   compile models inside ``with strategy.scope():``.
 
 :func:`report` returns what is in force; :func:`print_report` prints it.
 """
@@ -37,8 +44,56 @@ def _tf():
     return tf
 
 
+BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+
+
+def backend() -> str:
+    """The Keras backend in use: ``"tensorflow"``, ``"jax"`` or ``"torch"``."""
+    return keras.backend.backend()
+
+
+def backend_version() -> str:
+    """The version of the backend's library."""
+    import importlib
+
+    return importlib.import_module(backend()).__version__
+
+
+def _jax_gpus() -> list:
+    import jax
+
+    return [d for d in jax.devices() if d.platform in ("gpu", "cuda", "rocm")]
+
+
+def accelerator() -> str:
+    """What the backend computes on: ``"CUDA"``, ``"MPS"`` (Apple silicon), ``"TPU"`` or ``"CPU"``."""
+    name = backend()
+    if name == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            return "CUDA"
+        mps = getattr(torch.backends, "mps", None)
+        return "MPS" if mps is not None and mps.is_available() else "CPU"
+    if name == "jax":
+        import jax
+
+        platform_name = jax.devices()[0].platform.lower()
+        return {"gpu": "CUDA", "cuda": "CUDA", "rocm": "ROCm", "tpu": "TPU"}.get(
+            platform_name, "MPS" if platform_name == "metal" else "CPU"
+        )
+    return "CUDA" if gpu_names() else "CPU"
+
+
 def gpu_names() -> list[str]:
-    """Names of the GPUs TensorFlow can see (empty on a CPU-only machine)."""
+    """Names of the GPUs the backend can see (empty on a CPU-only machine)."""
+    name = backend()
+    if name == "torch":
+        import torch
+
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if name == "jax":
+        return [str(d) for d in _jax_gpus()]
     try:
         tf = _tf()
     except ImportError:
@@ -48,6 +103,29 @@ def gpu_names() -> list[str]:
 
 def gpu_details() -> list[dict]:
     """Model name, compute capability and total memory (GiB, if known) per GPU."""
+    name = backend()
+    if name == "torch":
+        import torch
+
+        return [
+            {
+                "device": f"cuda:{i}",
+                "name": torch.cuda.get_device_name(i),
+                "compute_capability": tuple(torch.cuda.get_device_capability(i)),
+                "memory_gib": _total_memory_gib(i),
+            }
+            for i in range(torch.cuda.device_count())
+        ]
+    if name == "jax":
+        return [
+            {
+                "device": str(d),
+                "name": getattr(d, "device_kind", "unknown GPU"),
+                "compute_capability": _capability(getattr(d, "compute_capability", None)),
+                "memory_gib": _total_memory_gib(i),
+            }
+            for i, d in enumerate(_jax_gpus())
+        ]
     tf = _tf()
     details = []
     for index, gpu in enumerate(tf.config.list_physical_devices("GPU")):
@@ -61,6 +139,15 @@ def gpu_details() -> list[dict]:
             }
         )
     return details
+
+
+def _capability(text) -> tuple[int, int] | None:
+    """``"8.6"`` -> ``(8, 6)``; None when unknown."""
+    try:
+        major, minor = str(text).split(".")[:2]
+        return int(major), int(minor)
+    except ValueError:
+        return None
 
 
 def _total_memory_gib(index: int) -> float | None:
@@ -91,8 +178,12 @@ def _total_memory_gib(index: int) -> float | None:
 def enable_memory_growth() -> None:
     """Let TensorFlow take GPU memory as it needs it rather than all at once.
 
-    Must run before any GPU is used; later calls are harmless no-ops.
+    Must run before any GPU is used; later calls are harmless no-ops. (JAX and PyTorch
+    take GPU memory as they need it already, with JAX's ``XLA_PYTHON_CLIENT_PREALLOCATE``
+    set to false before it loads, as :mod:`tutorial_lib` does.)
     """
+    if backend() != "tensorflow":
+        return
     tf = _tf()
     for gpu in tf.config.list_physical_devices("GPU"):
         # A RuntimeError means the GPU is already initialised: its setting is fixed.
@@ -131,13 +222,48 @@ def set_precision(policy: str) -> str:
     return policy
 
 
-def get_strategy(devices: list[str] | None = None):
-    """Return the ``tf.distribute`` strategy to build and train models under.
+class KerasDistribution:
+    """The strategy on JAX and PyTorch: ``scope()`` puts Keras's own distribution (JAX:
+    ``keras.distribution.DataParallel`` over every device of every process) in force, or
+    nothing with one device. Each replica's loss needs no division: the step computes on
+    the whole batch, sharded across the devices."""
 
-    With ``devices`` given (for example two logical CPUs in a test), a
-    MirroredStrategy over exactly those. Otherwise a MirroredStrategy over all
-    GPUs when there are two or more, else the default (single-device) strategy.
+    num_replicas_in_sync = 1
+
+    def __init__(self, distribution=None):
+        self.distribution = distribution
+
+    def scope(self):
+        return contextlib.nullcontext() if self.distribution is None else self.distribution.scope()
+
+    @property
+    def devices(self) -> int:
+        """How many devices a batch is sharded across."""
+        if self.distribution is None:
+            return 1
+        return int(self.distribution.device_mesh.devices.size)
+
+
+def get_strategy(devices: list[str] | None = None):
+    """Return the strategy to build and train models under.
+
+    On TensorFlow, with ``devices`` given (for example two logical CPUs in a test), a
+    MirroredStrategy over exactly those; otherwise a MirroredStrategy over all GPUs when
+    there are two or more, else the default (single-device) strategy. On JAX, a
+    :class:`KerasDistribution` with data parallelism over every device of every process
+    when there are two or more; on PyTorch, one device.
     """
+    if backend() == "jax":
+        import jax
+
+        if devices is None and jax.device_count() < 2:
+            return KerasDistribution()
+        from keras import distribution
+
+        listed = distribution.list_devices() if devices is None else devices
+        return KerasDistribution(distribution.DataParallel(devices=listed))
+    if backend() != "tensorflow":
+        return KerasDistribution()
     tf = _tf()
     if devices is not None:
         return tf.distribute.MirroredStrategy(devices)
@@ -159,15 +285,20 @@ class DeviceSetup:
     @property
     def replicas(self) -> int:
         """How many devices each batch is split across."""
-        return getattr(self.strategy, "num_replicas_in_sync", 1)
+        return getattr(self.strategy, "devices", None) or getattr(
+            self.strategy, "num_replicas_in_sync", 1
+        )
 
 
 def replicas_in_sync() -> int:
     """How many replicas the strategy in force splits each batch across (1 outside one).
 
     Inside a ``train_step`` each replica's loss is divided by this: the replicas'
-    gradients are summed, so the division makes them an average.
+    gradients are summed, so the division makes them an average. (On JAX and PyTorch,
+    1: a step sees the whole batch.)
     """
+    if backend() != "tensorflow":
+        return 1
     import tensorflow as tf
 
     return tf.distribute.get_strategy().num_replicas_in_sync
@@ -189,10 +320,10 @@ def setup(profile: str | Profile | None = None, precision: str | None = None) ->
         import warnings
 
         warnings.warn(
-            "The 'gpu' profile is in force but TensorFlow sees no GPU: training will "
-            "be very slow on the CPU. Set TUTORIAL_PROFILE=cpu, or check the GPU "
-            "driver and that the CUDA build of TensorFlow is installed "
-            "(pip install 'tensorflow[and-cuda]' on Linux).",
+            f"The 'gpu' profile is in force but Keras's backend ({backend()}) sees no GPU: "
+            "training will be very slow on the CPU. Set TUTORIAL_PROFILE=cpu, or check the "
+            "GPU driver and that the backend's GPU build is installed (TensorFlow: "
+            "pip install 'tensorflow[and-cuda]' on Linux; JAX: pip install 'jax[cuda12]').",
             stacklevel=2,
         )
     set_precision(precision or best_precision_policy())
@@ -210,26 +341,15 @@ def report() -> dict:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "keras": keras.__version__,
-        "backend": keras.backend.backend(),
+        "backend": f"{backend()} {backend_version()}",
+        "accelerator": accelerator(),
     }
-    try:
-        tf = _tf()
-        info["tensorflow"] = tf.__version__
-        info["built_with_cuda"] = tf.test.is_built_with_cuda()
-        info["devices"] = [d.name for d in tf.config.list_physical_devices()]
+    if backend() == "tensorflow":
+        info.update(_tensorflow_report())
+    else:
+        info["devices"] = _backend_devices()
         info["gpus"] = gpu_details()
-        if tf.config.optimizer.get_jit():
-            info["xla_jit"] = "on everywhere (tf.config.optimizer.set_jit)"
-        elif info["gpus"]:
-            info["xla_jit"] = "on for Keras train steps (jit_compile='auto' with a GPU)"
-        else:
-            info["xla_jit"] = (
-                "off: CPU only (Keras's jit_compile='auto' uses XLA when a GPU is seen)"
-            )
         info["strategy"] = type(get_strategy()).__name__
-    except ImportError:
-        info["tensorflow"] = "not installed"
-        info["gpus"] = []
     try:
         info["profile"] = get_profile().name
         info["profile_source"] = (
@@ -245,19 +365,61 @@ def report() -> dict:
     return info
 
 
+def _tensorflow_report() -> dict:
+    """TensorFlow's version, devices, XLA status and strategy."""
+    try:
+        tf = _tf()
+    except ImportError:
+        return {"tensorflow": "not installed", "gpus": []}
+    info = {
+        "tensorflow": tf.__version__,
+        "built_with_cuda": tf.test.is_built_with_cuda(),
+        "devices": [d.name for d in tf.config.list_physical_devices()],
+        "gpus": gpu_details(),
+    }
+    if tf.config.optimizer.get_jit():
+        info["xla_jit"] = "on everywhere (tf.config.optimizer.set_jit)"
+    elif info["gpus"]:
+        info["xla_jit"] = "on for Keras train steps (jit_compile='auto' with a GPU)"
+    else:
+        info["xla_jit"] = "off: CPU only (Keras's jit_compile='auto' uses XLA when a GPU is seen)"
+    info["strategy"] = type(get_strategy()).__name__
+    return info
+
+
+def _backend_devices() -> list[str]:
+    """The devices JAX or PyTorch computes on."""
+    if backend() == "jax":
+        import jax
+
+        return [str(d) for d in jax.devices()]
+    return gpu_names() or ["cpu"]
+
+
 def no_gpu_explanation() -> list[str]:
-    """What it means that TensorFlow sees no GPU here, in plain words (a few short lines)."""
+    """What it means that the backend sees no GPU here, in plain words (a few short lines)."""
     from tutorial_lib import LOGS_ENV, has_nvidia_device
 
-    if has_nvidia_device():
+    library = BACKEND_NAMES[backend()]
+    if accelerator() == "MPS":
         return [
-            "none usable: this machine has an NVIDIA GPU, but TensorFlow cannot use it,",
+            f"none from NVIDIA: {library} trains on this Mac's own GPU (MPS).",
+            "The cpu profile's sizes suit it; every notebook runs.",
+        ]
+    if has_nvidia_device():
+        fix = {
+            "tensorflow": "TensorFlow's GPU build (pip install 'tensorflow[and-cuda]')",
+            "jax": "JAX's GPU build (pip install 'jax[cuda12]')",
+            "torch": "PyTorch's CUDA build (pip install torch)",
+        }[backend()]
+        return [
+            f"none usable: this machine has an NVIDIA GPU, but {library} cannot use it,",
             "so training would run on the CPU. Check the driver with `nvidia-smi` and install",
-            "TensorFlow's GPU build (pip install 'tensorflow[and-cuda]'); TensorFlow's own",
+            f"{fix}; {library}'s own",
             f"error is printed above ({LOGS_ENV}=1 shows all of its logs).",
         ]
     return [
-        "none found: no NVIDIA GPU on this machine, so TensorFlow trains on the CPU.",
+        f"none found: no NVIDIA GPU on this machine, so {library} trains on the CPU.",
         "Nothing is wrong: every notebook runs, and the cpu profile (the default",
         "without a GPU) keeps each lesson's training to a few minutes.",
     ]

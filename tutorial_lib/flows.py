@@ -51,8 +51,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from tutorial_lib import data, device, metrics
+from tutorial_lib import data, metrics
 from tutorial_lib.data import IMAGE_SHAPE
+from tutorial_lib.gradients import GradientStepModel
 from tutorial_lib.profiles import Profile
 from tutorial_lib.training import Trained, fit_for_profile
 
@@ -293,7 +294,7 @@ class AffineCoupling(keras.layers.Layer):
 
     def call(self, x):
         if self.mask == "checkerboard":
-            m = checkerboard(x.shape[1], x.shape[2], self.parity)
+            m = ops.convert_to_tensor(checkerboard(x.shape[1], x.shape[2], self.parity))
             mask_channel = ops.ones_like(x[..., :1]) * m
             s, t = self._scale_shift(ops.concatenate([x * m, mask_channel], axis=-1))
             s, t = s * (1.0 - m), t * (1.0 - m)
@@ -303,8 +304,9 @@ class AffineCoupling(keras.layers.Layer):
         return self._join(kept, changed * ops.exp(s) + t), self._sum(s)
 
     def inverse(self, y):
+        y = ops.convert_to_tensor(y)
         if self.mask == "checkerboard":
-            m = checkerboard(y.shape[1], y.shape[2], self.parity)
+            m = ops.convert_to_tensor(checkerboard(y.shape[1], y.shape[2], self.parity))
             mask_channel = ops.ones_like(y[..., :1]) * m
             s, t = self._scale_shift(ops.concatenate([y * m, mask_channel], axis=-1))
             s, t = s * (1.0 - m), t * (1.0 - m)
@@ -378,7 +380,7 @@ def _couplings(mask: str, count: int, hidden: int, blocks: int) -> list:
 
 
 @_SERIALIZABLE
-class RealNVP(keras.Model):
+class RealNVP(GradientStepModel):
     r"""A multi-scale RealNVP for 28x28 grey images, trained by maximum likelihood.
 
     :meth:`forward` maps logit-space images to the list of :math:`z` parts (one
@@ -489,17 +491,15 @@ class RealNVP(keras.Model):
         return log_pz + log_det + log_det_logit - dims * math.log(PIXEL_LEVELS)
 
     def train_step(self, images):
-        import tensorflow as tf
-
         images = images[0] if isinstance(images, tuple | list) else images
         noise = keras.random.uniform(ops.shape(images), seed=self.seed_generator)
         dims = float(np.prod(images.shape[1:]))
-        with tf.GradientTape() as tape:
+
+        def loss_fn():
             nll = -ops.mean(self.log_likelihood(images, noise))
-            loss = nll / (dims * math.log(2.0))  # bits per dimension
-            scaled = self.optimizer.scale_loss(loss / device.replicas_in_sync())
-        gradients = tape.gradient(scaled, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
+            return nll / (dims * math.log(2.0)), ()  # bits per dimension
+
+        loss, _, _ = self.descend(self.optimizer, self.trainable_weights, loss_fn)
         self.loss_tracker.update_state(loss)
         return {"loss": self.loss_tracker.result()}
 
@@ -610,7 +610,7 @@ def sample(model: RealNVP, num: int, *, seed: int = 0, temperature: float = 1.0,
             for shape in model.z_shapes()
         ]
         y = inverse_logit_transform(model.inverse(zs), model.alpha)
-        out.append(np.asarray(y, np.float32))
+        out.append(ops.convert_to_numpy(y).astype(np.float32))
     return np.concatenate(out)
 
 
@@ -620,7 +620,9 @@ def encode(model: RealNVP, images: np.ndarray) -> np.ndarray:
     images = np.asarray(images, np.float32)
     y = dequantize(images, np.full(images.shape, 0.5, np.float32))
     parts, _ = model.forward(logit_transform(y, model.alpha)[0])
-    return np.concatenate([np.asarray(part).reshape(len(images), -1) for part in parts], axis=1)
+    return np.concatenate(
+        [ops.convert_to_numpy(part).reshape(len(images), -1) for part in parts], axis=1
+    )
 
 
 def decode(model: RealNVP, codes: np.ndarray) -> np.ndarray:
@@ -631,7 +633,9 @@ def decode(model: RealNVP, codes: np.ndarray) -> np.ndarray:
         size = int(np.prod(shape))
         parts.append(codes[:, start : start + size].reshape(len(codes), *shape))
         start += size
-    return np.asarray(inverse_logit_transform(model.inverse(parts), model.alpha), np.float32)
+    return ops.convert_to_numpy(inverse_logit_transform(model.inverse(parts), model.alpha)).astype(
+        np.float32
+    )
 
 
 # --------------------------------------------------------------------------

@@ -45,8 +45,15 @@ from keras import ops
 
 from tutorial_lib import data, device
 from tutorial_lib.data import IMAGE_SHAPE, NUM_CLASSES
+from tutorial_lib.gradients import GradientStepModel, input_gradient
 from tutorial_lib.profiles import Profile
-from tutorial_lib.training import Trained, averaged_copy, fit_for_profile, update_average
+from tutorial_lib.training import (
+    Trained,
+    averaged_copy,
+    fit_for_profile,
+    steps_per_call,
+    update_average,
+)
 
 MODELS = ("gan", "wgan_gp", "cgan")
 GENERATOR_LOSSES = ("non_saturating", "saturating")
@@ -310,18 +317,13 @@ def gradient_penalty(critic, real, fake, epsilon=None, seed=None):
         epsilon: interpolation weights; drawn uniformly when None.
         seed: seed (int or ``keras.random.SeedGenerator``) of epsilon.
     """
-    import tensorflow as tf
-
     real = ops.cast(real, "float32")
     fake = ops.cast(fake, "float32")
     if epsilon is None:
         epsilon = keras.random.uniform((ops.shape(real)[0], 1, 1, 1), seed=seed)
     epsilon = ops.cast(epsilon, "float32")
     interpolates = epsilon * real + (1.0 - epsilon) * fake
-    with tf.GradientTape() as tape:
-        tape.watch(interpolates)
-        scores = ops.cast(critic(interpolates), "float32")
-    grads = tape.gradient(scores, interpolates)  # of the sum: each score depends on its image
+    grads = input_gradient(critic, interpolates)  # of the sum: each score depends on its image
     norms = ops.sqrt(ops.sum(ops.square(grads), axis=(1, 2, 3)) + 1e-12)
     return ops.mean(ops.square(norms - 1.0))
 
@@ -339,13 +341,7 @@ def r1_penalty(discriminator, real):
         discriminator: callable, images (N, 28, 28, 1) -> logits (N, 1).
         real: real images.
     """
-    import tensorflow as tf
-
-    real = ops.cast(real, "float32")
-    with tf.GradientTape() as tape:
-        tape.watch(real)
-        logits = ops.cast(discriminator(real), "float32")
-    grads = tape.gradient(logits, real)  # of the sum: each logit depends on its image
+    grads = input_gradient(discriminator, real)  # of the sum: each logit depends on its image
     return ops.mean(ops.sum(ops.square(grads), axis=(1, 2, 3)))
 
 
@@ -376,7 +372,7 @@ def _global_norm(grads, optimizer):
 
 
 @keras.saving.register_keras_serializable(package="tutorial_lib")
-class GAN(keras.Model):
+class GAN(GradientStepModel):
     """A DCGAN (or, with a two-input generator and discriminator, a conditional GAN).
 
     Each ``train_step`` takes one batch of real images (in [0, 1], with labels
@@ -511,11 +507,6 @@ class GAN(keras.Model):
         inputs = [images, labels] if self.conditional else images
         return ops.cast(self.discriminator(inputs, training=training), "float32")
 
-    def _scaled(self, optimizer, loss):
-        """The loss to differentiate: divided by the number of replicas (their
-        gradients are summed), multiplied by the loss scale under float16."""
-        return optimizer.scale_loss(loss / device.replicas_in_sync())
-
     def _log(self, values: dict) -> dict:
         for name, value in values.items():
             self.trackers[name].update_state(value)
@@ -533,38 +524,36 @@ class GAN(keras.Model):
 
     # -- one training step ----------------------------------------------------
 
+    def step_optimizers(self) -> list:
+        """The two optimizers a step uses: D's, then G's."""
+        return [self.d_optimizer, self.g_optimizer]
+
     def discriminator_step(self, real, labels):
         """One update of D on real images and fresh fakes; returns (loss, real, fake logits)."""
-        import tensorflow as tf
-
         n = ops.shape(real)[0]
         fake = self._generate(self._noise(n), labels)
         both = ops.concatenate([real, ops.cast(fake, real.dtype)], axis=0)  # one pass for both
         both_labels = None if labels is None else ops.concatenate([labels, labels], axis=0)
-        with tf.GradientTape() as tape:
+
+        def loss_fn():
             logits = self._discriminate(both, both_labels)
             real_logits, fake_logits = logits[:n], logits[n:]
-            d_loss = self.compute_d_loss(real_logits, fake_logits)
-            scaled = self._scaled(self.d_optimizer, d_loss)
+            return self.compute_d_loss(real_logits, fake_logits), (real_logits, fake_logits)
+
         variables = self.discriminator.trainable_variables
-        self.d_optimizer.apply_gradients(
-            zip(tape.gradient(scaled, variables), variables, strict=True)
-        )
+        d_loss, (real_logits, fake_logits), _ = self.descend(self.d_optimizer, variables, loss_fn)
         return d_loss, real_logits, fake_logits
 
     def generator_step(self, batch_size, labels):
         """One update of G through D (only G's variables change); returns (loss, grad norm)."""
-        import tensorflow as tf
+        z = self._noise(batch_size)
 
-        with tf.GradientTape() as tape:
-            fake_logits = self._discriminate(
-                self._generate(self._noise(batch_size), labels), labels
-            )
-            g_loss = self.compute_g_loss(fake_logits)
-            scaled = self._scaled(self.g_optimizer, g_loss)
+        def loss_fn():
+            fake_logits = self._discriminate(self._generate(z, labels), labels)
+            return self.compute_g_loss(fake_logits), ()
+
         variables = self.generator.trainable_variables
-        grads = tape.gradient(scaled, variables)
-        self.g_optimizer.apply_gradients(zip(grads, variables, strict=True))
+        g_loss, _, grads = self.descend(self.g_optimizer, variables, loss_fn)
         return g_loss, _global_norm(grads, self.g_optimizer) * device.replicas_in_sync()
 
     def train_step(self, batch):
@@ -633,21 +622,19 @@ class WGANGP(GAN):
 
     def discriminator_step(self, real, labels):
         """One critic update with the penalty; returns (loss, penalty, Wasserstein estimate)."""
-        import tensorflow as tf
 
         def critic(images):
             return self._discriminate(images, labels)
 
         fake = self._generate(self._noise(ops.shape(real)[0]), labels)
-        with tf.GradientTape() as tape:
+
+        def loss_fn():
             wasserstein = -self.compute_d_loss(critic(real), critic(fake))
             gp = self.compute_penalty(critic, real, fake)
-            d_loss = -wasserstein + self.gp_weight * gp
-            scaled = self._scaled(self.d_optimizer, d_loss)
+            return -wasserstein + self.gp_weight * gp, (gp, wasserstein)
+
         variables = self.discriminator.trainable_variables
-        self.d_optimizer.apply_gradients(
-            zip(tape.gradient(scaled, variables), variables, strict=True)
-        )
+        d_loss, (gp, wasserstein), _ = self.descend(self.d_optimizer, variables, loss_fn)
         return d_loss, gp, wasserstein
 
     def train_step(self, batch):
@@ -793,7 +780,7 @@ def build_model(
     model.compile(
         d_optimizer=make_optimizer(config.learning_rate, config.beta_1, config.beta_2),
         g_optimizer=make_optimizer(config.learning_rate, config.beta_1, config.beta_2),
-        steps_per_execution=config.steps_per_execution,
+        steps_per_execution=steps_per_call(config.steps_per_execution),
     )
     return model
 
@@ -902,7 +889,7 @@ def sample(
     for start in range(0, num, batch_size):
         chunk = z[start : start + batch_size]
         inputs = [chunk, labels[start : start + batch_size]] if conditional else chunk
-        images.append(np.asarray(to_unit_range(generator(inputs, training=False))))
+        images.append(ops.convert_to_numpy(to_unit_range(generator(inputs, training=False))))
     return np.concatenate(images).astype(np.float32)
 
 

@@ -35,8 +35,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from tutorial_lib import data, device
+from tutorial_lib import data
 from tutorial_lib.data import IMAGE_SHAPE
+from tutorial_lib.gradients import GradientStepModel
 from tutorial_lib.profiles import Profile
 from tutorial_lib.training import Trained, examples_seen, fit_for_profile
 from tutorial_lib.vae import bernoulli_log_likelihood
@@ -167,7 +168,7 @@ def network_reach(network: keras.Model) -> int:
 
 
 @keras.saving.register_keras_serializable(package="tutorial_lib")
-class PixelCNN(keras.Model):
+class PixelCNN(GradientStepModel):
     """The masked network on zero-padded images, trained on the exact negative
     log-likelihood, which ``fit`` logs as ``loss`` in nats per image."""
 
@@ -196,19 +197,17 @@ class PixelCNN(keras.Model):
         return -bernoulli_log_likelihood(ops.cast(x, "float32"), self(x, training=training))
 
     def train_step(self, batch):
-        import tensorflow as tf
+        x = batch[0] if isinstance(batch, tuple | list) else batch
 
-        x = batch[0] if isinstance(batch, tuple) else batch
-        with tf.GradientTape() as tape:
-            loss = ops.mean(self.nll_per_image(x, training=True))
-            scaled = self.optimizer.scale_loss(loss / device.replicas_in_sync())
-        gradients = tape.gradient(scaled, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
+        def loss_fn():
+            return ops.mean(self.nll_per_image(x, training=True)), ()
+
+        loss, _, _ = self.descend(self.optimizer, self.trainable_weights, loss_fn)
         self.loss_tracker.update_state(loss)
         return {"loss": self.loss_tracker.result()}
 
     def test_step(self, batch):
-        x = batch[0] if isinstance(batch, tuple) else batch
+        x = batch[0] if isinstance(batch, tuple | list) else batch
         self.loss_tracker.update_state(ops.mean(self.nll_per_image(x)))
         return {"loss": self.loss_tracker.result()}
 
@@ -290,8 +289,6 @@ def _sampler(model: PixelCNN):
 def complete(model: PixelCNN, images: np.ndarray, rows: int, *, seed: int = 0) -> np.ndarray:
     """Keep the first ``rows`` rows of each binary image and draw the rest, pixel by
     pixel: (N, 28, 28, 1) in {0, 1}, float32. ``rows = 0`` draws whole images."""
-    import tensorflow as tf
-
     images = np.asarray(images, np.float32)
     height, width = IMAGE_SHAPE[0], IMAGE_SHAPE[1]
     if not 0 <= rows <= height:
@@ -300,10 +297,28 @@ def complete(model: PixelCNN, images: np.ndarray, rows: int, *, seed: int = 0) -
     canvas = np.zeros((len(images), height + r, width + 2 * r, 1), np.float32)
     canvas[:, r : r + rows, r : r + width] = images[:, :rows]  # the rest: drawn below
     uniforms = np.random.default_rng(seed).random((len(images), height * width), np.float32)
+    if keras.backend.backend() != "tensorflow":
+        return _draw_pixels(model, canvas, uniforms, rows * width)[:, r:, r : r + width]
+    import tensorflow as tf
+
     out = _sampler(model)(
         tf.constant(canvas), tf.constant(uniforms), tf.constant(rows * width, tf.int32)
     )
     return np.asarray(out)[:, r:, r : r + width]
+
+
+def _draw_pixels(model: PixelCNN, canvas: np.ndarray, uniforms: np.ndarray, start: int):
+    r"""The loop of :func:`_sampler` in plain Python (JAX and PyTorch): pixel ``i`` is 1
+    where its uniform number lies below the network's :math:`p(x_i = 1 \mid x_{<i})`."""
+    from scipy.special import expit
+
+    reach, width = model.reach, IMAGE_SHAPE[1]
+    for i in range(start, IMAGE_SHAPE[0] * width):
+        row, col = divmod(i, width)
+        window = canvas[:, row : row + reach + 1, col : col + 2 * reach + 1]
+        logit = ops.convert_to_numpy(model.network(window))[:, 0, 0, 0]
+        canvas[:, row + reach, col + reach, 0] = uniforms[:, i] < expit(logit)
+    return canvas
 
 
 def sample(model: PixelCNN, num: int, *, seed: int = 0) -> np.ndarray:

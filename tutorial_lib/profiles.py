@@ -69,12 +69,14 @@ def profile_names() -> list[str]:
 
 
 def sees_a_gpu() -> bool:
-    """Whether TensorFlow sees a GPU (False without TensorFlow)."""
+    """Whether Keras's backend computes on a CUDA or ROCm GPU or a TPU (the gpu profile's
+    hardware); an Apple GPU (MPS) keeps a laptop's cpu profile."""
+    from tutorial_lib import device
+
     try:
-        import tensorflow as tf
-    except ImportError:
+        return device.accelerator() in ("CUDA", "ROCm", "TPU")
+    except ImportError:  # TensorFlow, the default backend, is not installed
         return False
-    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def get_profile(name: str | Profile | None = None) -> Profile:

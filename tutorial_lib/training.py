@@ -50,6 +50,13 @@ def set_seed(seed: int = 0, *, deterministic: bool = False) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
+def steps_per_call(steps_per_execution: int) -> int:
+    """Training steps per call of the compiled step function, as a config asks:
+    ``steps_per_execution`` on TensorFlow and JAX (fewer calls from Python), 1 on PyTorch
+    (whose Keras trainer runs one step per call)."""
+    return 1 if keras.backend.backend() == "torch" else int(steps_per_execution)
+
+
 def progress_verbosity(profile: Profile | None = None) -> int:
     """Verbosity for ``model.fit``: quiet in the fast profile, Keras's live progress
     bar in a terminal, one line per epoch anywhere else.
@@ -285,16 +292,17 @@ def fit_for_profile(
     callbacks: list | None = None,
     run_dir: str | Path | None = None,
 ) -> keras.callbacks.History:
-    """``model.fit`` on a ``tf.data`` pipeline for ``epochs`` epochs, with the
+    """``model.fit`` on a pipeline of batches for ``epochs`` epochs, with the
     profile's cap on the steps per epoch (:func:`capped_steps`), its verbosity, and
-    its choice of eager or traced steps (:attr:`Profile.run_eagerly`).
+    its choice of eager or traced steps (:attr:`Profile.run_eagerly`, on TensorFlow: JAX
+    traces even an eager step to differentiate it, so it compiles its steps always).
 
     With ``run_dir`` the run is resumable (:func:`fit_resumable`). The pipeline
     must shuffle itself (see :func:`tutorial_lib.data.image_dataset`) and
     repeat when the steps per epoch are capped.
     """
     steps_per_epoch = capped_steps(steps_per_epoch, profile)
-    if profile.run_eagerly:
+    if profile.run_eagerly and keras.backend.backend() == "tensorflow":
         model.run_eagerly = True
     kwargs = dict(
         epochs=epochs,

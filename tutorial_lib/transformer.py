@@ -58,7 +58,7 @@ from keras import ops
 
 from tutorial_lib import data
 from tutorial_lib.profiles import Profile
-from tutorial_lib.training import Trained, fit_resumable, progress_verbosity
+from tutorial_lib.training import Trained, fit_resumable, progress_verbosity, steps_per_call
 
 DATASET = "tinyshakespeare"
 _NEG_INF = -1e9  # a masked score: exp(-1e9 - max) is exactly 0 in float32
@@ -591,7 +591,7 @@ def compile_gpt(model: GPT, config: GPTConfig, *, jit_compile="auto") -> GPT:
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=jit_compile,
-        steps_per_execution=config.steps_per_execution,
+        steps_per_execution=steps_per_call(config.steps_per_execution),
     )
     return model
 
@@ -611,10 +611,12 @@ def random_windows(ids: np.ndarray, *, seq_len: int, batch_size: int, seed: int 
     :func:`tutorial_lib.data.text_windows`, windows overlap and start anywhere,
     so every step sees new contexts.
     """
-    import tensorflow as tf
-
     if len(ids) < seq_len + 2:
         raise ValueError(f"Need at least seq_len + 2 = {seq_len + 2} tokens; got {len(ids)}.")
+    if keras.backend.backend() != "tensorflow":
+        return RandomWindows(ids, seq_len=seq_len, batch_size=batch_size, seed=seed)
+    import tensorflow as tf
+
     tokens = tf.constant(ids, tf.int32)
     starts = len(ids) - seq_len - 1  # i in [0, starts]
     offsets = tf.range(seq_len + 1)
@@ -630,6 +632,26 @@ def random_windows(ids: np.ndarray, *, seq_len: int, batch_size: int, seed: int 
         .map(windows, num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )
+
+
+class RandomWindows(keras.utils.PyDataset):
+    """:func:`random_windows` from NumPy alone (the JAX and PyTorch backends): batch
+    ``i`` takes its starts from a generator seeded with ``(seed, i)``."""
+
+    def __init__(self, ids: np.ndarray, *, seq_len: int, batch_size: int, seed: int = 0):
+        super().__init__()
+        self.ids = np.asarray(ids, dtype=np.int32)
+        self.seq_len, self.batch_size, self.seed = seq_len, batch_size, seed
+
+    @property
+    def num_batches(self):
+        return None  # endless
+
+    def __getitem__(self, index):
+        starts = len(self.ids) - self.seq_len - 1  # i in [0, starts]
+        begin = np.random.default_rng([self.seed, index]).integers(0, starts + 1, self.batch_size)
+        chunk = self.ids[begin[:, None] + np.arange(self.seq_len + 1)[None, :]]
+        return chunk[:, :-1], chunk[:, 1:]
 
 
 def validation_windows(ids: np.ndarray, config: GPTConfig):
@@ -709,7 +731,7 @@ def evaluate_nll(model: GPT, ids: np.ndarray, config: GPTConfig) -> dict:
 def top_k_filter(logits, k: int) -> np.ndarray:
     """Keep the ``k`` largest logits, set the others to -inf (exactly ``k`` survive,
     ties broken by position)."""
-    logits = np.asarray(logits, dtype=np.float64)
+    logits = np.asarray(ops.convert_to_numpy(logits), dtype=np.float64)
     if not k >= 1:
         raise ValueError(f"top_k must be at least 1; got {k}.")
     if k >= logits.shape[-1]:
@@ -725,7 +747,7 @@ def top_p_filter(logits, p: float) -> np.ndarray:
     at least ``p`` (the most likely token always stays); the others get -inf."""
     if not 0.0 < p <= 1.0:
         raise ValueError(f"top_p must lie in (0, 1]; got {p}.")
-    logits = np.asarray(logits, dtype=np.float64)
+    logits = np.asarray(ops.convert_to_numpy(logits), dtype=np.float64)
     order = np.argsort(-logits, axis=-1, kind="stable")
     sorted_probs = _softmax(np.take_along_axis(logits, order, axis=-1))
     before = np.cumsum(sorted_probs, axis=-1) - sorted_probs  # mass of the tokens ahead
@@ -749,7 +771,7 @@ def next_token_probabilities(
     Logits are divided by ``temperature`` (0: always the most likely token),
     then filtered by ``top_k`` and ``top_p`` if given, then normalised.
     """
-    logits = np.asarray(logits, dtype=np.float64)
+    logits = np.asarray(ops.convert_to_numpy(logits), dtype=np.float64)
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0; got {temperature}.")
     if temperature == 0:
@@ -874,7 +896,7 @@ def generate(
         else:
             position = np.int32(len(ids) - 1 - start)
             logits, cache = fns["step"](np.array([[ids[-1]]], dtype=np.int32), position, cache)
-        probs = next_token_probabilities(np.asarray(logits)[0], temperature, top_k, top_p)
+        probs = next_token_probabilities(ops.convert_to_numpy(logits)[0], temperature, top_k, top_p)
         ids.append(_draw(probs, rng.random()))
     return np.array(ids[len(prompt) :], dtype=np.int32)
 

@@ -36,8 +36,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from tutorial_lib import data, device
+from tutorial_lib import data
 from tutorial_lib.data import IMAGE_SHAPE
+from tutorial_lib.gradients import GradientStepModel
 from tutorial_lib.profiles import Profile
 from tutorial_lib.training import Trained, examples_seen, fit_for_profile
 
@@ -224,7 +225,7 @@ def build_decoder(config: VAEConfig) -> keras.Model:
 
 
 @keras.saving.register_keras_serializable(package="tutorial_lib")
-class VAE(keras.Model):
+class VAE(GradientStepModel):
     """Encoder, sampling layer and decoder, trained on the negative ELBO.
 
     ``fit`` reports three metrics per epoch, all in nats per image:
@@ -284,21 +285,19 @@ class VAE(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
     def train_step(self, batch):
-        import tensorflow as tf
+        x = batch[0] if isinstance(batch, tuple | list) else batch
 
-        x = batch[0] if isinstance(batch, tuple) else batch
-        with tf.GradientTape() as tape:
+        def loss_fn():
             reconstruction, kl = self.losses_per_example(x, training=True)
-            loss = ops.mean(reconstruction + self.beta * kl)
-            # Under a MirroredStrategy each replica sees part of the batch and
-            # the gradients are summed across replicas: divide to average.
-            scaled = self.optimizer.scale_loss(loss / device.replicas_in_sync())
-        gradients = tape.gradient(scaled, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
+            return ops.mean(reconstruction + self.beta * kl), (reconstruction, kl)
+
+        loss, (reconstruction, kl), _ = self.descend(
+            self.optimizer, self.trainable_weights, loss_fn
+        )
         return self._update(reconstruction, kl, loss)
 
     def test_step(self, batch):
-        x = batch[0] if isinstance(batch, tuple) else batch
+        x = batch[0] if isinstance(batch, tuple | list) else batch
         reconstruction, kl = self.losses_per_example(x)
         return self._update(reconstruction, kl, ops.mean(reconstruction + self.beta * kl))
 
@@ -371,7 +370,7 @@ class GaussianMixturePrior(keras.layers.Layer):
         self.scale_trils.assign(np.linalg.cholesky(mixture.covariances_))
         return self
 
-    def _parameters(self):
+    def _mixture_parameters(self):
         weights = np.exp(ops.convert_to_numpy(self.log_weights).astype(np.float64))
         means = ops.convert_to_numpy(self.means).astype(np.float64)
         trils = ops.convert_to_numpy(self.scale_trils).astype(np.float64)
@@ -381,7 +380,7 @@ class GaussianMixturePrior(keras.layers.Layer):
         r"""``num`` codes: pick component :math:`k` with probability :math:`\pi_k`, then
         :math:`z = \mu_k + \tau L_k \epsilon`, :math:`\epsilon \sim \mathcal N(0, I)`, with
         temperature :math:`\tau` (1: the fitted mixture). Float32, (num, latent_dim)."""
-        weights, means, trils = self._parameters()
+        weights, means, trils = self._mixture_parameters()
         rng = np.random.default_rng(seed)
         k = rng.choice(self.components, size=num, p=weights)
         eps = rng.standard_normal((num, self.latent_dim))
@@ -391,7 +390,7 @@ class GaussianMixturePrior(keras.layers.Layer):
         r""":math:`\log p_\psi(z)` of codes of shape (..., latent_dim), in nats (float64)."""
         from scipy.special import logsumexp
 
-        weights, means, trils = self._parameters()
+        weights, means, trils = self._mixture_parameters()
         z = np.asarray(z, np.float64)
         flat = z.reshape(-1, self.latent_dim)
         per_component = []

@@ -20,6 +20,8 @@ from keras import ops
 
 from tutorial_lib import data, gan
 from tutorial_lib.data import NUM_CLASSES
+from tutorial_lib.gradients import value_and_gradients
+from tutorial_lib.training import steps_per_call
 
 # Per profile: the demos train on the first `examples` images for `epochs` short
 # epochs of `steps` steps; the "D wins" demo trains D alone for `head_start_steps`.
@@ -61,7 +63,7 @@ def rewrap(
     new.compile(
         d_optimizer=gan.make_optimizer(d_lr, config.beta_1, config.beta_2),
         g_optimizer=gan.make_optimizer(g_lr, config.beta_1, config.beta_2),
-        steps_per_execution=config.steps_per_execution,
+        steps_per_execution=steps_per_call(config.steps_per_execution),
     )
     return new
 
@@ -74,14 +76,14 @@ def generator_gradient_norm(
     Measured on ``num`` fresh fakes against the current discriminator; shows
     the saturating loss going flat when the discriminator wins.
     """
-    import tensorflow as tf
-
     z = gan.latent_vectors(num, model.latent_dim, seed)
     labels = gan._check_labels(np.arange(num) % NUM_CLASSES, num) if model.conditional else None
-    with tf.GradientTape() as tape:
+
+    def loss_fn():
         logits = model._discriminate(model._generate(z, labels, training=True), labels)
-        loss = gan.generator_loss(logits, kind)
-    grads = tape.gradient(loss, model.generator.trainable_variables)
+        return gan.generator_loss(logits, kind), ()
+
+    _, grads = value_and_gradients(loss_fn, model.generator.trainable_variables)
     return float(ops.sqrt(sum(ops.sum(ops.square(g)) for g in grads)))
 
 
@@ -108,7 +110,7 @@ def discriminator_head_start(
     trainer.compile(
         d_optimizer=gan.make_optimizer(config.learning_rate, config.beta_1),
         g_optimizer=gan.make_optimizer(config.learning_rate, config.beta_1),
-        steps_per_execution=config.steps_per_execution,
+        steps_per_execution=steps_per_call(config.steps_per_execution),
     )
     batches = data.image_dataset(
         x, batch_size=config.batch_size, seed=seed, targets="none", drop_remainder=True, repeat=True

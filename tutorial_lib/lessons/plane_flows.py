@@ -15,6 +15,7 @@ import numpy as np
 from keras import ops
 
 from tutorial_lib import flows
+from tutorial_lib.gradients import GradientStepModel
 
 # Per profile: how many moon points the lesson trains the plane flow on, for how many epochs.
 MOONS = {
@@ -25,7 +26,7 @@ MOONS = {
 
 
 @keras.saving.register_keras_serializable(package="tutorial_lib")
-class PlaneFlow(keras.Model):
+class PlaneFlow(GradientStepModel):
     r"""A RealNVP on points of the plane: ``couplings`` affine couplings with
     coordinate masks (the kept coordinate alternates), dense networks of width
     ``hidden``. :meth:`log_density` is :math:`\log p(x)` exactly (nats);
@@ -54,13 +55,10 @@ class PlaneFlow(keras.Model):
         return self.flow.inverse(ops.cast(z, "float32"))
 
     def train_step(self, x):
-        import tensorflow as tf
-
         x = x[0] if isinstance(x, tuple | list) else x
-        with tf.GradientTape() as tape:
-            loss = -ops.mean(self.log_density(x))
-        gradients = tape.gradient(loss, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
+        loss, _, _ = self.descend(
+            self.optimizer, self.trainable_weights, lambda: (-ops.mean(self.log_density(x)), ())
+        )
         self.loss_tracker.update_state(loss)
         return {"loss": self.loss_tracker.result()}
 
@@ -84,7 +82,7 @@ def build_2d_flow(couplings: int = 6, hidden: int = 64, learning_rate: float = 2
 def sample_2d(model: PlaneFlow, num: int, *, seed: int = 0) -> np.ndarray:
     """``num`` points: standard normal draws through the inverse flow."""
     z = np.random.default_rng(seed).standard_normal((num, 2)).astype(np.float32)
-    return np.asarray(model.inverse(z))
+    return ops.convert_to_numpy(model.inverse(z))
 
 
 def density_grid(model: PlaneFlow, limits=(-3.0, 3.0, -3.0, 3.0), n: int = 200):
@@ -92,7 +90,7 @@ def density_grid(model: PlaneFlow, limits=(-3.0, 3.0, -3.0, 3.0), n: int = 200):
     xs = np.linspace(limits[0], limits[1], n)
     ys = np.linspace(limits[2], limits[3], n)
     grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2).astype(np.float32)
-    log_p = np.asarray(model.log_density(grid))
+    log_p = ops.convert_to_numpy(model.log_density(grid))
     return xs, ys, np.exp(log_p).reshape(n, n)
 
 
@@ -112,4 +110,4 @@ def grid_lines(limits=(-3.0, 3.0, -3.0, 3.0), lines: int = 13, points: int = 200
 
 def map_lines(model: PlaneFlow, lines: list) -> list:
     """Each line of points of z-space carried to x-space by the inverse flow."""
-    return [np.asarray(model.inverse(line)) for line in lines]
+    return [ops.convert_to_numpy(model.inverse(line)) for line in lines]
