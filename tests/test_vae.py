@@ -203,7 +203,7 @@ def test_mixture_prior_starts_as_the_standard_normal():
 
 def test_mixture_prior_fit_recovers_two_clusters():
     prior = vae.GaussianMixturePrior(2, 2).fit(_two_clusters(), seed=0)
-    weights, means, trils = prior._parameters()
+    weights, means, trils = prior._mixture_parameters()
     order = np.argsort(means[:, 0])
     np.testing.assert_allclose(weights[order], [0.3, 0.7], atol=0.03)
     np.testing.assert_allclose(means[order], [[-3.0, 0.0], [2.0, 1.0]], atol=0.1)
@@ -217,7 +217,7 @@ def test_mixture_prior_log_prob_matches_scipy():
     from scipy.stats import multivariate_normal
 
     prior = vae.GaussianMixturePrior(2, 2).fit(_two_clusters(500), seed=0)
-    weights, means, trils = prior._parameters()
+    weights, means, trils = prior._mixture_parameters()
     z = np.random.default_rng(1).normal(size=(7, 2)) * 2
     direct = np.log(
         sum(
@@ -236,7 +236,7 @@ def test_mixture_prior_samples_follow_the_mixture_and_the_temperature():
     np.testing.assert_allclose(z.mean(axis=0), [0.3 * -3 + 0.7 * 2, 0.7], atol=0.05)
     np.testing.assert_array_equal(prior.sample(10, seed=4), prior.sample(10, seed=4))
     at_zero = prior.sample(500, seed=0, temperature=0.0)
-    _, means, _ = prior._parameters()
+    _, means, _ = prior._mixture_parameters()
     assert np.min(np.abs(at_zero[:, None, :] - means[None]).sum(-1), axis=1).max() < 1e-5
 
 

@@ -24,6 +24,7 @@ new family appears here without any change to this file.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -145,8 +146,10 @@ def check_samples(images: np.ndarray, num: int) -> np.ndarray:
 
 
 def _train(args) -> int:
-    from tutorial_lib import runs
+    from tutorial_lib import hosts, runs
 
+    if os.environ.get(hosts.NUM_PROCESSES_ENV, "").strip() not in ("", "1"):
+        hosts.join()  # one of several processes training together: join them first
     profile = get_profile(args.profile)
     with runs.lock_run_folder(args.out):  # before it says anything of the folder
         state = run_state(args.out)

@@ -34,71 +34,16 @@ import sys
 
 import keras
 
+from tutorial_lib.backend import (
+    BACKEND_NAMES,
+    accelerator,
+    backend,
+    backend_version,
+    gpu_names,
+    import_tensorflow,
+    jax_gpus,
+)
 from tutorial_lib.profiles import PROFILE_ENV, Profile, get_profile
-
-
-def _tf():
-    """Import TensorFlow on first use (the JAX backend can run without it)."""
-    import tensorflow as tf
-
-    return tf
-
-
-BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
-
-
-def backend() -> str:
-    """The Keras backend in use: ``"tensorflow"``, ``"jax"`` or ``"torch"``."""
-    return keras.backend.backend()
-
-
-def backend_version() -> str:
-    """The version of the backend's library."""
-    import importlib
-
-    return importlib.import_module(backend()).__version__
-
-
-def _jax_gpus() -> list:
-    import jax
-
-    return [d for d in jax.devices() if d.platform in ("gpu", "cuda", "rocm")]
-
-
-def accelerator() -> str:
-    """What the backend computes on: ``"CUDA"``, ``"MPS"`` (Apple silicon), ``"TPU"`` or ``"CPU"``."""
-    name = backend()
-    if name == "torch":
-        import torch
-
-        if torch.cuda.is_available():
-            return "CUDA"
-        mps = getattr(torch.backends, "mps", None)
-        return "MPS" if mps is not None and mps.is_available() else "CPU"
-    if name == "jax":
-        import jax
-
-        platform_name = jax.devices()[0].platform.lower()
-        return {"gpu": "CUDA", "cuda": "CUDA", "rocm": "ROCm", "tpu": "TPU"}.get(
-            platform_name, "MPS" if platform_name == "metal" else "CPU"
-        )
-    return "CUDA" if gpu_names() else "CPU"
-
-
-def gpu_names() -> list[str]:
-    """Names of the GPUs the backend can see (empty on a CPU-only machine)."""
-    name = backend()
-    if name == "torch":
-        import torch
-
-        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    if name == "jax":
-        return [str(d) for d in _jax_gpus()]
-    try:
-        tf = _tf()
-    except ImportError:
-        return []
-    return [gpu.name for gpu in tf.config.list_physical_devices("GPU")]
 
 
 def gpu_details() -> list[dict]:
@@ -124,9 +69,9 @@ def gpu_details() -> list[dict]:
                 "compute_capability": _capability(getattr(d, "compute_capability", None)),
                 "memory_gib": _total_memory_gib(i),
             }
-            for i, d in enumerate(_jax_gpus())
+            for i, d in enumerate(jax_gpus())
         ]
-    tf = _tf()
+    tf = import_tensorflow()
     details = []
     for index, gpu in enumerate(tf.config.list_physical_devices("GPU")):
         info = tf.config.experimental.get_device_details(gpu)
@@ -184,7 +129,7 @@ def enable_memory_growth() -> None:
     """
     if backend() != "tensorflow":
         return
-    tf = _tf()
+    tf = import_tensorflow()
     for gpu in tf.config.list_physical_devices("GPU"):
         # A RuntimeError means the GPU is already initialised: its setting is fixed.
         with contextlib.suppress(RuntimeError):
@@ -261,10 +206,15 @@ def get_strategy(devices: list[str] | None = None):
         from keras import distribution
 
         listed = distribution.list_devices() if devices is None else devices
-        return KerasDistribution(distribution.DataParallel(devices=listed))
+        # Across processes each one feeds fit its own part of every batch
+        # (tutorial_lib.hosts.shard_batches, in training.fit_for_profile): Keras must not
+        # split the batches again (and would refuse any pipeline but tf.data).
+        return KerasDistribution(
+            distribution.DataParallel(devices=listed, auto_shard_dataset=False)
+        )
     if backend() != "tensorflow":
         return KerasDistribution()
-    tf = _tf()
+    tf = import_tensorflow()
     if devices is not None:
         return tf.distribute.MirroredStrategy(devices)
     gpus = tf.config.list_logical_devices("GPU")
@@ -368,7 +318,7 @@ def report() -> dict:
 def _tensorflow_report() -> dict:
     """TensorFlow's version, devices, XLA status and strategy."""
     try:
-        tf = _tf()
+        tf = import_tensorflow()
     except ImportError:
         return {"tensorflow": "not installed", "gpus": []}
     info = {
@@ -493,7 +443,7 @@ def check_environment() -> list[dict]:
         "Run `pip install -e .` in the project folder to get Keras 3.",
     )
     try:
-        tf_version = _tf().__version__
+        tf_version = import_tensorflow().__version__
         major, minor = (int(part) for part in tf_version.split(".")[:2])
         add(
             "TensorFlow 2.16 or newer",

@@ -16,6 +16,8 @@ This module holds the three ways side by side and nothing else:
 * :func:`value_and_gradients` -- the loss and its gradient with respect to some variables;
 * :func:`input_gradient` -- the gradient of a network's outputs with respect to its
   *input*, itself differentiable (the R1 and WGAN-GP penalties of ``gan.py``);
+* :func:`jacobian` -- every output's derivative with respect to every input, for small
+  examples (a coupling layer's triangular Jacobian, PixelCNN's causal mask);
 * :class:`GradientStepModel` -- a ``keras.Model`` whose ``train_step`` calls
   :meth:`GradientStepModel.descend` (one optimizer step down a loss) and runs under
   ``model.fit`` on every backend. Keras's JAX trainer calls a *pure* step,
@@ -28,13 +30,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import keras
+import numpy as np
 from keras import ops
 
-
-def backend() -> str:
-    """The Keras backend in use: ``"tensorflow"``, ``"jax"`` or ``"torch"``."""
-    return keras.backend.backend()
-
+from tutorial_lib.backend import backend
 
 # --------------------------------------------------------------------------
 # The gradient of a loss with respect to variables
@@ -141,6 +140,33 @@ def input_gradient(fn: Callable, x):
     import jax
 
     return jax.grad(lambda inputs: ops.sum(ops.cast(fn(inputs), "float32")))(x)
+
+
+def jacobian(fn: Callable, x) -> np.ndarray:
+    r"""The Jacobian :math:`J_{ij} = \partial f(x)_i / \partial x_j` of ``fn`` at ``x``, with
+    the outputs and the inputs each flattened: a NumPy array of shape
+    (``fn(x).size``, ``x.size``). For small examples (a layer's structure, made visible).
+    """
+    x = np.asarray(ops.convert_to_numpy(x), np.float32)
+    name = backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        inputs = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            outputs = fn(inputs)
+        matrix = tape.jacobian(outputs, inputs)
+    elif name == "torch":
+        import torch
+
+        matrix = torch.autograd.functional.jacobian(fn, ops.convert_to_tensor(x))
+    else:
+        import jax
+
+        matrix = jax.jacobian(fn)(ops.convert_to_tensor(x))
+    matrix = ops.convert_to_numpy(matrix)
+    return matrix.reshape(matrix.size // x.size, x.size)
 
 
 # --------------------------------------------------------------------------

@@ -71,10 +71,10 @@ def profile_names() -> list[str]:
 def sees_a_gpu() -> bool:
     """Whether Keras's backend computes on a CUDA or ROCm GPU or a TPU (the gpu profile's
     hardware); an Apple GPU (MPS) keeps a laptop's cpu profile."""
-    from tutorial_lib import device
+    from tutorial_lib.backend import accelerator
 
     try:
-        return device.accelerator() in ("CUDA", "ROCm", "TPU")
+        return accelerator() in ("CUDA", "ROCm", "TPU")
     except ImportError:  # TensorFlow, the default backend, is not installed
         return False
 

@@ -301,7 +301,13 @@ def fit_for_profile(
     must shuffle itself (see :func:`tutorial_lib.data.image_dataset`) and
     repeat when the steps per epoch are capped.
     """
+    from tutorial_lib import hosts
+
     steps_per_epoch = capped_steps(steps_per_epoch, profile)
+    # Trained across processes (tutorial_lib.hosts), each feeds its own part of every
+    # batch; in any other run the data comes back as it is.
+    dataset = hosts.shard_batches(dataset)
+    validation_data = hosts.shard_batches(validation_data)
     if profile.run_eagerly and keras.backend.backend() == "tensorflow":
         model.run_eagerly = True
     kwargs = dict(

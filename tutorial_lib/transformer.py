@@ -692,17 +692,21 @@ def fit_model(
     With ``run_dir`` the run backs itself up and resumes after an interruption
     (:func:`tutorial_lib.training.fit_resumable`).
     """
+    from tutorial_lib import hosts
+
     train_ds = random_windows(
         text.train, seq_len=config.context, batch_size=config.batch_size, seed=seed
     )
     fit_kwargs = dict(
         epochs=config.epochs,
         steps_per_epoch=config.steps_per_epoch,
-        validation_data=validation_windows(text.val, config),
+        # Across processes (tutorial_lib.hosts) each feeds its own part of every batch.
+        validation_data=hosts.shard_batches(validation_windows(text.val, config)),
         callbacks=callbacks,
         verbose=progress_verbosity() if verbose is None else verbose,
         shuffle=False,  # the stream is random already
     )
+    train_ds = hosts.shard_batches(train_ds)
     if run_dir is not None:
         return fit_resumable(model, train_ds, run_dir=run_dir, **fit_kwargs)
     return model.fit(train_ds, **fit_kwargs)

@@ -1,0 +1,75 @@
+"""Which of Keras's backends is in use, and what it computes on.
+
+Keras 3 runs on TensorFlow (the default), JAX or PyTorch, chosen with ``KERAS_BACKEND``
+before Keras is first imported. Each library finds the machine's accelerator its own
+way; :func:`accelerator` asks the one in use and names it: ``"CUDA"`` (an NVIDIA GPU),
+``"MPS"`` (an Apple-silicon GPU, through PyTorch), ``"ROCm"``, ``"TPU"`` or ``"CPU"``.
+"""
+
+from __future__ import annotations
+
+import keras
+
+BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
+
+
+def import_tensorflow():
+    """Import TensorFlow on first use (JAX and PyTorch run without it)."""
+    import tensorflow as tf
+
+    return tf
+
+
+def backend() -> str:
+    """The Keras backend in use: ``"tensorflow"``, ``"jax"`` or ``"torch"``."""
+    return keras.backend.backend()
+
+
+def backend_version() -> str:
+    """The version of the backend's library."""
+    import importlib
+
+    return importlib.import_module(backend()).__version__
+
+
+def jax_gpus() -> list:
+    """The GPUs among JAX's devices."""
+    import jax
+
+    return [d for d in jax.devices() if d.platform in ("gpu", "cuda", "rocm")]
+
+
+def accelerator() -> str:
+    """What the backend computes on: ``"CUDA"``, ``"MPS"``, ``"ROCm"``, ``"TPU"`` or ``"CPU"``."""
+    name = backend()
+    if name == "torch":
+        import torch
+
+        if torch.cuda.is_available():
+            return "CUDA"
+        mps = getattr(torch.backends, "mps", None)
+        return "MPS" if mps is not None and mps.is_available() else "CPU"
+    if name == "jax":
+        import jax
+
+        platform_name = jax.devices()[0].platform.lower()
+        return {"gpu": "CUDA", "cuda": "CUDA", "rocm": "ROCm", "tpu": "TPU"}.get(
+            platform_name, "MPS" if platform_name == "metal" else "CPU"
+        )
+    return "CUDA" if gpu_names() else "CPU"
+
+
+def gpu_names() -> list[str]:
+    """Names of the GPUs the backend can see (empty on a CPU-only machine)."""
+    name = backend()
+    if name == "torch":
+        import torch
+
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if name == "jax":
+        return [str(d) for d in jax_gpus()]
+    try:
+        tf = import_tensorflow()
+    except ImportError:
+        return []
+    return [gpu.name for gpu in tf.config.list_physical_devices("GPU")]
