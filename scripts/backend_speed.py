@@ -47,21 +47,26 @@ def measure(name: str) -> dict:
     class StepTimer(keras.callbacks.Callback):
         """Times the training calls of the last fit it sees, then stops that fit."""
 
+        def __init__(self, calls: int):
+            super().__init__()
+            self.calls = calls
+
         def on_train_begin(self, logs=None):
             self.times = []
 
         def on_train_batch_end(self, batch, logs=None):
             self.times.append(time.perf_counter())
-            if len(self.times) > WARMUP_CALLS + TIMED_CALLS:
+            if len(self.times) > self.calls:
                 self.model.stop_training = True
 
-    timer = StepTimer()
     config = runs.config_of(name, "cpu")
+    steps = training.steps_per_call(getattr(config, "steps_per_execution", 1))
+    # A call may make several steps (steps_per_execution): time as many steps either way.
+    warmup, timed_calls = max(2, WARMUP_CALLS // steps), max(4, TIMED_CALLS // steps)
+    timer = StepTimer(warmup + timed_calls)
     run = runs.train(name, "cpu", callbacks=[timer], evaluate=False)
-    per_call = config.batch_size * training.steps_per_call(
-        getattr(config, "steps_per_execution", 1)
-    )
-    timed = timer.times[WARMUP_CALLS:]
+    per_call = config.batch_size * steps
+    timed = timer.times[warmup:]
     seconds = timed[-1] - timed[0]
     return {
         "examples_per_second": per_call * (len(timed) - 1) / seconds,
@@ -85,8 +90,8 @@ def run_backend(backend: str, out: Path, models: list[str]) -> dict:
 def markdown(results: dict, machine: str) -> str:
     lines = [
         f"Training throughput on {machine} (examples per second, cpu-profile configs; "
-        f"{TIMED_CALLS} training calls timed after {WARMUP_CALLS}), and each backend's "
-        "speed as a ratio to TensorFlow's:",
+        f"about {TIMED_CALLS} training steps timed after {WARMUP_CALLS}), and each "
+        "backend's speed as a ratio to TensorFlow's:",
         "",
         "| model | TensorFlow | JAX | PyTorch | JAX / TF | PyTorch / TF |",
         "|---|---:|---:|---:|---:|---:|",

@@ -73,3 +73,10 @@ def gpu_names() -> list[str]:
     except ImportError:
         return []
     return [gpu.name for gpu in tf.config.list_physical_devices("GPU")]
+
+
+def to_numpy(x):
+    """A tensor of any backend (or a structure of them) as NumPy arrays: what a plot or a
+    printout needs. (``np.asarray`` cannot read a PyTorch tensor that tracks gradients, nor
+    one on a GPU; Keras's converter can.)"""
+    return keras.ops.convert_to_numpy(x)
