@@ -1,6 +1,6 @@
 """Training speed of every family on Keras's three backends, on this machine, in one run.
 
-    python scripts/backend_speed.py --out bench/backends      # about 15 minutes on 2 cores
+    python scripts/backend_speed.py --out bench/backends      # about 10 minutes on 2 cores
 
 Each backend runs in a process of its own (Keras picks its backend once). In it, every
 model below trains with its cpu-profile config through the life cycle a lesson uses
@@ -22,13 +22,11 @@ import sys
 import time
 from pathlib import Path
 
-MODELS = (
+MODELS = (  # one of every family: the lesson's recipe
     "autoencoder",
     "vae",
-    "gan",
     "cgan_r1_ema",
     "transformer",
-    "diffusion",
     "latent_diffusion_v",
     "flow_matching",
     "realnvp",

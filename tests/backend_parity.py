@@ -27,6 +27,17 @@ from pathlib import Path
 
 import numpy as np
 
+# For runs of a handful of steps: XLA compiles quickly rather than well (a third less time
+# for JAX, which compiles every step and every new shape it meets).
+QUICK_XLA_FLAGS = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
+
+# The fast configs for one epoch, smaller still where a model's depth is what costs: JAX
+# compiles every new function and shape it meets, so the fewer layers, the sooner.
+SMALLER = {
+    "realnvp": {"levels": 1, "epochs": 1},
+    "transformer": {"layers": 1, "steps": 4},  # one epoch of 4 steps
+}
+
 
 def numbers(record: dict) -> dict:
     """The record's scalar figures."""
@@ -44,14 +55,15 @@ def main(out: str, names: list[str]) -> None:
     # The fast profile's sizes with fewer steps and fewer things to score: every code path
     # of training, evaluation and sampling runs, in seconds.
     profile = dataclasses.replace(
-        PROFILES["fast"], steps_per_epoch=2, test_examples=64, eval_samples=32, eval_characters=20
+        PROFILES["fast"], steps_per_epoch=1, test_examples=32, eval_samples=16, eval_characters=20
     )
 
     results = {"backend": device.backend(), "report": device.format_report(), "models": {}}
     with tempfile.TemporaryDirectory() as folder:
         for name in names:
             start = time.perf_counter()
-            trained = runs.train(name, profile, out_dir=Path(folder) / name)
+            options = SMALLER.get(name, {"epochs": 1})
+            trained = runs.train(name, profile, out_dir=Path(folder) / name, **options)
             loaded = runs.load(Path(folder) / name)
             entry = {
                 "record": numbers(trained.record),

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from backend_parity import QUICK_XLA_FLAGS
 
 from tutorial_lib import families
 
@@ -50,11 +51,7 @@ def parity(tmp_path_factory) -> dict:
     started = {}
     for backend in BACKENDS:
         env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu"}
-        # A handful of steps per model: XLA compiles quickly rather than well (a third
-        # less time for JAX, which compiles every step and every new shape it meets).
-        env["XLA_FLAGS"] = (
-            "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
-        )
+        env["XLA_FLAGS"] = QUICK_XLA_FLAGS
         log = open(folder / f"{backend}.log", "w")  # noqa: SIM115 (closed below)
         process = subprocess.Popen(
             [sys.executable, str(SCRIPT), str(folder / f"{backend}.json"), *PARITY_MODELS],

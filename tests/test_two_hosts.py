@@ -37,6 +37,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from backend_parity import QUICK_XLA_FLAGS
 
 from tutorial_lib import hosts
 
@@ -147,6 +148,7 @@ def _environment() -> dict:
         JAX_PLATFORMS="cpu",
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
         TF_CPP_MIN_LOG_LEVEL="2",
+        XLA_FLAGS=QUICK_XLA_FLAGS,  # a few steps: compile quickly (the same in every run)
     )
     return env
 
