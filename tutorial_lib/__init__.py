@@ -3,17 +3,20 @@
 The notebooks explain; this package does the work. One module per concern:
 
 * :mod:`tutorial_lib.profiles` -- the ``TUTORIAL_PROFILE`` switch (fast, cpu, gpu)
+* :mod:`tutorial_lib.backend` -- which Keras backend runs, on what (CUDA, MPS, CPU)
 * :mod:`tutorial_lib.device` -- GPUs, mixed precision, distribution strategy, report
-* :mod:`tutorial_lib.data` -- MNIST, Fashion-MNIST, Tiny Shakespeare, tf.data pipelines
+* :mod:`tutorial_lib.gradients` -- a training step's gradient on every backend
+* :mod:`tutorial_lib.data` -- MNIST, Fashion-MNIST, Tiny Shakespeare, batches for training
 * :mod:`tutorial_lib.training` -- seeding, resumable fit, sample-grid callback, run folders
 * :mod:`tutorial_lib.plotting` -- image grids, reconstructions, loss curves, latent scatter
 * :mod:`tutorial_lib.cli` -- ``python -m tutorial_lib info|download|train|sample``
 
 and one module per model family (:mod:`tutorial_lib.autoencoder`, ...).
 
-Importing the package loads TensorFlow quietly (see :func:`load_tensorflow_quietly`):
-TensorFlow's C++ start-up notices are held back, everything else it prints
-still shows. ``TUTORIAL_TF_LOGS=1`` shows all of TensorFlow's logs again.
+On the TensorFlow backend (the default), importing the package loads TensorFlow
+quietly (see :func:`load_tensorflow_quietly`): TensorFlow's C++ start-up notices are
+held back, everything else it prints still shows. ``TUTORIAL_TF_LOGS=1`` shows all of
+TensorFlow's logs again. With ``KERAS_BACKEND=jax`` or ``torch`` TensorFlow is not loaded.
 """
 
 import contextlib

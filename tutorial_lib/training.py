@@ -160,7 +160,7 @@ def fit_resumable(
         raise safe_io.write_error(error, run_dir) from error
     fit_kwargs.setdefault("verbose", progress_verbosity())
     if not isinstance(x, np.ndarray):
-        fit_kwargs.setdefault("shuffle", False)  # a tf.data pipeline shuffles itself
+        fit_kwargs.setdefault("shuffle", False)  # the batches shuffle themselves
     clocks = [c for c in callbacks or [] if isinstance(c, TrainingClock)]
     keep = any(clock.path is not None for clock in clocks)  # the clock's finish() deletes it
     try:
@@ -315,7 +315,7 @@ def fit_for_profile(
         steps_per_epoch=steps_per_epoch,
         validation_data=validation_data,
         callbacks=callbacks,
-        shuffle=False,  # the tf.data pipeline reshuffles every epoch itself
+        shuffle=False,  # the batches reshuffle every epoch themselves
         verbose=progress_verbosity(profile),
     )
     if run_dir is not None:
