@@ -22,16 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-MODELS = (  # one of every family: the lesson's recipe
-    "autoencoder",
-    "vae",
-    "cgan_r1_ema",
-    "transformer",
-    "latent_diffusion_v",
-    "flow_matching",
-    "realnvp",
-    "pixelcnn",
-)
+from tutorial_lib import families
+
+MODELS = families.ONE_PER_FAMILY
 BACKENDS = ("tensorflow", "jax", "torch")
 WARMUP_CALLS, TIMED_CALLS = 8, 32
 

@@ -27,17 +27,10 @@ import sys
 import time
 from pathlib import Path
 
+from tutorial_lib import families
+
 ROOT = Path(__file__).resolve().parents[1]
-FAMILY_MODELS = (
-    "vae",
-    "cgan_r1_ema",
-    "transformer",
-    "latent_diffusion_v",
-    "flow_matching",
-    "realnvp",
-    "pixelcnn",
-    "autoencoder",
-)
+FAMILY_MODELS = families.ONE_PER_FAMILY
 
 
 def main(argv=None) -> None:

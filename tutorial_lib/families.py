@@ -463,6 +463,20 @@ FAMILIES: dict[str, Family] = {
 }
 
 
+# One model of every family module, the lesson's recipe where there is one: what the
+# backends' check (tests/test_backends.py), their speed table and the GPU check run.
+ONE_PER_FAMILY = (
+    "autoencoder",
+    "vae",
+    "cgan_r1_ema",
+    "transformer",
+    "latent_diffusion_v",
+    "flow_matching",
+    "realnvp",
+    "pixelcnn",
+)
+
+
 def names() -> list[str]:
     """Every model name, in the order of the lessons."""
     return list(FAMILIES)
