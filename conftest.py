@@ -3,6 +3,7 @@
 Notebook kernels started by nbval inherit these environment variables.
 """
 
+import atexit
 import copy
 import functools
 import os
@@ -31,6 +32,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # core another process holds.
 for _threads in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
     os.environ.setdefault(_threads, "1")
+# The evaluation classifier's outputs for the test splits (tutorial_lib.metrics.cache_dir):
+# computed once per test session and shared by all its processes, never taken from an
+# earlier session. The processes xdist starts inherit the folder named here.
+if not os.environ.get("TUTORIAL_CACHE_DIR"):
+    os.environ["TUTORIAL_CACHE_DIR"] = tempfile.mkdtemp(prefix="tutorial-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["TUTORIAL_CACHE_DIR"], ignore_errors=True)
 _SHARED_DATA = Path(__file__).resolve().parent.parent / "shared" / "data"
 if "TUTORIAL_DATA_DIR" not in os.environ and _SHARED_DATA.is_dir():
     os.environ["TUTORIAL_DATA_DIR"] = str(_SHARED_DATA)

@@ -309,3 +309,38 @@ def test_broken_weights_say_how_to_regenerate_them(empty_weights_dir):
     (empty_weights_dir / "mnist_classifier.weights.h5").write_bytes(b"not an HDF5 file")
     with pytest.raises(metrics.ClassifierWeightsError, match="train-classifiers"):
         metrics.load_classifier("mnist")
+
+
+def test_the_test_splits_outputs_are_kept_on_disk_and_a_damaged_copy_is_recomputed(
+    monkeypatch, tmp_path
+):
+    images, labels = data.load_images("mnist", "test")
+    monkeypatch.setattr(data, "load_images", lambda *_: (images[:64], labels[:64]))
+    monkeypatch.setenv(metrics.CACHE_DIR_ENV, str(tmp_path))
+    passes = []
+    real_outputs = metrics.classifier_outputs
+
+    def counted(x, dataset, **kwargs):
+        passes.append(len(x))
+        return real_outputs(x, dataset, **kwargs)
+
+    monkeypatch.setattr(metrics, "classifier_outputs", counted)
+    metrics.clear_caches()
+    try:
+        first = metrics._test_outputs("mnist")
+        (kept,) = tmp_path.glob("mnist_test_outputs_*.npz")
+        metrics.clear_caches()  # a new session: read from disk, no pass of the classifier
+        second = metrics._test_outputs("mnist")
+        assert passes == [64]
+        for a, b in zip(first, second, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+        kept.write_bytes(b"cut short")
+        metrics.clear_caches()
+        third = metrics._test_outputs("mnist")
+        assert passes == [64, 64]
+        np.testing.assert_array_equal(third[0], first[0])
+        with np.load(kept) as stored:  # written whole again
+            np.testing.assert_array_equal(stored["probs"], first[1])
+    finally:
+        metrics.clear_caches()

@@ -80,3 +80,36 @@ def to_numpy(x):
     printout needs. (``np.asarray`` cannot read a PyTorch tensor that tracks gradients, nor
     one on a GPU; Keras's converter can.)"""
     return keras.ops.convert_to_numpy(x)
+
+
+def compiled(fn, layer):
+    """``fn``, a function of ``layer``'s weights, compiled once with XLA on JAX
+    (``jax.jit``); ``fn`` itself on the other backends.
+
+    JAX runs an uncompiled model one small operation at a time, each with its own cost;
+    sampling calls a model hundreds of times (a PixelCNN once per pixel, a GPT once per
+    token), so on JAX it compiles. XLA compiles pure functions only, and a Keras layer's
+    weights are state: the compiled function takes their current values as arguments,
+    and the layer reads them through a ``keras.StatelessScope``. After more training the
+    next call sees the new weights, without compiling again (a new input shape compiles
+    once more).
+
+    ``fn`` must only read the weights (inference: no seed generator, no batch statistics
+    updated), and take arrays as positional arguments.
+    """
+    if backend() != "jax":
+        return fn
+    import jax
+
+    variables = list(layer.variables)
+
+    def pure(values, *args):
+        with keras.StatelessScope(state_mapping=list(zip(variables, values, strict=True))):
+            return fn(*args)
+
+    jitted = jax.jit(pure)
+
+    def call(*args):
+        return jitted([v.value for v in variables], *args)
+
+    return call

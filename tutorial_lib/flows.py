@@ -51,7 +51,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from tutorial_lib import data, metrics
+from tutorial_lib import backend, data, metrics
 from tutorial_lib.data import IMAGE_SHAPE
 from tutorial_lib.gradients import GradientStepModel
 from tutorial_lib.profiles import Profile
@@ -585,6 +585,15 @@ def fit_model(
     )
 
 
+def _compiled(model: RealNVP, method: str):
+    """The model's ``method`` (``"inverse"`` or ``"log_likelihood"``) compiled once for
+    scoring and sampling (:func:`tutorial_lib.backend.compiled`: on JAX)."""
+    attribute = f"_compiled_{method}"
+    if getattr(model, attribute, None) is None:
+        setattr(model, attribute, backend.compiled(getattr(model, method), model))
+    return getattr(model, attribute)
+
+
 def bits_per_dimension(model: RealNVP, images: np.ndarray, *, seed: int = 0, batch_size=500):
     """Test bits per dimension: :math:`-\\log_2 p(\\tilde x) / D` averaged over ``images``,
     with one dequantization draw each (``seed``)."""
@@ -593,7 +602,7 @@ def bits_per_dimension(model: RealNVP, images: np.ndarray, *, seed: int = 0, bat
     for start in range(0, len(images), batch_size):
         chunk = images[start : start + batch_size].astype(np.float32)
         noise = rng.random(chunk.shape, dtype=np.float32)
-        total += float(ops.sum(model.log_likelihood(chunk, noise)))
+        total += float(ops.sum(_compiled(model, "log_likelihood")(chunk, noise)))
     return metrics.bits_per_dimension(-total / len(images), int(np.prod(images.shape[1:])))
 
 
@@ -609,7 +618,7 @@ def sample(model: RealNVP, num: int, *, seed: int = 0, temperature: float = 1.0,
             temperature * rng.standard_normal((n, *shape)).astype(np.float32)
             for shape in model.z_shapes()
         ]
-        y = inverse_logit_transform(model.inverse(zs), model.alpha)
+        y = inverse_logit_transform(_compiled(model, "inverse")(zs), model.alpha)
         out.append(ops.convert_to_numpy(y).astype(np.float32))
     return np.concatenate(out)
 
@@ -633,7 +642,8 @@ def decode(model: RealNVP, codes: np.ndarray) -> np.ndarray:
         size = int(np.prod(shape))
         parts.append(codes[:, start : start + size].reshape(len(codes), *shape))
         start += size
-    return ops.convert_to_numpy(inverse_logit_transform(model.inverse(parts), model.alpha)).astype(
+    inverse = _compiled(model, "inverse")
+    return ops.convert_to_numpy(inverse_logit_transform(inverse(parts), model.alpha)).astype(
         np.float32
     )
 

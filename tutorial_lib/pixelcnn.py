@@ -35,7 +35,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from tutorial_lib import data
+from tutorial_lib import backend, data
 from tutorial_lib.data import IMAGE_SHAPE
 from tutorial_lib.gradients import GradientStepModel
 from tutorial_lib.profiles import Profile
@@ -312,11 +312,13 @@ def _draw_pixels(model: PixelCNN, canvas: np.ndarray, uniforms: np.ndarray, star
     where its uniform number lies below the network's :math:`p(x_i = 1 \mid x_{<i})`."""
     from scipy.special import expit
 
+    if getattr(model, "_pixel_network", None) is None:
+        model._pixel_network = backend.compiled(model.network, model.network)
     reach, width = model.reach, IMAGE_SHAPE[1]
     for i in range(start, IMAGE_SHAPE[0] * width):
         row, col = divmod(i, width)
         window = canvas[:, row : row + reach + 1, col : col + 2 * reach + 1]
-        logit = ops.convert_to_numpy(model.network(window))[:, 0, 0, 0]
+        logit = ops.convert_to_numpy(model._pixel_network(window))[:, 0, 0, 0]
         canvas[:, row + reach, col + reach, 0] = uniforms[:, i] < expit(logit)
     return canvas
 

@@ -56,7 +56,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from tutorial_lib import data
+from tutorial_lib import backend, data
 from tutorial_lib.profiles import Profile
 from tutorial_lib.training import Trained, fit_resumable, progress_verbosity, steps_per_call
 
@@ -804,7 +804,7 @@ _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _compiled(model: GPT) -> dict:
-    """Per-model generation functions, compiled once (XLA with TensorFlow) and reused.
+    """Per-model generation functions, compiled once (XLA with TensorFlow and JAX) and reused.
 
     All take a window padded to the full context, so every call has the same
     shapes: ``last_logits(tokens, index)`` (a full pass, no cache),
@@ -833,6 +833,8 @@ def _compiled(model: GPT) -> dict:
         import tensorflow as tf
 
         functions = {k: tf.function(f, jit_compile=True) for k, f in functions.items()}
+    else:
+        functions = {k: backend.compiled(f, model) for k, f in functions.items()}
     _COMPILED[model] = functions
     return functions
 
