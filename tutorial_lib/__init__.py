@@ -7,6 +7,8 @@ The notebooks explain; this package does the work. One module per concern:
 * :mod:`tutorial_lib.device` -- GPUs, mixed precision, distribution strategy, report
 * :mod:`tutorial_lib.gradients` -- a training step's gradient on every backend
 * :mod:`tutorial_lib.data` -- MNIST, Fashion-MNIST, Tiny Shakespeare, batches for training
+* :mod:`tutorial_lib.captions` -- an English caption for every MNIST digit
+* :mod:`tutorial_lib.bpe` -- byte-pair encoding, the tokenizer chat models use
 * :mod:`tutorial_lib.training` -- seeding, resumable fit, sample-grid callback, run folders
 * :mod:`tutorial_lib.plotting` -- image grids, reconstructions, loss curves, latent scatter
 * :mod:`tutorial_lib.cli` -- ``python -m tutorial_lib info|download|train|sample``
