@@ -119,3 +119,15 @@ def test_a_lesson_that_fails_while_recording_leaves_its_last_version(tmp_path, m
     assert shipped() == 1, "the recorded lesson stays as it was"
     pretrain.pretrain("fast", lessons=lessons, seeds=1)
     assert shipped() == 3
+
+
+def test_recording_some_lessons_on_another_machine_than_the_rest_is_refused(tmp_path):
+    for lesson, machine in (("01_trains", "AMD EPYC, 2 cores"), ("02_trains", "AMD EPYC, 2 cores")):
+        (tmp_path / lesson).mkdir()
+        (tmp_path / lesson / checkpoints.RECORD_FILE).write_text(json.dumps({"machine": machine}))
+    again = [Path("02_trains.ipynb")]
+    pretrain.check_one_machine(tmp_path, again, "AMD EPYC, 2 cores")  # the same machine
+    with pytest.raises(pretrain.OtherMachineError, match="recorded on AMD EPYC.*Intel Xeon"):
+        pretrain.check_one_machine(tmp_path, again, "Intel Xeon, 2 cores")
+    # Recording both again is recording the whole store here: nothing left to mix with.
+    pretrain.check_one_machine(tmp_path, [*again, Path("01_trains.ipynb")], "Intel Xeon, 2 cores")

@@ -41,7 +41,7 @@ import shutil
 import time
 from pathlib import Path
 
-from tutorial_lib import bench, checkpoints, families, runs, safe_io, stores, training
+from tutorial_lib import bench, checkpoints, device, families, runs, safe_io, stores, training
 from tutorial_lib.course import fingerprints, notebook_tools
 from tutorial_lib.profiles import Profile, get_profile
 
@@ -198,8 +198,37 @@ def _remove_empty_staging(staging: Path) -> None:
             staging.parent.rmdir()  # when no other profile is being recorded
 
 
+class OtherMachineError(RuntimeError):
+    """Some lessons would be recorded on another machine than the rest of the store."""
+
+
+def check_one_machine(store: Path, lessons: list[Path], machine: str) -> None:
+    """Refuse to record ``lessons`` on ``machine`` when the store's other lessons were
+    recorded on another one.
+
+    The benchmark trains each seed recipe for as many seconds as the lesson's model took,
+    here, and every row's speed is compared with the others': one table, one machine.
+    (The fast store is exempt: nothing quotes its timings.)
+    """
+    names = {path.stem for path in lessons}
+    others = {
+        record.get("machine")
+        for lesson, record in lesson_records(store).items()
+        if lesson not in names and record.get("machine")
+    }
+    if others and others != {machine}:
+        raise OtherMachineError(
+            f"The store's other lessons were recorded on {', '.join(sorted(others))}; this "
+            f"machine is {machine}. Its benchmark compares training seconds row by row, so "
+            "they must come from one machine. Fix: record every lesson here (pretrain with "
+            "no lesson named), or record these on that machine."
+        )
+
+
 def _pretrain(profile, lessons, seeds, root, store) -> Path:
     paths = lessons or training_lessons()
+    if lessons is not None and profile.name != "fast":
+        check_one_machine(store, paths, device.machine_description())
     timings = _read_json(store / LESSONS_FILE) or {}
     for key in ("record_seconds", "load_seconds", "fast_seconds"):
         timings.setdefault(key, {})
