@@ -9,6 +9,7 @@ The notebooks explain; this package does the work. One module per concern:
 * :mod:`tutorial_lib.data` -- MNIST, Fashion-MNIST, Tiny Shakespeare, batches for training
 * :mod:`tutorial_lib.captions` -- an English caption for every MNIST digit
 * :mod:`tutorial_lib.bpe` -- byte-pair encoding, the tokenizer chat models use
+* :mod:`tutorial_lib.text_to_image` -- a text encoder and cross-attention to its tokens
 * :mod:`tutorial_lib.training` -- seeding, resumable fit, sample-grid callback, run folders
 * :mod:`tutorial_lib.plotting` -- image grids, reconstructions, loss curves, latent scatter
 * :mod:`tutorial_lib.cli` -- ``python -m tutorial_lib info|download|train|sample``
