@@ -32,7 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # core another process holds.
 for _threads in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
     os.environ.setdefault(_threads, "1")
-# The evaluation classifier's outputs for the test splits (tutorial_lib.metrics.cache_dir):
+# The evaluation classifier's outputs for the test splits (tutorial_lib.stores.cache_dir):
 # computed once per test session and shared by all its processes, never taken from an
 # earlier session. The processes xdist starts inherit the folder named here.
 if not os.environ.get("TUTORIAL_CACHE_DIR"):

@@ -39,7 +39,7 @@ def parity(tmp_path_factory) -> dict:
     """Both backends' results, from two processes started together."""
     folder = tmp_path_factory.mktemp("backends")
     # The classifier's outputs for the test split, into the session's cache
-    # (metrics.cache_dir) before the processes start: they read them instead of each
+    # (stores.cache_dir) before the processes start: they read them instead of each
     # computing them again.
     metrics.classifier_accuracy("mnist")
     started = {}

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from tutorial_lib import data, metrics
+from tutorial_lib import data, metrics, stores
 
 ACCURACY_TARGET = {"mnist": 0.99, "fashion_mnist": 0.90}
 
@@ -316,7 +316,7 @@ def test_the_test_splits_outputs_are_kept_on_disk_and_a_damaged_copy_is_recomput
 ):
     images, labels = data.load_images("mnist", "test")
     monkeypatch.setattr(data, "load_images", lambda *_: (images[:64], labels[:64]))
-    monkeypatch.setenv(metrics.CACHE_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(stores.CACHE_DIR_ENV, str(tmp_path))
     passes = []
     real_outputs = metrics.classifier_outputs
 

@@ -54,7 +54,6 @@ import functools
 import hashlib
 import io
 import math
-import os
 import time
 import warnings
 import zipfile
@@ -64,16 +63,13 @@ import keras
 import numpy as np
 import scipy.linalg
 
-from tutorial_lib import data, safe_io
+from tutorial_lib import data, safe_io, stores
 from tutorial_lib.data import IMAGE_SHAPE, NUM_CLASSES
 from tutorial_lib.training import Timer, progress_verbosity, set_seed
 
 FEATURES_LAYER = "features"
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 REGENERATE_COMMAND = "python -m tutorial_lib.metrics train-classifiers"
-# Where the classifier's outputs for a test split are kept between sessions (a few MB per
-# data set): TUTORIAL_CACHE_DIR, else ~/.cache/tutorial_lib.
-CACHE_DIR_ENV = "TUTORIAL_CACHE_DIR"
 
 # Fewer samples than this give a Fréchet distance dominated by estimation noise.
 MIN_FD_SAMPLES = 50
@@ -276,29 +272,21 @@ def classifier_outputs(x, dataset: str, *, batch_size: int = 500) -> tuple[np.nd
     return features, probs
 
 
-def cache_dir() -> Path:
-    """The folder for results worth keeping between sessions: ``TUTORIAL_CACHE_DIR``, else
-    ``$XDG_CACHE_HOME/tutorial_lib`` (``~/.cache/tutorial_lib``)."""
-    if os.environ.get(CACHE_DIR_ENV):
-        return Path(os.environ[CACHE_DIR_ENV])
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tutorial_lib"
-
-
 @functools.cache
 def _test_outputs(dataset: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(features, probs, labels)`` of the full 10,000-image test split.
 
     The classifier's pass over 10,000 images takes seconds, and every Fréchet distance
-    needs its features: they are kept in memory and in :func:`cache_dir`, under a name
-    made from the classifier's weights and the images, so new weights or data are never
-    read against an old copy (Keras's backends compute the same outputs, to float
-    rounding). A cache that cannot be read or written
-    (damaged, a read-only or full disk) only means computing them again.
+    needs its features: they are kept in memory and in
+    :func:`tutorial_lib.stores.cache_dir`, under a name made from the classifier's weights
+    and the images, so new weights or data are never read against an old copy (Keras's
+    backends compute the same outputs, to float rounding). A copy that cannot be read or
+    written (damaged, a read-only or full disk) only means computing them again.
     """
     x, y = data.load_images(dataset, "test")
     digest = hashlib.sha256(weights_path(dataset).read_bytes())
     digest.update(np.ascontiguousarray(x).tobytes())
-    path = cache_dir() / f"{dataset}_test_outputs_{digest.hexdigest()[:16]}.npz"
+    path = stores.cache_dir() / f"{dataset}_test_outputs_{digest.hexdigest()[:16]}.npz"
     damaged = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
     with contextlib.suppress(*damaged), np.load(path) as stored:
         features, probs = stored["features"], stored["probs"]

@@ -4,6 +4,8 @@
 * the folder ``TUTORIAL_PRETRAINED_DIR`` names (the lessons load from there instead);
 * where ``python -m tutorial_lib pretrain`` writes when not told: a per-user data
   folder, never the installed package (:func:`default_root`).
+
+And the per-user cache of results worth keeping between sessions (:func:`cache_dir`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 
 PACKAGE_STORE = Path(__file__).resolve().parent / "pretrained"
 STORE_ENV = "TUTORIAL_PRETRAINED_DIR"
+CACHE_DIR_ENV = "TUTORIAL_CACHE_DIR"
 
 
 def default_root() -> Path:
@@ -20,6 +23,17 @@ def default_root() -> Path:
     (by default under ``~/.local/share``). Lessons load it with ``TUTORIAL_PRETRAINED_DIR``."""
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "genai-notebooks" / "pretrained"
+
+
+def cache_dir() -> Path:
+    """Where results worth keeping between sessions go (the evaluation classifier's
+    outputs for a test split, :func:`tutorial_lib.metrics.classifier_accuracy`): the folder
+    ``TUTORIAL_CACHE_DIR`` names, else ``$XDG_CACHE_HOME/genai-notebooks`` (by default
+    under ``~/.cache``). Deleting it loses nothing but the time to compute them again."""
+    if os.environ.get(CACHE_DIR_ENV):
+        return Path(os.environ[CACHE_DIR_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "genai-notebooks"
 
 
 def add_store_options(parser) -> None:

@@ -30,6 +30,7 @@ from keras import ops
 
 from tutorial_lib.transformer import (
     DecoderBlock,
+    MultiHeadSelfAttention,
     TokenAndPositionEmbedding,
     check_activation,
     scaled_dot_product_attention,
@@ -139,23 +140,18 @@ class CrossAttention(keras.layers.Layer):
         self.out.build((*x_shape[:-1], self.width))
         self.built = True
 
-    def _heads(self, x):
-        """(B, T, width) -> (B, heads, T, width / heads)."""
-        batch, length = ops.shape(x)[0], ops.shape(x)[1]
-        return ops.transpose(
-            ops.reshape(x, (batch, length, self.heads, self.head_width)), (0, 2, 1, 3)
-        )
+    # The heads are split and merged as in self-attention (notebook 04).
+    split_heads = MultiHeadSelfAttention.split_heads
+    merge_heads = MultiHeadSelfAttention.merge_heads
 
     def call(self, x, context, context_mask=None, return_weights=False):
-        q = self._heads(self.query(x))
-        k, v = self._heads(self.key(context)), self._heads(self.value(context))
+        q = self.split_heads(self.query(x))
+        k, v = self.split_heads(self.key(context)), self.split_heads(self.value(context))
         mask = None
         if context_mask is not None:  # (B, T_k) -> (B, 1, 1, T_k): every head, every query
             mask = ops.expand_dims(ops.expand_dims(ops.cast(context_mask, "bool"), 1), 1)
         heads, weights = scaled_dot_product_attention(q, k, v, mask)
-        batch, length = ops.shape(x)[0], ops.shape(x)[1]
-        merged = ops.reshape(ops.transpose(heads, (0, 2, 1, 3)), (batch, length, self.width))
-        output = self.out(merged)
+        output = self.out(self.merge_heads(heads))
         return (output, weights) if return_weights else output
 
     def get_config(self):
