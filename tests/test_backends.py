@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from backend_parity import QUICK_XLA_FLAGS
 
-from tutorial_lib import families, metrics
+from tutorial_lib import captions, families, metrics
 
 # The GAN recipe runs two optimizers, the R1 input gradient and the weight average;
 # latent diffusion runs its VAE stage too.
@@ -38,10 +38,11 @@ def test_the_parity_models_cover_every_family():
 def parity(tmp_path_factory) -> dict:
     """Both backends' results, from two processes started together."""
     folder = tmp_path_factory.mktemp("backends")
-    # The classifier's outputs for the test split, into the session's cache
-    # (stores.cache_dir) before the processes start: they read them instead of each
-    # computing them again.
+    # The classifier's outputs for the test split and the captions' terciles, into the
+    # session's cache (stores.cache_dir) before the processes start: they read them
+    # instead of each computing them again.
     metrics.classifier_accuracy("mnist")
+    captions.thresholds("mnist")
     started = {}
     for backend in BACKENDS:
         env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu"}

@@ -1,8 +1,10 @@
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
 
-from tutorial_lib import text_to_image
+from tutorial_lib import bpe, lora, text_to_image
 from tutorial_lib.backend import to_numpy
 
 
@@ -60,3 +62,106 @@ def test_cross_attention_is_the_softmax_of_queries_against_the_real_tokens_only(
     assert not np.allclose(to_numpy(layer(x, changed))[0], output[0])  # unless it is not masked
     with pytest.raises(ValueError, match="multiple of heads"):
         text_to_image.CrossAttention(width=10, heads=4)
+
+
+def _tiny_model(label_dropout=0.1):
+    """A text-to-image model on 4-number codes, with a tokenizer of a few captions."""
+    keras.utils.set_random_seed(0)
+    tokenizer = bpe.train_bpe("a thick seven\na thin one leaning left\nan eight\n", 8)
+    codes = keras.Input((4,))
+    decoder = keras.Model(codes, keras.layers.Reshape((28, 28, 1))(keras.layers.Dense(784)(codes)))
+    config = dataclasses.replace(
+        text_to_image.CONFIGS["text_to_image"]["fast"], label_dropout=label_dropout, context=10
+    )
+    return text_to_image.build_model(config, decoder=decoder, tokenizer=tokenizer, seed=0)
+
+
+def test_the_denoiser_reads_the_caption_and_the_empty_caption_is_a_condition_too():
+    model = _tiny_model()
+    x = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
+    time = np.full((2,), 0.5, np.float32)
+    for layer in model.network.layers:  # the output layer starts at zero: wake it up
+        if layer.name.startswith("dense") and layer.get_weights():
+            layer.set_weights([w + 0.1 for w in layer.get_weights()])
+    prompts = model.encode_prompts(["a thick seven", "an eight"])
+    empty = model.null_condition(2)
+    assert prompts.shape == empty.shape == (2, 10) and np.all(empty == text_to_image.PAD)
+    with_text = to_numpy(model.network([x, time, prompts]))
+    without = to_numpy(model.network([x, time, empty]))
+    assert with_text.shape == (2, 4)
+    assert not np.allclose(with_text, without)
+    assert not np.allclose(with_text[0], to_numpy(model.network([x, time, prompts[::-1]]))[0])
+
+
+def test_caption_dropout_empties_whole_captions():
+    model = _tiny_model(label_dropout=0.5)
+    ids = np.tile(model.encode_prompts(["a thick seven"]), (400, 1))
+    dropped = to_numpy(model.drop_labels(ids))
+    emptied = np.all(dropped == text_to_image.PAD, axis=1)
+    kept = np.all(dropped == ids, axis=1)
+    assert np.all(emptied | kept)  # a caption goes whole or stays whole
+    assert 0.4 < emptied.mean() < 0.6
+
+
+def test_prompts_are_checked_and_sampling_follows_the_guidance_asked_for():
+    model = _tiny_model()
+    with pytest.raises(ValueError, match="one prompt, or a list of 3"):
+        model.condition_for(["a thick seven"], 3)
+    with pytest.raises(ValueError, match="never occurred"):
+        model.condition_for("a Zebra", 1)
+    assert model.condition_for(None, 2) is None
+    np.testing.assert_array_equal(
+        model.condition_for("an eight", 2), model.encode_prompts(["an eight", "an eight"])
+    )
+    images = model.sample(3, prompts="an eight", steps=3)
+    assert images.shape == (3, 28, 28, 1) and 0 <= images.min() <= images.max() <= 1
+    guided = model.sample(2, prompts="an eight", steps=3, guidance=4.0)
+    plain = model.sample(2, prompts="an eight", steps=3, guidance=0.0)
+    assert guided.shape == plain.shape
+
+
+def test_a_saved_model_keeps_its_tokenizer_and_draws_the_same_samples(tmp_path):
+    model = _tiny_model()
+    model.save(tmp_path / "model.keras")
+    again = keras.saving.load_model(tmp_path / "model.keras")
+    assert again.tokenizer == model.tokenizer and again.context == model.context
+    np.testing.assert_allclose(
+        again.sample(2, prompts="a thick seven", steps=3, seed=5),
+        model.sample(2, prompts="a thick seven", steps=3, seed=5),
+        atol=1e-6,
+    )
+
+
+def test_held_out_leaves_out_that_digit_at_that_level_only():
+    labels = np.array([0, 0, 0, 1])
+    measured = {
+        "thickness": np.full(4, 2.5),
+        "width": np.full(4, 12.0),
+        "slant": np.array([-0.5, 0.0, 0.5, -0.5]),
+    }
+    mask = text_to_image.held_out_mask(labels, measured, (0, "slant", -1))
+    np.testing.assert_array_equal(mask, [True, False, False, False])
+    assert not text_to_image.held_out_mask(labels, measured, None).any()
+
+
+def test_adapted_copies_start_where_they_should_and_train_what_they_should():
+    model = _tiny_model()
+    x = np.random.default_rng(1).standard_normal((3, 4)).astype(np.float32)
+    inputs = [x, np.full((3,), 0.3, np.float32), model.encode_prompts(["an eight"] * 3)]
+    base = to_numpy(model.ema_network(inputs))
+    total = model.network.count_params()
+    counts = {}
+    for how in text_to_image.ADAPTATIONS:
+        copy = text_to_image.adapted_copy(model, how, rank=2)
+        counts[how] = lora.trainable_count(copy.network)
+        kernel = to_numpy(copy.network.get_layer("text_encoder").embed.weights[0])
+        trained = to_numpy(model.ema_network.get_layer("text_encoder").embed.weights[0])
+        assert np.allclose(kernel, trained) == (how != "scratch")
+        if how == "lora":
+            np.testing.assert_allclose(to_numpy(copy.network(inputs)), base, atol=1e-5)
+            copy.train_on_batch(x, inputs[2])  # a step runs; the averaged copy keeps up
+            assert len(copy.ema_network.weights) == len(copy.network.weights)
+    assert counts["full"] == counts["scratch"] == total
+    assert 0 < counts["lora"] < total / 2
+    with pytest.raises(ValueError, match="Unknown adaptation"):
+        text_to_image.adapted_copy(model, "prompt")

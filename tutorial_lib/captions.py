@@ -31,11 +31,13 @@ right" and an eighth "lean left"; a zero leaning left is rare (2% of the zeros).
 from __future__ import annotations
 
 import functools
+import hashlib
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
-from tutorial_lib import data
+from tutorial_lib import data, stores
 
 ATTRIBUTES = ("thickness", "slant", "width")
 # The words for the lowest and the highest third of each attribute.
@@ -94,15 +96,28 @@ def thresholds(dataset: str = "mnist") -> dict[str, np.ndarray]:
     """Per attribute, an array (10, 2): for each digit, the value below which the low
     word applies and the one above which the high word does. Thickness and width: the
     first and second terciles among that digit's training images; slant: the same
-    ``(-SLANT_CUT, SLANT_CUT)`` for every digit."""
+    ``(-SLANT_CUT, SLANT_CUT)`` for every digit.
+
+    Measuring 60,000 digits takes seconds, so the terciles are kept in
+    :func:`tutorial_lib.stores.cache_dir` under a name made from the images and from this
+    module's code."""
     images, labels = data.load_images(dataset, "train")
-    measured = measure(images)
-    cuts = {
-        name: np.stack(
-            [np.nanquantile(measured[name][labels == digit], [1 / 3, 2 / 3]) for digit in range(10)]
-        )
-        for name in ("thickness", "width")
-    }
+
+    def terciles():
+        measured = measure(images)
+        return {
+            name: np.stack(
+                [
+                    np.nanquantile(measured[name][labels == digit], [1 / 3, 2 / 3])
+                    for digit in range(10)
+                ]
+            )
+            for name in ("thickness", "width")
+        }
+
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    digest.update(np.ascontiguousarray(images).tobytes())
+    cuts = stores.cached_arrays(f"{dataset}_caption_terciles", digest.hexdigest(), terciles)
     cuts["slant"] = np.tile([-SLANT_CUT, SLANT_CUT], (10, 1))
     return cuts
 

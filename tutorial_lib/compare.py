@@ -48,8 +48,14 @@ CHANCE = 0.05  # a stability difference counts when equal spreads give it less o
 
 def table_families() -> list[str]:
     """The model names of the table: the autoencoder (the reference point, it draws no
-    samples) and every image family of the registry, in the order of the lessons."""
-    return ["autoencoder", *families.image_families()]
+    samples) and every image family of the registry that notebooks 01 to 07 teach, in the
+    order of the lessons."""
+    return ["autoencoder", *(n for n in families.image_families() if _taught_by_07(n))]
+
+
+def _taught_by_07(name: str) -> bool:
+    """Whether notebook 07 or one before it teaches ``name``."""
+    return int(families.get(name).lesson[:2]) <= 7
 
 
 def autoencoder_stage(profile, *, pretrained="auto"):

@@ -330,6 +330,16 @@ class DenoisingModel(GradientStepModel):
             )
         return ops.cast(x0, "float32"), labels
 
+    def null_condition(self, num: int) -> np.ndarray:
+        """The condition that means "no condition", ``num`` times: :data:`NULL_LABEL`
+        (a text-conditioned model: the empty caption)."""
+        return np.full((num,), NULL_LABEL, np.int32)
+
+    def condition_for(self, labels, num: int) -> np.ndarray | None:
+        """What sampling asks for, as the network's condition input for ``num`` samples
+        (:func:`labels_for`; a text-conditioned model: prompts as token ids)."""
+        return labels_for(labels, num)
+
     def drop_labels(self, labels):
         """The labels with a fraction ``label_dropout`` replaced by :data:`NULL_LABEL`."""
         labels = ops.reshape(ops.cast(labels, "int32"), (-1,))
@@ -453,13 +463,13 @@ def guided(eps_conditional, eps_unconditional, guidance: float):
     return (1.0 + guidance) * eps_conditional - guidance * eps_unconditional
 
 
-def predict(network: keras.Model, x, time, labels=None, guidance: float | None = None):
+def predict(network: keras.Model, x, time, labels=None, guidance: float | None = None, null=None):
     """The network's output for a batch ``x`` at one ``time`` in [0, 1].
 
     For a conditional network: ``labels`` None asks for the unconditional
-    output (the null class); labels with ``guidance`` None the conditional
-    one; with a ``guidance`` :math:`w`, :func:`guided` of the two, computed in
-    one doubled batch.
+    output (``null``, default the null class); labels with ``guidance`` None the
+    conditional one; with a ``guidance`` :math:`w`, :func:`guided` of the two, computed
+    in one doubled batch.
     """
     n = len(x)
     times = np.full((n,), time, np.float32)
@@ -470,7 +480,7 @@ def predict(network: keras.Model, x, time, labels=None, guidance: float | None =
                 "to sample digits of a chosen class."
             )
         return network.predict_on_batch([x, times])
-    null = np.full((n,), NULL_LABEL, np.int32)
+    null = np.full((n,), NULL_LABEL, np.int32) if null is None else null
     if labels is None:
         return network.predict_on_batch([x, times, null])
     if guidance is None:
@@ -719,22 +729,25 @@ def run_sampler(
     the sampler's :meth:`~tutorial_lib.samplers.Sampler.network_time` of ``t``.
 
     Args:
-        labels: a digit or one per sample (conditional models); None: unconditional.
+        labels: a digit or one per sample (conditional models; a text-conditioned model:
+            prompts, :meth:`DenoisingModel.condition_for`); None: unconditional.
         guidance: classifier-free guidance scale :math:`w` (None: no guidance).
         seed: seeds the starting noise and every step's noise (NumPy).
         ema: use the averaged weights (default) or the trained ones.
         keep: times at which to keep the state; then returns ``(samples, {t: state})``.
     """
     network = model.ema_network if ema else model.network
-    labels = labels_for(labels, num)
+    labels = model.condition_for(labels, num)
     rng = np.random.default_rng(seed)
     out, kept = [], {}
     for start in range(0, num, batch_size):
         n = min(batch_size, num - start)
         chunk_labels = None if labels is None else labels[start : start + n]
 
-        def predict_fn(x, t, chunk_labels=chunk_labels):
-            return predict(network, x, sampler.network_time(t), chunk_labels, guidance)
+        null = model.null_condition(n)
+
+        def predict_fn(x, t, chunk_labels=chunk_labels, null=null):
+            return predict(network, x, sampler.network_time(t), chunk_labels, guidance, null)
 
         x = rng.standard_normal((n, *model.data_shape)).astype(np.float32)
         x, states = sampler.run(predict_fn, x, rng, keep=() if keep is None else keep)

@@ -319,15 +319,7 @@ def build_model(
     if config.prediction not in PREDICTIONS:
         raise ValueError(f"Unknown prediction {config.prediction!r}; choose one of {PREDICTIONS}.")
     kind = VPredictionDiffusion if config.prediction == "v" else Diffusion
-    common = dict(
-        schedule=config.schedule,
-        timesteps=config.timesteps,
-        ema_decay=config.ema_decay,
-        label_dropout=config.label_dropout,
-        seed=seed,
-        sample_steps=min(config.sample_steps, config.timesteps),
-        guidance=config.guidance if config.conditional else None,
-    )
+    common = model_options(config, seed)
     if config.space == "pixel":
         model = kind(denoisers.build_network(config), name="diffusion", **common)
     else:
@@ -338,6 +330,27 @@ def build_model(
             )
         network = denoisers.build_network(config, int(decoder.inputs[0].shape[-1]))
         model = kind(network, decoder=decoder, name="latent_diffusion", **common)
+    return compile_model(model, config)
+
+
+def model_options(config: DiffusionConfig, seed: int | None = None) -> dict:
+    """The keyword arguments a diffusion model takes from its ``config``: the schedule, the
+    weight average, the label dropout, how it samples by default (the guidance scale only
+    for a conditional model)."""
+    return dict(
+        schedule=config.schedule,
+        timesteps=config.timesteps,
+        ema_decay=config.ema_decay,
+        label_dropout=config.label_dropout,
+        seed=seed,
+        sample_steps=min(config.sample_steps, config.timesteps),
+        guidance=config.guidance if config.conditional else None,
+    )
+
+
+def compile_model(model: Diffusion, config: DiffusionConfig) -> Diffusion:
+    """Compile with Adam: a linear warm-up over the first 500 steps to
+    ``config.learning_rate``, gradients clipped to norm 1; returns the model."""
     warmup = keras.optimizers.schedules.PolynomialDecay(
         config.learning_rate / 500, 500, config.learning_rate, power=1.0
     )

@@ -448,6 +448,26 @@ FAMILIES: dict[str, Family] = {
             ),
         ),
         Family(
+            name="text_to_image",
+            module="tutorial_lib.text_to_image",
+            title="latent diffusion reading a caption (text encoder, cross-attention, guidance)",
+            lesson="09_digits_to_prompts",
+            samples="images",
+            latent="sampler",
+            datasets=("mnist",),
+            options=(
+                *_SAMPLER_OPTIONS,
+                Option(
+                    "--prompt",
+                    "sample",
+                    "what every sample should show, e.g. 'a thick seven leaning right' "
+                    "(default: the captions of test digits)",
+                    keyword="prompts",
+                ),
+                _GUIDANCE,
+            ),
+        ),
+        Family(
             name="pixelcnn",
             module="tutorial_lib.pixelcnn",
             title="PixelCNN (autoregressive, binary pixels)",
@@ -474,6 +494,7 @@ ONE_PER_FAMILY = (
     "flow_matching",
     "realnvp",
     "pixelcnn",
+    "text_to_image",
 )
 
 

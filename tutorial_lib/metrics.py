@@ -49,21 +49,18 @@ Regenerate the classifier weights (a few minutes per data set on 2 CPU cores)::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import hashlib
-import io
 import math
 import time
 import warnings
-import zipfile
 from pathlib import Path
 
 import keras
 import numpy as np
 import scipy.linalg
 
-from tutorial_lib import data, safe_io, stores
+from tutorial_lib import data, stores
 from tutorial_lib.data import IMAGE_SHAPE, NUM_CLASSES
 from tutorial_lib.training import Timer, progress_verbosity, set_seed
 
@@ -286,18 +283,13 @@ def _test_outputs(dataset: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     x, y = data.load_images(dataset, "test")
     digest = hashlib.sha256(weights_path(dataset).read_bytes())
     digest.update(np.ascontiguousarray(x).tobytes())
-    path = stores.cache_dir() / f"{dataset}_test_outputs_{digest.hexdigest()[:16]}.npz"
-    damaged = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
-    with contextlib.suppress(*damaged), np.load(path) as stored:
-        features, probs = stored["features"], stored["probs"]
-        if len(features) == len(probs) == len(y):
-            return features, probs, y
-    features, probs = classifier_outputs(x, dataset)
-    buffer = io.BytesIO()
-    np.savez(buffer, features=features, probs=probs)
-    with contextlib.suppress(OSError):
-        safe_io.atomic_write_bytes(path, buffer.getvalue())
-    return features, probs, y
+    outputs = stores.cached_arrays(
+        f"{dataset}_test_outputs",
+        digest.hexdigest(),
+        lambda: dict(zip(("features", "probs"), classifier_outputs(x, dataset), strict=True)),
+        valid=lambda found: len(found["features"]) == len(found["probs"]) == len(y),
+    )
+    return outputs["features"], outputs["probs"], y
 
 
 def classifier_accuracy(dataset: str) -> float:

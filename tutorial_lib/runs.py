@@ -392,7 +392,7 @@ def _save(run: Run, profile: Profile) -> None:
     else:
         images = run.sample(60, seed=run.record["seed"])
         title = f"{family.title} on {run.record['dataset']}: samples"
-        if getattr(run.model, "conditional", False):
+        if family.conditional and getattr(run.model, "conditional", False):
             title += " (labels 0..9, column by column)"
     training.save_run(run.run_dir, run.model, run.record, images, title=title, ncols=ncols)
 

@@ -36,6 +36,35 @@ def cache_dir() -> Path:
     return Path(base) / "genai-notebooks"
 
 
+def cached_arrays(name: str, digest: str, compute, valid=None) -> dict:
+    """``compute()``, a dict of NumPy arrays, kept in :func:`cache_dir` as
+    ``{name}_{digest}.npz`` and read from there next time. ``digest`` must change with
+    whatever the arrays depend on (weights, data, code), so an old copy is never read
+    against new inputs. A copy that cannot be read, or that ``valid(arrays)`` rejects,
+    is computed again; one that cannot be written (a read-only or full disk) only means
+    computing it again next time. Written atomically."""
+    import contextlib
+    import io
+    import zipfile
+
+    import numpy as np
+
+    from tutorial_lib import safe_io
+
+    path = cache_dir() / f"{name}_{digest[:16]}.npz"
+    damaged = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+    with contextlib.suppress(*damaged), np.load(path) as stored:
+        arrays = {key: stored[key] for key in stored.files}
+        if valid is None or valid(arrays):
+            return arrays
+    arrays = compute()
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    with contextlib.suppress(OSError):
+        safe_io.atomic_write_bytes(path, buffer.getvalue())
+    return arrays
+
+
 def add_store_options(parser) -> None:
     """``--out DIR`` or ``--into-package``: where ``pretrain`` writes its stores."""
     where = parser.add_mutually_exclusive_group()
