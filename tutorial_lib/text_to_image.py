@@ -271,6 +271,13 @@ class TextToImageDiffusion(diffusion.VPredictionDiffusion):
 
     def encode_prompts(self, prompts) -> np.ndarray:
         """English prompts -> caption ids (N, ``context``), padded as in training."""
+        unknown = sorted(set("".join(prompts)) - set(self.tokenizer.alphabet))
+        if unknown:
+            raise ValueError(
+                f"The characters {unknown} never occur in the captions this model was trained "
+                f"on, so it has no token for them: write prompts with "
+                f"{''.join(self.tokenizer.alphabet)!r} only, e.g. 'a thick seven leaning right'."
+            )
         return pad_tokens([self.tokenizer.encode(p) for p in prompts], self.context)[0]
 
     def condition_for(self, labels, num: int) -> np.ndarray | None:
