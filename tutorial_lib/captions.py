@@ -92,32 +92,34 @@ def measure(images) -> dict[str, np.ndarray]:
 
 
 @functools.cache
+def measured_split(dataset: str = "mnist", split: str = "train") -> dict[str, np.ndarray]:
+    """:func:`measure` of every image of a split, in the split's order.
+
+    Measuring 60,000 digits takes seconds, so the measures are kept in
+    :func:`tutorial_lib.stores.cache_dir` under a name made from the images and from this
+    module's code (new data or a changed measure is never read against an old copy)."""
+    images, _ = data.load_images(dataset, split)
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    digest.update(np.ascontiguousarray(images).tobytes())
+    return stores.cached_arrays(
+        f"{dataset}_{split}_caption_measures", digest.hexdigest(), lambda: measure(images)
+    )
+
+
+@functools.cache
 def thresholds(dataset: str = "mnist") -> dict[str, np.ndarray]:
     """Per attribute, an array (10, 2): for each digit, the value below which the low
     word applies and the one above which the high word does. Thickness and width: the
-    first and second terciles among that digit's training images; slant: the same
-    ``(-SLANT_CUT, SLANT_CUT)`` for every digit.
-
-    Measuring 60,000 digits takes seconds, so the terciles are kept in
-    :func:`tutorial_lib.stores.cache_dir` under a name made from the images and from this
-    module's code."""
-    images, labels = data.load_images(dataset, "train")
-
-    def terciles():
-        measured = measure(images)
-        return {
-            name: np.stack(
-                [
-                    np.nanquantile(measured[name][labels == digit], [1 / 3, 2 / 3])
-                    for digit in range(10)
-                ]
-            )
-            for name in ("thickness", "width")
-        }
-
-    digest = hashlib.sha256(Path(__file__).read_bytes())
-    digest.update(np.ascontiguousarray(images).tobytes())
-    cuts = stores.cached_arrays(f"{dataset}_caption_terciles", digest.hexdigest(), terciles)
+    first and second terciles among that digit's training images (:func:`measured_split`);
+    slant: the same ``(-SLANT_CUT, SLANT_CUT)`` for every digit."""
+    _, labels = data.load_images(dataset, "train")
+    measured = measured_split(dataset, "train")
+    cuts = {
+        name: np.stack(
+            [np.nanquantile(measured[name][labels == digit], [1 / 3, 2 / 3]) for digit in range(10)]
+        )
+        for name in ("thickness", "width")
+    }
     cuts["slant"] = np.tile([-SLANT_CUT, SLANT_CUT], (10, 1))
     return cuts
 

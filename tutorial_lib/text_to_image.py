@@ -584,8 +584,13 @@ def new_word_examples(
     that fraction for digit ``d`` (to score samples of the new word against)."""
     if side not in ("low", "high"):
         raise ValueError(f"side must be 'low' or 'high'; got {side!r}.")
+    if attribute != "lean" and attribute not in captions.ATTRIBUTES:
+        raise ValueError(
+            f"attribute must be 'lean' or one of {captions.ATTRIBUTES}; got {attribute!r}."
+        )
     images, labels = data.load_images(dataset, "train")
-    values = attribute_values(images, attribute)
+    measured = captions.measured_split(dataset, "train")
+    values = np.abs(measured["slant"]) if attribute == "lean" else measured[attribute]
     quantile = fraction if side == "low" else 1.0 - fraction
     cuts = np.array([np.nanquantile(values[labels == d], quantile) for d in range(10)])
     inside = values < cuts[labels] if side == "low" else values > cuts[labels]
