@@ -584,13 +584,8 @@ def new_word_examples(
     that fraction for digit ``d`` (to score samples of the new word against)."""
     if side not in ("low", "high"):
         raise ValueError(f"side must be 'low' or 'high'; got {side!r}.")
-    if attribute != "lean" and attribute not in captions.ATTRIBUTES:
-        raise ValueError(
-            f"attribute must be 'lean' or one of {captions.ATTRIBUTES}; got {attribute!r}."
-        )
     images, labels = data.load_images(dataset, "train")
-    measured = captions.measured_split(dataset, "train")
-    values = np.abs(measured["slant"]) if attribute == "lean" else measured[attribute]
+    values = _attribute_of(captions.measured_split(dataset, "train"), attribute)
     quantile = fraction if side == "low" else 1.0 - fraction
     cuts = np.array([np.nanquantile(values[labels == d], quantile) for d in range(10)])
     inside = values < cuts[labels] if side == "low" else values > cuts[labels]
@@ -603,13 +598,19 @@ def new_word_examples(
 def attribute_values(images, attribute: str) -> np.ndarray:
     """One attribute of :func:`tutorial_lib.captions.measure` per image, or ``"lean"``:
     the absolute slant."""
+    return _attribute_of(captions.measure(images), attribute)
+
+
+def _attribute_of(measured: dict, attribute: str) -> np.ndarray:
+    """One attribute of :func:`tutorial_lib.captions.measure`'s result, or the absolute
+    slant for ``"lean"``."""
     if attribute == "lean":
-        return np.abs(captions.measure(images)["slant"])
+        return np.abs(measured["slant"])
     if attribute not in captions.ATTRIBUTES:
         raise ValueError(
             f"attribute must be 'lean' or one of {captions.ATTRIBUTES}; got {attribute!r}."
         )
-    return captions.measure(images)[attribute]
+    return measured[attribute]
 
 
 def fine_tune(
