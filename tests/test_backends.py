@@ -9,6 +9,7 @@ processes run side by side.
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import os
@@ -16,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 from backend_parity import QUICK_XLA_FLAGS
 
@@ -27,6 +29,48 @@ PARITY_MODELS = families.ONE_PER_FAMILY
 BACKENDS = ("jax", "torch")
 SCRIPT = Path(__file__).resolve().parent / "backend_parity.py"
 TIMEOUT_S = 600
+
+
+def _imports_tensorflow(source: str) -> bool:
+    """Whether ``source`` imports TensorFlow (directly or through ``backend.import_tensorflow``)."""
+    if "import_tensorflow(" in source:
+        return True
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or ""]
+        else:
+            continue
+        if any(name.split(".")[0] == "tensorflow" for name in names):
+            return True
+    return False
+
+
+def _without_magics(cell: str) -> str:
+    """A notebook cell's Python, its IPython magics and shell lines left out."""
+    return "\n".join(line for line in cell.splitlines() if not line.lstrip().startswith(("%", "!")))
+
+
+def test_the_exercises_and_their_checks_need_no_tensorflow():
+    """A learner on JAX or PyTorch does the exercises as they are: no solution (nor the
+    learner's copy) and nothing its checks run in the learner's process imports TensorFlow.
+    (Each solution runs on all three backends with
+    ``KERAS_BACKEND=jax python -m pytest exercises``; here, what keeps it so.)"""
+    root = Path(__file__).resolve().parent.parent
+    modules = [
+        *sorted((root / "tutorial_lib" / "checks").glob("*.py")),
+        *sorted((root / "tutorial_lib" / "grading").glob("probe*.py")),
+        root / "tutorial_lib" / "grading" / "remote.py",
+        root / "tutorial_lib" / "grading" / "worker.py",
+    ]
+    found = [path.name for path in modules if _imports_tensorflow(path.read_text())]
+    for path in sorted((root / "exercises").glob("*.ipynb")):
+        cells = nbformat.read(path, as_version=4).cells
+        code = [c.source for c in cells if c.cell_type == "code"]
+        if any(_imports_tensorflow(_without_magics(source)) for source in code):
+            found.append(path.name)
+    assert not found, f"these import TensorFlow: {found}"
 
 
 def test_the_parity_models_cover_every_family():

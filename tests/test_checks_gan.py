@@ -2,12 +2,15 @@
 stubs are 'not attempted', and plausible wrong answers fail with the message that
 names their mistake, for examples of any rank and logits of +-200."""
 
+import keras
+import pytest
 from check_helpers import (
     evidence_mistakes_test,
     expect_failure,
     expect_pass,
     mistakes_test,
     no_marks_by_guessing,
+    same_verdict_on_a_remote,
     solution,
     task_tests,
     variant,
@@ -67,16 +70,17 @@ HINGE_MISTAKES = {
         ],
         "ReLU of the batch means",
     ),
-    "NumPy": (
+}
+if keras.backend.backend() != "torch":  # PyTorch's steps run eagerly: NumPy works there
+    HINGE_MISTAKES["NumPy"] = (
         [
             (
                 "ops.mean(ops.relu(1.0 - real_scores))",
                 "np.mean(np.maximum(0, 1.0 - np.asarray(real_scores)))",
             )
         ],
-        "inside a tf.function",
-    ),
-}
+        "inside a compiled step",
+    )
 
 
 test_hinge_mistakes_are_named = mistakes_test(
@@ -111,7 +115,17 @@ PENALTY_MISTAKES = {
         [("list(range(1, len(grads.shape)))", "list(range(2, len(grads.shape)))")],
         "for examples of shape",
     ),
-    "no tape.watch": ([("        tape.watch(x_hat)\n", "")], "watch the interpolates"),
+    # the scores computed before, and a function that returns them: no gradient at all
+    # (TensorFlow's None, PyTorch's refusal) or zeros (JAX's)
+    "the gradient of scores computed before": (
+        [
+            (
+                "grads = input_gradient(critic, x_hat)",
+                "scores = critic(x_hat)\n    grads = input_gradient(lambda x: scores, x_hat)",
+            )
+        ],
+        "is there a gradient at all",
+    ),
 }
 
 
@@ -120,13 +134,15 @@ test_penalty_mistakes_are_named = mistakes_test(
 )
 
 
-D_NOISE = "        z = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)\n        with tf.GradientTape() as tape:\n            fake"
+D_NOISE = "z = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)\n\n        def d_loss_fn"
+D_STEP = "d_loss, _, _ = self.descend(self.d_optimizer, d_vars, d_loss_fn)"
+G_STEP = "g_loss, _, _ = self.descend(self.g_optimizer, g_vars, g_loss_fn)"
 GAN_MISTAKES = {
     "noise drawn once and broadcast": (
         [
             (
                 D_NOISE,
-                "        z = ops.broadcast_to(keras.random.normal((1, self.latent_dim), seed=self.seed_generator), (batch, self.latent_dim))\n        with tf.GradientTape() as tape:\n            fake",
+                "z = ops.broadcast_to(keras.random.normal((1, self.latent_dim), seed=self.seed_generator), (batch, self.latent_dim))\n\n        def d_loss_fn",
             )
         ],
         "drawn once and broadcast",
@@ -134,22 +150,22 @@ GAN_MISTAKES = {
     "swapped real and fake": (
         [
             (
-                "self.discriminator(real, training=True), self.discriminator(fake, training=True)",
-                "self.discriminator(fake, training=True), self.discriminator(real, training=True)",
+                "hinge_d_loss(real_scores, fake_scores)",
+                "hinge_d_loss(fake_scores, real_scores)",
             )
         ],
         "swapped",
     ),
     "generator loss with a ReLU": (
-        [("g_loss = -ops.mean(scores)", "g_loss = ops.mean(ops.relu(1.0 - scores))")],
+        [("return -ops.mean(scores), ()", "return ops.mean(ops.relu(1.0 - scores)), ()")],
         "no ReLU",
     ),
     "generator loss sign": (
-        [("g_loss = -ops.mean(scores)", "g_loss = ops.mean(scores)")],
+        [("return -ops.mean(scores), ()", "return ops.mean(scores), ()")],
         "with a minus sign",
     ),
     "discriminator never updated": (
-        [("self.d_optimizer.apply(tape.gradient(d_loss, d_vars), d_vars)", "pass")],
+        [(D_STEP, "d_loss, _ = d_loss_fn()")],
         "discriminator's weights did not change",
     ),
     "discriminator step updates the generator too": (
@@ -159,22 +175,16 @@ GAN_MISTAKES = {
     "noise reused between the two steps": (
         [
             (
-                "        z = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)\n        with tf.GradientTape() as tape:\n            scores",
-                "        with tf.GradientTape() as tape:\n            scores",
+                "        z = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)\n\n        def g_loss_fn",
+                "        def g_loss_fn",
             )
         ],
         "reused the noise of the discriminator's step",
     ),
     "swapped optimizers": (
         [
-            (
-                "self.d_optimizer.apply(tape.gradient(d_loss",
-                "self.g_optimizer.apply(tape.gradient(d_loss",
-            ),
-            (
-                "self.g_optimizer.apply(tape.gradient(g_loss",
-                "self.d_optimizer.apply(tape.gradient(g_loss",
-            ),
+            (D_STEP, D_STEP.replace("self.d_optimizer", "self.g_optimizer")),
+            (G_STEP, G_STEP.replace("self.g_optimizer", "self.d_optimizer")),
         ],
         "optimizers are swapped",
     ),
@@ -269,3 +279,25 @@ def test_a_wrong_hinge_loss_counts_only_in_its_own_task():
         expect_pass(checks.check_hinge_gan(solution(EX, "HingeGAN"), quiet=True))
     finally:
         namespace["hinge_d_loss"] = right
+
+
+# --------------------------------------------------------------------------
+# While grading: the same verdicts across the process boundary
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, mistake",
+    [
+        ("hinge_d_loss", None),
+        ("gradient_penalty", None),
+        ("gradient_penalty", PENALTY_MISTAKES["the gradient of scores computed before"][0]),
+        ("HingeGAN", None),
+        ("HingeGAN", GAN_MISTAKES["swapped optimizers"][0]),
+    ],
+)
+def test_the_remote_path_gives_the_same_verdict(name, mistake):
+    """Each check on a Remote (arguments and replies as plain data over the wire, the
+    toy critics rebuilt there, the GAN's probe where the learner's code lives) says what it
+    says in the notebook."""
+    same_verdict_on_a_remote(EX, TASKS[name], name, mistake)

@@ -113,3 +113,36 @@ def compiled(fn, layer):
         return jitted([v.value for v in variables], *args)
 
     return call
+
+
+def as_in_a_training_step(function):
+    """``function`` called the way a compiled training step calls it: inside a
+    ``tf.function`` on TensorFlow, under ``jax.jit`` on JAX, as it is on PyTorch (whose
+    steps run eagerly).
+
+    Its arguments are then symbolic tensors with no values yet (TensorFlow's graph
+    tensors, JAX's tracers): NumPy on them, ``.numpy()`` or ``float(...)`` fail here as
+    they would in ``model.fit``. A check calls a learner's function this way to say so
+    before ``fit`` does, less clearly.
+    """
+    name = backend()
+    if name == "tensorflow":
+        return import_tensorflow().function(function)
+    if name == "jax":
+        import jax
+
+        return jax.jit(function)
+    return function
+
+
+def is_symbolic(x) -> bool:
+    """Whether ``x`` is a tensor being traced into a compiled function (it holds no values
+    yet): a ``tf.function``'s graph tensor or a ``jax.jit`` tracer."""
+    name = backend()
+    if name == "tensorflow":
+        return not import_tensorflow().executing_eagerly()
+    if name == "jax":
+        import jax
+
+        return isinstance(x, jax.core.Tracer)
+    return False

@@ -56,7 +56,8 @@ def _tensorflow_value_and_gradients(loss_fn, variables):
 
     with tf.GradientTape() as tape:
         loss, aux = loss_fn()
-    grads = tape.gradient(loss, variables, unconnected_gradients="zero")
+    grads = tape.gradient(loss, variables)
+    grads = [ops.zeros_like(v) if g is None else g for v, g in zip(variables, grads, strict=True)]
     return (loss, aux), grads
 
 
@@ -69,25 +70,41 @@ def _torch_value_and_gradients(loss_fn, variables):
     return (loss, aux), grads
 
 
+class _ScopeKeepingVariables(keras.StatelessScope):
+    """A ``keras.StatelessScope`` that also keeps the variables assigned in it (the scope
+    itself knows them only by ``id``), so that their new values can be written back."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.assigned = {}
+
+    def add_update(self, update):
+        variable, _ = update
+        self.assigned[id(variable)] = variable
+        super().add_update(update)
+
+
 def _jax_value_and_gradients(loss_fn, variables):
     import jax
     from keras.src.backend.common.stateless_scope import get_stateless_scope
 
     # Inside a training step every variable's value comes from the step's scope; outside
-    # one (a measurement in a notebook), from the variable itself.
+    # one (a measurement in a notebook, a step called by hand), from the variable itself.
     outer = get_stateless_scope()
     outside = dict(outer.state_mapping) if outer is not None else {}
+    assigned = {}
 
     def current(variable):
         value = outside.get(id(variable))
         return variable.value if value is None else value
 
     def loss_of(values):
-        scope = keras.StatelessScope()
+        scope = _ScopeKeepingVariables()
         scope.state_mapping.update(outside)  # every other variable as the step sees it
         scope.state_mapping.update({id(v): x for v, x in zip(variables, values, strict=True)})
         with scope:
             loss, aux = loss_fn()
+        assigned.update(scope.assigned)
         # What the computation itself changed (random seeds, metrics, moving averages).
         changed = {k: x for k, x in scope.state_mapping.items() if x is not outside.get(k)}
         return loss, (aux, changed)
@@ -96,8 +113,13 @@ def _jax_value_and_gradients(loss_fn, variables):
         [current(v) for v in variables]
     )
     differentiated = {id(v) for v in variables}
+    changed = {k: x for k, x in changed.items() if k not in differentiated}
     if outer is not None:  # carry those changes out to the step (not the weights' own values)
-        outer.state_mapping.update({k: x for k, x in changed.items() if k not in differentiated})
+        outer.state_mapping.update(changed)
+    else:  # no step around: they go to the variables, as they would eagerly
+        for key, value in changed.items():
+            if key in assigned:
+                assigned[key].assign(value)
     return (loss, aux), grads
 
 

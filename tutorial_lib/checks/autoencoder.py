@@ -108,9 +108,16 @@ def _loaded(file: dict):
             ) from None
 
 
+def _to_numpy(value) -> np.ndarray:
+    """A tensor of any backend (a PyTorch one that tracks gradients included) as NumPy."""
+    from keras import ops
+
+    return np.asarray(ops.convert_to_numpy(value))
+
+
 def _apply(model, x) -> np.ndarray:
     try:
-        return np.asarray(model(x), np.float64)
+        return np.asarray(_to_numpy(model(x)), np.float64)
     except Exception as error:
         raise CheckFailed(
             f"could not apply your encoder to images of shape {x.shape} "
@@ -223,16 +230,21 @@ def check_encoder(build_encoder, *, quiet: bool = False, hidden=None) -> CheckRe
         )
 
     def gradients_reach_every_layer():
-        import tensorflow as tf
+        from keras import ops
+
+        from tutorial_lib.gradients import value_and_gradients
 
         model = state["model"]
-        x = tf.constant(_images(shape, 8, seed=2))
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(tf.square(model(x, training=True)))
-        grads = tape.gradient(loss, model.trainable_variables)
-        for variable, grad in zip(model.trainable_variables, grads, strict=True):
+        x = ops.convert_to_tensor(_images(shape, 8, seed=2))
+        variables = list(model.trainable_variables)
+
+        def loss_fn():
+            return ops.sum(ops.square(model(x, training=True))), None
+
+        _, grads = value_and_gradients(loss_fn, variables)
+        for variable, grad in zip(variables, grads, strict=True):
             expect(
-                grad is not None and float(tf.reduce_max(tf.abs(grad))) > 0,
+                grad is not None and float(np.abs(_to_numpy(grad)).max(initial=0.0)) > 0,
                 f"no gradient reaches {variable.path}: call each layer on the previous "
                 "layer's output, from the input to the code.",
             )

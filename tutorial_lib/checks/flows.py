@@ -82,9 +82,11 @@ hint = Hints(
 
 
 def _numbers(value) -> np.ndarray:
-    """The learner's result as a float64 array (Keras tensors included)."""
-    if hasattr(value, "numpy"):
-        value = value.numpy()
+    """The learner's result as a float64 array (tensors of any Keras backend included)."""
+    if type(value).__module__.startswith(("tensorflow", "keras", "jax", "torch")):
+        import keras
+
+        value = keras.ops.convert_to_numpy(value)
     return np.asarray(value, dtype=np.float64)
 
 
@@ -100,8 +102,8 @@ def _name_mistake(got, variants: list[tuple[np.ndarray, str]], default: str) -> 
 
 
 def _error_summary(error: Exception) -> str:
-    """The line of an error message that says what went wrong (Keras and TensorFlow wrap it
-    in lines about where it happened, with colour codes)."""
+    """The line of an error message that says what went wrong (Keras and its backends wrap
+    it in lines about where it happened, with colour codes)."""
     return _summary_of(getattr(error, "learner_type", type(error).__name__), str(error))
 
 
@@ -772,7 +774,8 @@ def check_invertible_conv(Invertible1x1Conv, *, quiet: bool = False, hidden=None
         _, log_det = _pair(report["result"], f"{name}.call")
         expect(
             report["jacobian"] is not None,
-            "y does not depend on x for TensorFlow: compute it with keras.ops, not NumPy.",
+            "y does not depend on x for automatic differentiation: compute it with "
+            "keras.ops, not NumPy.",
         )
         dims = int(np.prod(small))
         exact = np.linalg.slogdet(_numbers(report["jacobian"]).reshape(dims, dims))[1]
@@ -787,15 +790,16 @@ def check_invertible_conv(Invertible1x1Conv, *, quiet: bool = False, hidden=None
         report = probe("conv_compiled", matrix=w, shape=shape, inputs=x)
         if "error" in report:
             raise CheckFailed(
-                f"{name} fails inside a tf.function, as in fit's train step "
-                f"({_summary(report['error'])}): compute with keras.ops; NumPy cannot work on "
-                "the symbolic tensors of a compiled step (no np functions on tensors or "
-                "weights, no .numpy())."
+                f"{name} fails inside a compiled step (tf.function or jax.jit), as in fit's "
+                f"train step ({_summary(report['error'])}): compute with keras.ops; NumPy "
+                "cannot work on the symbolic tensors of a compiled step (no np functions on "
+                "tensors or weights, no .numpy())."
             )
         expect(
             report["grad"] is not None,
-            "the log-determinant does not depend on the kernel for TensorFlow, so fit "
-            "could never learn it: compute it with keras.ops (slogdet), not NumPy.",
+            "the log-determinant does not depend on the kernel for automatic "
+            "differentiation, so fit could never learn it: compute it with keras.ops "
+            "(slogdet), not NumPy.",
         )
         right = len(x) * _positions(shape) * np.linalg.inv(np.float64(w)).T
         expect(

@@ -35,9 +35,8 @@ def _logits(n: int, seed: int, scale: float = 2.0) -> np.ndarray:
 
 
 def _tensor(x):
-    import tensorflow as tf
-
-    return tf.constant(x, dtype=tf.float32)
+    """``x`` as a float32 tensor of the backend in use."""
+    return keras.ops.convert_to_tensor(np.asarray(x, np.float32))
 
 
 def _number(value, function_name: str) -> float:
@@ -52,7 +51,7 @@ def _number(value, function_name: str) -> float:
     expect(
         array.ndim == 0 or array.size == 1 and array.ndim == 1,
         f"{function_name} should return a single number (the mean over the batch), got an "
-        f"array of shape {array.shape}: average with keras.ops.mean (or tf.reduce_mean).",
+        f"array of shape {array.shape}: average with keras.ops.mean.",
     )
     return float(array.reshape(()))
 
@@ -89,8 +88,9 @@ def _bce_on_probabilities(label: float, values: np.ndarray) -> float:
 
 
 def _in_graph(function, *args):
-    """Run ``function`` inside a ``tf.function``, as a train_step does (in the learner's
-    own process while grading)."""
+    """Run ``function`` as a compiled train_step runs it (inside a ``tf.function`` on
+    TensorFlow, ``jax.jit`` on JAX; PyTorch's steps run eagerly), in the learner's own
+    process while grading."""
     return in_graph(function, *args)
 
 
@@ -98,10 +98,11 @@ def _graph_case(function, function_name: str, *args):
     try:
         _in_graph(function, *args)
     except Exception as error:  # NotImplementedError too: NumPy on a symbolic tensor raises it
+        kind = getattr(error, "learner_type", type(error).__name__)  # (its own process)
         raise CheckFailed(
-            f"{function_name} fails inside a tf.function (as in a train_step): "
-            f"{type(error).__name__}: {str(error)[:200]}. Compute with keras.ops (or tf) "
-            "on the tensors; no NumPy, no .numpy(), no float(...)."
+            f"{function_name} fails inside a compiled step (tf.function or jax.jit), as in "
+            f"a train_step: {kind}: {str(error)[:200]}. Compute with "
+            "keras.ops on the tensors; no NumPy, no .numpy(), no float(...)."
         ) from None
 
 
@@ -119,7 +120,7 @@ hint = Hints(
             "Take the critic's gradient with respect to its *input* at points between real "
             "and fake examples, one norm per example over all its axes, and penalise that "
             "norm for being away from 1 on either side.",
-            "tf.GradientTape with tape.watch on the interpolates, tape.gradient, "
+            "input_gradient (tutorial_lib.gradients) of the critic at the interpolates, "
             "keras.ops.sum over the axes range(1, ndim) (or a reshape to (N, -1)), "
             "keras.ops.sqrt and keras.ops.mean.",
         ),
@@ -128,18 +129,20 @@ hint = Hints(
             "hinge loss, an update of the discriminator's weights only), then the generator "
             "(fresh noise, a loss that is low when the discriminator scores its fakes high, "
             "an update of the generator's weights only). Return both losses.",
-            "keras.random.normal((batch, self.latent_dim), seed=self.seed_generator), one "
-            "tf.GradientTape per step, tape.gradient(loss, net.trainable_variables), "
-            "optimizer.apply(grads, net.trainable_variables), your hinge_d_loss, "
-            "keras.ops.mean, and a dict {'d_loss': ..., 'g_loss': ...}.",
+            "keras.random.normal((batch, self.latent_dim), seed=self.seed_generator) for "
+            "each step, one self.descend(optimizer, variables, loss_fn) per "
+            "step with a loss function of no arguments that returns (loss, aux), a network's "
+            "trainable_variables, your hinge_d_loss, keras.ops.mean, and a dict "
+            "{'d_loss': ..., 'g_loss': ...}.",
         ),
         "saturation": (
             "Both generator losses are functions of the fake's logit: differentiate each "
             "with respect to the logit over a range of logits, compare the sizes of the two "
             "gradients, and find where their ratio is 1%; report D's probability there.",
-            "tf.GradientTape (watch a tensor of logits) or the derivatives by hand, "
-            "gan.generator_loss(logits, kind='saturating' or 'non_saturating'), "
-            "keras.ops.sigmoid, and a search over the logit (np.linspace or a bisection).",
+            "input_gradient (tutorial_lib.gradients) of each loss with respect to a tensor "
+            "of logits, or the derivatives by hand, gan.generator_loss(logits, "
+            "kind='saturating' or 'non_saturating'), keras.ops.sigmoid, and a search over the "
+            "logit (np.linspace or a bisection).",
         ),
     }
 )
@@ -321,8 +324,9 @@ def check_gradient_penalty(gradient_penalty, *, quiet: bool = False, hidden=None
         return _number(gradient_penalty(c, _tensor(r), _tensor(f), _tensor(e)), name)
 
     watch_hint = (
-        "is there a gradient at all? A GradientTape records only variables and the tensors "
-        "it is told to watch: watch the interpolates before the critic sees them"
+        "is there a gradient at all? input_gradient(fn, x) differentiates what fn computes "
+        "from the x it is handed: fn must be the critic (or call it on its own argument), "
+        "and x the interpolates"
     )
 
     def one_number():
@@ -332,12 +336,18 @@ def check_gradient_penalty(gradient_penalty, *, quiet: bool = False, hidden=None
         except (CheckFailed, NotImplementedError):
             raise
         except Exception as error:
-            if "None" not in str(error):
+            # no gradient: TensorFlow's is None, PyTorch refuses to differentiate
+            signs = ("None", "not have been used", "does not require grad")
+            if not any(sign in str(error) for sign in signs):
                 raise
-            raise CheckFailed(
-                f"{name} raised {type(error).__name__}: {str(error)[:120]}: {watch_hint}."
-            ) from None
+            kind = getattr(error, "learner_type", type(error).__name__)  # (its own process)
+            raise CheckFailed(f"{name} raised {kind}: {str(error)[:120]}: {watch_hint}.") from None
         expect(np.isfinite(got), f"{name} returned {got}: {watch_hint}.")
+        expect(  # a gradient of zeros (JAX's when the critic does not see its input)
+            not _close(got, 1.0) or _close(_penalties(critic, real, fake, epsilon)["right"], 1.0),
+            f"{name} returned {got:.5f}, the penalty of a gradient that is zero everywhere: "
+            f"{watch_hint}.",
+        )
         expect(
             _close(got, value(critic, real, fake, epsilon)),
             "two calls with the same epsilon gave different penalties: use the epsilon "
@@ -410,11 +420,12 @@ def check_gradient_penalty(gradient_penalty, *, quiet: bool = False, hidden=None
         probe = run_probe(
             gradient_penalty, "penalty_trains_critic", real=real, fake=fake, epsilon=epsilon
         )
+        error = f" ({probe['error']})" if probe.get("error") else ""
         expect(
             probe["has_gradients"] is True,
-            "the penalty has no gradient w.r.t. the critic's weights, so it cannot train the "
-            "critic: keep the whole computation in tf / keras.ops (no NumPy) and do not stop "
-            "the gradient.",
+            f"the penalty has no gradient w.r.t. the critic's weights{error}, so it cannot "
+            "train the critic: keep the whole computation in keras.ops (no NumPy) and do not "
+            "stop the gradient.",
         )
 
     def works_in_a_train_step():
@@ -667,7 +678,7 @@ def check_hinge_gan(HingeGAN, *, quiet: bool = False, hidden=None) -> CheckResul
         fake = state["noise"][0] @ g0.reshape(LATENT, DATA)
         score = lambda x: x @ d0[:DATA].reshape(DATA, 1) + d0[DATA:]  # noqa: E731
         expected = _hinge(score(real), score(fake))
-        got = float(np.asarray(logs["d_loss"], np.float64).reshape(-1)[0])
+        got = float(np.asarray(keras.ops.convert_to_numpy(logs["d_loss"]), np.float64).ravel()[0])
         expect(
             np.isclose(got, expected, rtol=1e-4),
             f"logs['d_loss'] is {got:.4f}, expected the hinge loss of the discriminator's "
@@ -679,7 +690,7 @@ def check_hinge_gan(HingeGAN, *, quiet: bool = False, hidden=None) -> CheckResul
         expect(
             "error" not in fit,
             f"model.fit failed ({fit.get('error')}): train_step must return the dict of "
-            "losses and use keras.ops (or tf) on tensors, no NumPy.",
+            "losses and use keras.ops on tensors, no NumPy.",
         )
         expect(
             {"d_loss", "g_loss"} <= set(fit["logged"]),
@@ -687,8 +698,8 @@ def check_hinge_gan(HingeGAN, *, quiet: bool = False, hidden=None) -> CheckResul
         )
         expect(
             fit["generator_moved"] is True,
-            "in model.fit (a compiled tf.function) the generator did not train: use "
-            "keras.ops (or tf) inside train_step, no NumPy.",
+            "in model.fit (a compiled step: tf.function or jax.jit) the generator did not "
+            "train: use keras.ops inside train_step, no NumPy.",
         )
 
     cases = [

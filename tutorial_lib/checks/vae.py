@@ -2,9 +2,11 @@
 Gaussians, a Gaussian decoder's negative log-likelihood, a Gaussian VAE's
 train_step, and the decoder variance that fits MNIST best.
 
-The learner's functions use ``keras.ops`` so that they work on NumPy arrays and
-inside a compiled train_step alike; results are compared as float64 arrays with
-references written out here. While grading, the learner's code runs in its own process:
+The learner's functions use ``keras.ops`` so that they work on the tensors of any of
+Keras's backends, eagerly and inside a compiled train_step (``tf.function``, ``jax.jit``)
+alike; the checks call them on tensors of the backend in use and compare the results as
+float64 arrays with references written out here in NumPy (the reference gradient of
+Task 3 too: no backend is needed to judge). While grading, the learner's code runs in its own process:
 the checks send it inputs, the probe of :mod:`tutorial_lib.grading.probes_vae` runs its
 train_step there, and only arrays come back. The hidden cases (``hidden={...}``) are in
 the instructor's source notebook only.
@@ -54,11 +56,15 @@ hint = Hints(
             "One step: encode, draw a code with the reparameterisation trick (fresh noise "
             "for every example and every step), decode, compute the loss per example "
             "(reconstruction + beta times the KL to N(0, I)), average over the batch, and "
-            "apply one optimizer step to all trainable weights. Report the three numbers.",
-            "tf.GradientTape, keras.random.normal(keras.ops.shape(z_mean), "
-            "seed=self.seed_generator), keras.ops.exp(0.5 * z_log_var), your gaussian_nll "
-            "and gaussian_kl (zeros for the prior), keras.ops.mean, tape.gradient, "
-            "self.optimizer.apply, and a dict with 'loss', 'reconstruction' and 'kl'.",
+            "take one optimizer step down it on all trainable weights: everything the loss "
+            "depends on is computed inside the function whose gradient is taken. Report the "
+            "three numbers.",
+            "self.descend with self.optimizer and self.trainable_variables (it differentiates "
+            "a function of no arguments that returns the loss and whatever else you want back, "
+            "steps, and returns the loss, that something else and the gradients), "
+            "keras.random.normal(keras.ops.shape(z_mean), seed=self.seed_generator), "
+            "keras.ops.exp(0.5 * z_log_var), your gaussian_nll and gaussian_kl (zeros for the "
+            "prior), keras.ops.mean, and a dict with 'loss', 'reconstruction' and 'kl'.",
         ),
         "decoder_variance": (
             "For a fixed prediction (the mean training image), the negative log-likelihood "
@@ -66,9 +72,10 @@ hint = Hints(
             "large costs log-variance everywhere. Evaluate your gaussian_nll for many "
             "variances and keep the best.",
             "data.load_images('mnist', 'train', limit=1000) and ('mnist', 'test', limit=500), "
-            ".mean(axis=0, keepdims=True), np.linspace over the log-variance, your "
-            "gaussian_nll, np.mean and np.argmin; return the variances exp(log_var), their mean "
-            "NLLs and the best variance.",
+            ".mean(axis=0, keepdims=True), keras.ops.convert_to_tensor for the images (your "
+            "gaussian_nll computes on tensors), np.linspace over the log-variance, your "
+            "gaussian_nll, float(keras.ops.mean(...)) and np.argmin; return the variances "
+            "exp(log_var), their mean NLLs and the best variance.",
         ),
     }
 )
@@ -76,6 +83,12 @@ hint = Hints(
 
 def _numbers(value) -> np.ndarray:
     return np.asarray(keras.ops.convert_to_numpy(value), dtype=np.float64)
+
+
+def _tensors(args) -> list:
+    """The arguments as float32 tensors of the backend in use: what a train_step hands the
+    learner's functions (on PyTorch a NumPy array and a tensor do not mix)."""
+    return [keras.ops.convert_to_tensor(np.asarray(a, np.float32)) for a in args]
 
 
 def _axes(x) -> tuple:
@@ -96,18 +109,18 @@ def _nll(x, mean, log_var):
 
 
 def _graph_case(function, name: str, *args):
-    """``function(*args)`` inside a ``tf.function`` (as in a train_step), where it lives."""
-    import tensorflow as tf
-
+    """``function(*args)`` as a compiled train_step calls it (a ``tf.function`` on
+    TensorFlow, ``jax.jit`` on JAX; as it is on PyTorch, which runs steps eagerly), on
+    tensors of the backend in use, where ``function`` lives."""
     try:
-        in_graph(function, *(tf.constant(a, tf.float32) for a in args))
+        in_graph(function, *_tensors(args))
     except Exception as error:  # NotImplementedError too: NumPy on a symbolic tensor raises it
         if getattr(error, "aborts_grading", False):
             raise
         raise CheckFailed(
-            f"{name} fails inside a tf.function (as in a train_step): "
-            f"{getattr(error, 'learner_type', type(error).__name__)}: {str(error)[:200]}. "
-            "Compute with keras.ops on the tensors; no NumPy functions."
+            f"{name} fails inside a compiled step (tf.function or jax.jit, as in a "
+            f"train_step): {getattr(error, 'learner_type', type(error).__name__)}: "
+            f"{str(error)[:200]}. Compute with keras.ops on the tensors; no NumPy functions."
         ) from None
 
 
@@ -149,7 +162,7 @@ def check_gaussian_kl(gaussian_kl, *, quiet: bool = False, hidden=None) -> Check
     args = _gaussians(shapes[0], int(cases_.get("seed", 2)))
 
     def value(*a):
-        return _numbers(gaussian_kl(*a))
+        return _numbers(gaussian_kl(*_tensors(a)))
 
     def matches_the_kl():
         got = value(*args)
@@ -247,7 +260,7 @@ def check_gaussian_nll(gaussian_nll, *, quiet: bool = False, hidden=None) -> Che
     log_var = np.float32(-3.0)
 
     def value(*a):
-        return _numbers(gaussian_nll(*a))
+        return _numbers(gaussian_nll(*_tensors(a)))
 
     def matches_the_nll():
         got = value(x, mean, log_var)
@@ -352,25 +365,32 @@ LR = 0.01
 
 def _sgd_step(w: dict, x, eps, beta: float, decoder_log_var: float) -> list:
     """The weights after one SGD step (LR) on the batch mean of nll + beta * KL, with the
-    noise ``eps`` the learner's step drew (float64, with TensorFlow's gradients)."""
-    import tensorflow as tf
-
+    noise ``eps`` the learner's step drew: the gradient written out by the chain rule, in
+    float64 NumPy (the same on every backend)."""
     names = ["w_mean", "b_mean", "w_log_var", "b_log_var", "w_dec", "b_dec"]
-    v = {k: tf.Variable(np.asarray(w[k], np.float64)) for k in names}
-    flat_x = tf.constant(np.asarray(x, np.float64).reshape(len(x), -1))
-    with tf.GradientTape() as tape:
-        z_mean = flat_x @ v["w_mean"] + v["b_mean"]
-        z_log_var = flat_x @ v["w_log_var"] + v["b_log_var"]
-        z = z_mean + tf.exp(0.5 * z_log_var) * eps
-        x_mean = z @ v["w_dec"] + v["b_dec"]
-        per_value = LOG_2PI + decoder_log_var + (flat_x - x_mean) ** 2 * np.exp(-decoder_log_var)
-        rec = 0.5 * tf.reduce_sum(per_value, axis=1)
-        kl = 0.5 * tf.reduce_sum(-z_log_var + tf.exp(z_log_var) + z_mean**2 - 1.0, axis=1)
-        loss = tf.reduce_mean(rec + beta * kl)
-    grads = tape.gradient(loss, [v[k] for k in names])
-    return [
-        np.asarray(w[k], np.float64) - LR * g.numpy() for k, g in zip(names, grads, strict=True)
-    ]
+    v = {k: np.asarray(w[k], np.float64) for k in names}
+    flat_x = np.asarray(x, np.float64).reshape(len(x), -1)
+    n = len(flat_x)
+    # forward: the linear encoder, the reparameterised code, the linear decoder
+    z_mean = flat_x @ v["w_mean"] + v["b_mean"]
+    z_log_var = flat_x @ v["w_log_var"] + v["b_log_var"]
+    sigma = np.exp(0.5 * z_log_var)
+    z = z_mean + sigma * eps
+    x_mean = z @ v["w_dec"] + v["b_dec"]
+    # backward: loss = mean over n of 0.5 * sum((x - x_mean)^2 / var + ...) + beta * KL
+    d_x_mean = -(flat_x - x_mean) * np.exp(-decoder_log_var) / n
+    d_z = d_x_mean @ v["w_dec"].T
+    d_z_mean = d_z + beta * z_mean / n
+    d_z_log_var = 0.5 * d_z * sigma * eps + 0.5 * beta * (np.exp(z_log_var) - 1.0) / n
+    grads = {
+        "w_mean": flat_x.T @ d_z_mean,
+        "b_mean": d_z_mean.sum(axis=0),
+        "w_log_var": flat_x.T @ d_z_log_var,
+        "b_log_var": d_z_log_var.sum(axis=0),
+        "w_dec": z.T @ d_x_mean,
+        "b_dec": d_x_mean.sum(axis=0),
+    }
+    return [v[k] - LR * grads[k] for k in names]
 
 
 def check_gaussian_vae(GaussianVAE, *, quiet: bool = False, hidden=None) -> CheckResult:
@@ -428,8 +448,10 @@ def check_gaussian_vae(GaussianVAE, *, quiet: bool = False, hidden=None) -> Chec
             for net, old in before.items():
                 expect(
                     not np.allclose(old, flat(report["after"][net])),
-                    f"the {net}'s weights did not change: apply self.optimizer to the "
-                    "gradients of the loss w.r.t. self.trainable_variables.",
+                    f"the {net}'s weights did not change: take one step of self.optimizer on "
+                    "self.trainable_variables with self.descend, and compute everything the "
+                    "loss depends on (the encoder's outputs too) inside the loss function you "
+                    "give it.",
                 )
             seen, shape = report["seen"], setup["z_mean"].shape
             expect(
@@ -532,15 +554,16 @@ def check_gaussian_vae(GaussianVAE, *, quiet: bool = False, hidden=None) -> Chec
                 and np.allclose(moved, should, rtol=1e-2, atol=1e-3 * np.abs(should).max()),
                 "the weights moved, but not by one optimizer step on the batch-mean loss you "
                 "report: compute the encoder, the sampling, the decoder and both terms inside "
-                "the tape, then tape.gradient(loss, self.trainable_variables) of that loss.",
+                "the loss function you give self.descend, and let it differentiate the very "
+                "loss you report.",
             )
 
     def trains_with_fit():
         fit = main["report"]["fit"]
         expect(
             "error" not in fit,
-            f"model.fit (train_step compiled into a tf.function) failed: {fit.get('error')}: "
-            "use keras.ops (or tf) inside train_step, no NumPy.",
+            "model.fit (train_step in a compiled step: tf.function or jax.jit) failed: "
+            f"{fit.get('error')}: use keras.ops inside train_step, no NumPy.",
         )
         expect(
             {"loss", "reconstruction", "kl"} <= set(fit["logged"]),
@@ -548,8 +571,8 @@ def check_gaussian_vae(GaussianVAE, *, quiet: bool = False, hidden=None) -> Chec
         )
         expect(
             fit["encoder_moved"],
-            "in model.fit (a compiled tf.function) the encoder did not train: use "
-            "keras.ops (or tf) inside train_step, no NumPy.",
+            "in model.fit (a compiled step: tf.function or jax.jit) the encoder did not "
+            "train: use keras.ops inside train_step, no NumPy.",
         )
 
     cases = [

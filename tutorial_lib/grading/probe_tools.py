@@ -7,6 +7,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from tutorial_lib.backend import is_symbolic
+
 
 class Recorder(keras.Model):
     """Wraps a network and records, when run eagerly, every batch it is called on."""
@@ -17,9 +19,7 @@ class Recorder(keras.Model):
         self.seen = []
 
     def call(self, x, training=False):
-        import tensorflow as tf
-
-        if tf.executing_eagerly():
+        if not is_symbolic(x):
             self.seen.append(np.array(keras.ops.convert_to_numpy(x), dtype=np.float64))
         return self.inner(x, training=training)
 

@@ -11,11 +11,14 @@ tensor) from their plain description.
 
 from __future__ import annotations
 
+import contextlib
 import types
 
 import keras
 import numpy as np
 
+from tutorial_lib.backend import backend, is_symbolic
+from tutorial_lib.gradients import value_and_gradients
 from tutorial_lib.grading import (
     probes_autoencoder,
     probes_compare,
@@ -41,7 +44,7 @@ class QuadraticCritic:
 
     def __call__(self, x):
         axes = tuple(range(1, len(self.w.shape)))
-        return keras.ops.sum(self.w * keras.ops.square(x), axis=axes)[:, None]
+        return keras.ops.sum(keras.ops.multiply(self.w, keras.ops.square(x)), axis=axes)[:, None]
 
 
 class LinearCritic(QuadraticCritic):
@@ -49,22 +52,41 @@ class LinearCritic(QuadraticCritic):
 
     def __call__(self, x):
         axes = tuple(range(1, len(self.w.shape)))
-        return keras.ops.sum(self.w * x, axis=axes)[:, None]
+        return keras.ops.sum(keras.ops.multiply(self.w, x), axis=axes)[:, None]
+
+
+def _critic_as_jax_argument(critic_class) -> None:
+    """Let ``jax.jit`` take a toy critic as an argument (its weights travel as an array),
+    as a compiled step takes a learner's function's arguments."""
+    import jax
+
+    def unflatten(_, children):
+        critic = object.__new__(critic_class)
+        critic.w = children[0]
+        return critic
+
+    with contextlib.suppress(ValueError):  # registered already (this module imported anew)
+        jax.tree_util.register_pytree_node(critic_class, lambda c: ((c.w,), None), unflatten)
+
+
+if backend() == "jax":
+    for _critic in (QuadraticCritic, LinearCritic):
+        _critic_as_jax_argument(_critic)
 
 
 def _tensor(value):
-    import tensorflow as tf
-
-    return tf.constant(value)
+    """A tensor of the backend in use."""
+    return keras.ops.convert_to_tensor(value)
 
 
 SPECS = {"tensor": _tensor, "QuadraticCritic": QuadraticCritic, "LinearCritic": LinearCritic}
 
 
 def penalty_trains_critic(gradient_penalty, *, real, fake, epsilon) -> dict:
-    """Does ``gradient_penalty`` on a small critic have a gradient w.r.t. its kernels?"""
-    import tensorflow as tf
-
+    """Does ``gradient_penalty`` on a small critic have a gradient w.r.t. its kernels (one
+    that is not zero everywhere)? The gradient is taken as a training step takes it
+    (:func:`tutorial_lib.gradients.value_and_gradients`): a penalty computed with NumPy
+    has none, or cannot be differentiated at all (``"error"``)."""
     keras.utils.set_random_seed(0)
     model = keras.Sequential(
         [
@@ -74,11 +96,19 @@ def penalty_trains_critic(gradient_penalty, *, real, fake, epsilon) -> dict:
             keras.layers.Dense(1),
         ]
     )
-    with tf.GradientTape() as tape:
-        penalty = gradient_penalty(model, _tensor(real), _tensor(fake), _tensor(epsilon))
     kernels = [v for v in model.trainable_variables if "kernel" in v.path]
-    grads = tape.gradient(penalty, kernels)  # (the last bias never changes a gradient)
-    return {"has_gradients": all(g is not None for g in grads)}
+
+    def loss_fn():
+        return gradient_penalty(model, _tensor(real), _tensor(fake), _tensor(epsilon)), ()
+
+    try:
+        _, grads = value_and_gradients(loss_fn, kernels)  # (the last bias never changes one)
+    except NotImplementedError:
+        raise
+    except Exception as error:  # NumPy on a traced tensor, a loss with no gradient at all
+        return {"has_gradients": False, "error": f"{type(error).__name__}: {str(error)[:200]}"}
+    moved = [bool(np.any(keras.ops.convert_to_numpy(g) != 0)) for g in grads]
+    return {"has_gradients": all(moved)}
 
 
 # --------------------------------------------------------------------------
@@ -110,16 +140,27 @@ def _stand_ins(seed: int, latent: int, data: int):
 
 class _LoggedSGD(keras.optimizers.SGD):
     """SGD that logs, for every ``apply``, whose variables it updated and the weights of
-    both networks just before and just after."""
+    both networks just before and just after.
 
-    def __init__(self, name, networks, log, **kwargs):
+    ``lazy``: it ignores the ``build`` a model's ``compile`` asks for and builds on its
+    first ``apply``, for the variables it is given then: an optimizer handed the wrong
+    network's variables updates them (the check names that mistake) instead of refusing
+    variables it was not built for."""
+
+    def __init__(self, name, networks, log, lazy=False, **kwargs):
         super().__init__(name=name, **kwargs)
-        self.logged = types.SimpleNamespace(networks=networks, log=log)  # (untracked by Keras)
+        # (a namespace: untracked by Keras)
+        self.logged = types.SimpleNamespace(networks=networks, log=log, lazy=lazy)
+
+    def build(self, variables):
+        if self.logged.lazy:  # compile's build: wait for the first apply
+            self.logged.lazy = False
+            return None
+        return super().build(variables)
 
     def apply(self, grads, trainable_variables=None):
-        import tensorflow as tf
-
-        if not tf.executing_eagerly():  # inside fit's compiled step: nothing to log
+        grads = list(grads)
+        if grads and is_symbolic(grads[0]):  # inside fit's compiled step: nothing to log
             return super().apply(grads, trainable_variables)
         variables = list(trainable_variables or [])
         owners = sorted(
@@ -147,24 +188,25 @@ def gan_step(GAN, *, seed: int, real, latent: int, d_lr: float, g_lr: float, ref
     """Two eager ``train_step`` calls of ``GAN(generator, discriminator, latent)`` on
     ``real`` with two logged SGD optimizers (weights, noise, which optimizer updated whose
     variables), and one epoch of ``fit`` of a fresh model (does it train when compiled?)."""
-    import tensorflow as tf
-
     data = real.shape[1]
     with own_task_only(getattr(GAN, "train_step", None), functions_from(references)):
 
-        def make():
+        def make(lazy):
             generator, discriminator = _stand_ins(seed, latent, data)
             log: list = []
             nets = {"generator": generator, "discriminator": discriminator}
-            model = GAN(Recorder(generator), Recorder(discriminator), latent)
+            recorders = [Recorder(generator), Recorder(discriminator)]
+            for recorder in recorders:  # (their networks are: fit on JAX asks)
+                recorder.built = True
+            model = GAN(*recorders, latent)
             model.compile(
-                d_optimizer=_LoggedSGD("d_optimizer", nets, log, learning_rate=d_lr),
-                g_optimizer=_LoggedSGD("g_optimizer", nets, log, learning_rate=g_lr),
+                d_optimizer=_LoggedSGD("d_optimizer", nets, log, lazy, learning_rate=d_lr),
+                g_optimizer=_LoggedSGD("g_optimizer", nets, log, lazy, learning_rate=g_lr),
             )
             return model, generator, discriminator, log
 
-        model, generator, discriminator, log = make()
-        logs = model.train_step(tf.constant(real))
+        model, generator, discriminator, log = make(lazy=True)
+        logs = model.train_step(_tensor(real))
         report = {
             "logs": logs if isinstance(logs, dict) else {"not a dict": type(logs).__name__},
             "after": {
@@ -175,20 +217,15 @@ def gan_step(GAN, *, seed: int, real, latent: int, d_lr: float, g_lr: float, ref
             "noise": list(model.generator.seen),
         }
         try:  # a second step of the same model: does it still train both, with new noise?
-            model.train_step(tf.constant(real))
+            model.train_step(_tensor(real))
             report["second_step"] = {"applies": log[len(report["applies"]) :]}
             report["second_step"]["noise"] = model.generator.seen[-1]
         except Exception as error:
             report["second_step"] = {"error": f"{type(error).__name__}: {str(error)[:200]}"}
-        third, generator, _, _ = make()
+        third, generator, _, _ = make(lazy=False)  # built in compile, as fit on JAX needs
         before = flat(generator.get_weights())
         try:
-            history = third.fit(
-                tf.data.Dataset.from_tensor_slices(real).batch(8),
-                epochs=1,
-                verbose=0,
-                shuffle=False,
-            )
+            history = third.fit(real, batch_size=8, epochs=1, verbose=0, shuffle=False)
             report["fit"] = {
                 "logged": sorted(history.history),
                 "generator_moved": bool(not np.allclose(before, flat(generator.get_weights()))),

@@ -29,8 +29,7 @@ class RecordingST:
         self.seen = []
 
     def __call__(self, kept):
-        if hasattr(kept, "numpy"):
-            kept = kept.numpy()
+        kept = _to_numpy(kept)
         self.seen.append(np.asarray(kept, np.float64))
         return stand_in_s_and_t(kept)
 
@@ -47,12 +46,27 @@ def _error(error: BaseException) -> dict:
     return {"type": type(error).__name__, "message": str(error)}
 
 
+def _to_numpy(value):
+    """A tensor or a Keras variable of any backend (a PyTorch one that tracks gradients
+    included) as a NumPy array; anything else as it is."""
+    if type(value).__module__.startswith(("tensorflow", "keras", "jax", "torch")):
+        import keras
+
+        return keras.ops.convert_to_numpy(value)
+    return value
+
+
+def _tensor(values):
+    """``values`` as a float32 tensor of the backend in use."""
+    import keras
+
+    return keras.ops.convert_to_tensor(np.asarray(_to_numpy(values), np.float32))
+
+
 def _built(layer_class, shape):
     """A new layer, called once on zeros of ``shape`` (batch 1): (layer, what it returned)."""
-    import tensorflow as tf
-
     layer = layer_class()
-    return layer, layer(tf.zeros((1, *[int(d) for d in shape[1:]])))
+    return layer, layer(_tensor(np.zeros((1, *[int(d) for d in shape[1:]]))))
 
 
 def _assigned(layer_class, matrix, shape):
@@ -71,7 +85,7 @@ def conv_fresh(layer_class, shape) -> dict:
     report = {"first": first, "has_kernel": kernel is not None}
     if kernel is not None:
         report.update(
-            kernel=np.asarray(kernel),
+            kernel=np.asarray(_to_numpy(kernel)),
             kernel_shape=[int(d) for d in kernel.shape],
             trainable=any(v is kernel for v in layer.trainable_weights),
         )
@@ -82,18 +96,16 @@ def conv_run(layer_class, matrix, shape, inputs=None, back_of=None, catch=False)
     """A layer with ``matrix`` as its kernel: {"first", "has_kernel", "result" (call on
     ``inputs``), "back" (inverse of ``back_of``, or of the result's y when ``back_of`` is
     None)}; with ``catch``, a failure is reported as {"error": ...} instead of raised."""
-    import tensorflow as tf
-
     try:
         layer, first, has_kernel = _assigned(layer_class, matrix, shape)
         report = {"first": first, "has_kernel": has_kernel}
         if not has_kernel:
             return report
         if inputs is not None:
-            report["result"] = layer(tf.constant(np.asarray(inputs, np.float32)))
+            report["result"] = layer(_tensor(inputs))
         if back_of is not None or (catch and inputs is not None):
-            source = back_of if back_of is not None else np.asarray(report["result"][0])
-            report["back"] = layer.inverse(tf.constant(np.asarray(source, np.float32)))
+            source = back_of if back_of is not None else report["result"][0]
+            report["back"] = layer.inverse(_tensor(source))
         return report
     except Exception as error:
         if not catch:
@@ -103,26 +115,34 @@ def conv_run(layer_class, matrix, shape, inputs=None, back_of=None, catch=False)
 
 def conv_jacobian(layer_class, matrix, shape, point) -> dict:
     """{"first", "has_kernel", "result": call on ``point``, "jacobian": dy/dx by
-    automatic differentiation (None when y does not depend on x for TensorFlow)}."""
-    import tensorflow as tf
+    automatic differentiation on the backend in use (None when y does not depend on x for
+    it)}."""
+    from tutorial_lib.gradients import jacobian
 
     layer, first, has_kernel = _assigned(layer_class, matrix, shape)
     report = {"first": first, "has_kernel": has_kernel}
     if not has_kernel:
         return report
-    point = tf.constant(np.asarray(point, np.float32))
-    with tf.GradientTape() as tape:
-        tape.watch(point)
-        result = layer(point)
-    jacobian = tape.jacobian(result[0], point)
-    report.update(result=result, jacobian=None if jacobian is None else np.asarray(jacobian))
+    point = np.asarray(point, np.float32)
+    report["result"] = layer(_tensor(point))
+    try:
+        matrix = jacobian(lambda x: layer(x)[0], point)
+    except Exception:  # y computed outside the backend (NumPy): no path back to x
+        matrix = None
+    # PyTorch gives zeros for an output that does not depend on the input.
+    report["jacobian"] = None if matrix is None or not np.any(matrix) else matrix
     return report
 
 
 def conv_compiled(layer_class, matrix, shape, inputs) -> dict:
-    """The gradient of the summed log_det w.r.t. the kernel inside a ``tf.function``:
-    {"first", "has_kernel", "grad" (None when there is none)} or {"error": ...}."""
-    import tensorflow as tf
+    """The gradient of the summed log_det w.r.t. the kernel inside a compiled training
+    step (a ``tf.function``, ``jax.jit``; PyTorch's steps run eagerly): {"first",
+    "has_kernel", "grad" (None when log_det does not depend on the kernel)} or
+    {"error": ...}."""
+    from keras import ops
+
+    from tutorial_lib.backend import as_in_a_training_step, backend
+    from tutorial_lib.gradients import value_and_gradients
 
     layer, first, has_kernel = _assigned(layer_class, matrix, shape)
     report = {"first": first, "has_kernel": has_kernel}
@@ -130,33 +150,39 @@ def conv_compiled(layer_class, matrix, shape, inputs) -> dict:
         return report
     kernel = layer.kernel
 
-    @tf.function
-    def gradient(x):
-        with tf.GradientTape() as tape:
-            _, log_det = layer(x)
-            total = tf.reduce_sum(log_det)
-        return tape.gradient(total, kernel)
+    def total_log_det(x):
+        _, log_det = layer(x)
+        return ops.sum(log_det), None
 
+    def gradient(x):
+        _, (grad,) = value_and_gradients(lambda: total_log_det(x), [kernel])
+        return grad
+
+    x = _tensor(inputs)
     try:
-        grad = gradient(tf.constant(np.asarray(inputs, np.float32)))
+        if backend() == "torch":  # eager: a log_det outside the graph tracks no gradient
+            total, _ = total_log_det(x)
+            if not getattr(total, "requires_grad", False):
+                return {**report, "grad": None}
+        grad = as_in_a_training_step(gradient)(x)
     except Exception as error:  # NumPy on a symbolic tensor raises (any type)
         return {**report, "error": _error(error)}
-    report["grad"] = None if grad is None else np.asarray(grad)
+    grad = None if grad is None else np.asarray(_to_numpy(grad))
+    # TensorFlow and JAX give zeros for a kernel the log_det does not depend on.
+    report["grad"] = None if grad is None or not np.any(grad) else grad
     return report
 
 
 def conv_in_a_sequence(layer_class, inputs) -> dict:
     """The layer after a coupling in ``flows.FlowSequence``: {"result": forward,
     "back": inverse of its y}."""
-    import tensorflow as tf
-
     from tutorial_lib import flows
 
     flow = flows.FlowSequence([flows.AffineCoupling("channel", 0, hidden=4), layer_class()])
-    result = flow(tf.constant(np.asarray(inputs, np.float32)))
+    result = flow(_tensor(inputs))
     report = {"result": result}
     if isinstance(result, tuple | list) and len(result) == 2:
-        report["back"] = flow.inverse(tf.constant(np.asarray(result[0], np.float32)))
+        report["back"] = flow.inverse(_tensor(result[0]))
     return report
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tutorial_lib.backend import backend
 from tutorial_lib.grading.probe_tools import Recorder, flat, functions_from, own_task_only
 
 IMAGE, LATENT, LOG_SIGMA2 = (4, 4, 1), 3, float(np.log(4.0))  # the stand-in encoder's sigma: 2
@@ -25,6 +26,52 @@ def vae_weights(seed: int, image=IMAGE) -> dict:
         "w_dec": rng.normal(0, 0.3, (LATENT, size)).astype(np.float32),
         "b_dec": np.full(size, 0.5, np.float32),
     }
+
+
+class _CodeRecorder(Recorder):
+    """A :class:`~tutorial_lib.grading.probe_tools.Recorder` that also records on JAX, where
+    a training step differentiates a *function* of the weights: the decoder's input there is
+    a tracer whose values a host callback receives (``jax.debug.callback``). It is built
+    from the start (its network is), so ``fit`` on JAX and PyTorch need not build it by
+    calling it on symbolic inputs."""
+
+    def __init__(self, inner):
+        super().__init__(inner)
+        self.built = True
+
+    def call(self, x, training=False):
+        if backend() != "jax":
+            return super().call(x, training=training)
+        import jax
+
+        jax.debug.callback(lambda z: self.seen.append(np.array(z, dtype=np.float64)), x)
+        return self.inner(x, training=training)
+
+
+def _train_step(model, x):
+    """``model.train_step`` on ``x`` once, eagerly, as ``fit`` runs it. On JAX, Keras's trainer
+    runs a *pure* step: the model's and the optimizer's variables are read from a
+    ``keras.StatelessScope`` and what the step changed (the weights, the seed generator's
+    state) is written back to them afterwards."""
+    import keras
+
+    x = keras.ops.convert_to_tensor(x)
+    if backend() != "jax":
+        return model.train_step(x)
+    import jax
+
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    optimizer_variables = [] if model.optimizer is None else model.optimizer.variables
+    variables = [*model.variables, *optimizer_variables]
+    with keras.StatelessScope(state_mapping=[(v, v.value) for v in variables]) as scope:
+        logs = model.train_step(x)
+    for variable in variables:
+        value = scope.get_current_value(variable)
+        if value is not None:
+            variable.assign(value)
+    jax.effects_barrier()  # every code the decoder got is recorded
+    return logs
 
 
 def _stand_ins(seed: int, image):
@@ -61,24 +108,24 @@ def vae_step(
     more: bool = True,
 ):
     """One eager ``train_step`` of ``GaussianVAE(encoder, decoder, beta, decoder_log_var)``
-    on ``x`` with SGD(``lr``): the logs, the codes the decoder got, both networks' weights
-    after; with ``more``, also two steps of a fresh model (the first and last codes) and one
-    epoch of ``fit`` of a fresh model (its logs, whether the encoder moved)."""
+    on ``x`` with SGD(``lr``), on the backend in use (:func:`_train_step`): the logs, the
+    codes the decoder got, both networks' weights after; with ``more``, also two steps of a
+    fresh model (the first and last codes) and one epoch of ``fit`` of a fresh model (its
+    logs, whether the encoder moved)."""
     import keras
-    import tensorflow as tf
 
     with own_task_only(getattr(GaussianVAE, "train_step", None), functions_from(references)):
 
         def make():
             encoder, decoder = _stand_ins(seed, tuple(x.shape[1:]))
             model = GaussianVAE(
-                encoder, Recorder(decoder), beta=beta, decoder_log_var=decoder_log_var
+                encoder, _CodeRecorder(decoder), beta=beta, decoder_log_var=decoder_log_var
             )
             model.compile(optimizer=keras.optimizers.SGD(lr))
             return model, encoder, decoder
 
         model, encoder, decoder = make()
-        logs = model.train_step(tf.constant(x))
+        logs = _train_step(model, x)
         report = {
             "logs": logs if isinstance(logs, dict) else {"not a dict": type(logs).__name__},
             "seen": list(model.decoder.seen),
@@ -87,8 +134,8 @@ def vae_step(
         if not more:
             return report
         second = make()[0]
-        second.train_step(tf.constant(x))
-        second.train_step(tf.constant(x))
+        _train_step(second, x)
+        _train_step(second, x)
         report["two_steps"] = [second.decoder.seen[0], second.decoder.seen[-1]]
         third, encoder, _ = make()
         before = flat(encoder.get_weights())

@@ -231,10 +231,10 @@ def _encode(value):
         return {"__spec__": type(value).__name__, **spec()}
     if isinstance(value, (list, tuple)):
         return [_encode(v) for v in value]
-    if type(value).__module__.startswith(("tensorflow", "keras")):
-        import numpy as np
+    if type(value).__module__.startswith(("tensorflow", "keras", "jax", "torch")):
+        import keras
 
-        return {"__spec__": "tensor", "value": np.asarray(value)}
+        return {"__spec__": "tensor", "value": keras.ops.convert_to_numpy(value)}
     return value
 
 
@@ -250,7 +250,8 @@ class Remote:
         return self.worker.request(request)["value"]
 
     def in_graph(self, *args):
-        """Call it inside a ``tf.function`` (as a compiled ``train_step`` does)."""
+        """Call it as a compiled ``train_step`` does
+        (:func:`tutorial_lib.backend.as_in_a_training_step`)."""
         reply = self.worker.request(
             {"op": "call", "target": self.__name__, "args": _encode(list(args)), "graph": True}
         )
@@ -274,9 +275,11 @@ def run_probe(target, probe: str, **params):
 
 
 def in_graph(function, *args):
-    """``function(*args)`` inside a ``tf.function``, wherever ``function`` lives."""
+    """``function(*args)`` as a compiled training step calls it (a ``tf.function``,
+    ``jax.jit``: :func:`tutorial_lib.backend.as_in_a_training_step`), wherever ``function``
+    lives."""
     if isinstance(function, Remote):
         return function.in_graph(*args)
-    import tensorflow as tf
+    from tutorial_lib.backend import as_in_a_training_step
 
-    return tf.function(function)(*args)
+    return as_in_a_training_step(function)(*args)
