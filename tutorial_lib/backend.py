@@ -9,6 +9,7 @@ way; :func:`accelerator` asks the one in use and names it: ``"CUDA"`` (an NVIDIA
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 BACKEND_NAMES = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch"}
 
@@ -73,6 +74,24 @@ def gpu_names() -> list[str]:
     except ImportError:
         return []
     return [gpu.name for gpu in tf.config.list_physical_devices("GPU")]
+
+
+def is_tensor(value) -> bool:
+    """Whether ``value`` is a tensor or a variable of a backend (TensorFlow, JAX, PyTorch)
+    or of Keras."""
+    return type(value).__module__.startswith(("tensorflow", "keras", "jax", "torch"))
+
+
+def numpy_of(value):
+    """A tensor or variable of any backend (a PyTorch tensor that tracks gradients
+    included) as a NumPy array; anything else as it is."""
+    return keras.ops.convert_to_numpy(value) if is_tensor(value) else value
+
+
+def float32_tensor(values):
+    """``values`` (an array, a list, a tensor of any backend) as a float32 tensor of the
+    backend in use: what a training step hands a learner's function."""
+    return keras.ops.convert_to_tensor(np.asarray(numpy_of(values), np.float32))
 
 
 def to_numpy(x):

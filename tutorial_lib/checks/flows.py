@@ -19,6 +19,7 @@ import re
 
 import numpy as np
 
+from tutorial_lib.backend import numpy_of
 from tutorial_lib.checks import (
     CheckFailed,
     CheckResult,
@@ -83,11 +84,7 @@ hint = Hints(
 
 def _numbers(value) -> np.ndarray:
     """The learner's result as a float64 array (tensors of any Keras backend included)."""
-    if type(value).__module__.startswith(("tensorflow", "keras", "jax", "torch")):
-        import keras
-
-        value = keras.ops.convert_to_numpy(value)
-    return np.asarray(value, dtype=np.float64)
+    return np.asarray(numpy_of(value), dtype=np.float64)
 
 
 def _close(a, b) -> bool:

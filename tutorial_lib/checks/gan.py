@@ -13,6 +13,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from tutorial_lib.backend import float32_tensor
 from tutorial_lib.checks import (
     CheckFailed,
     CheckResult,
@@ -32,11 +33,6 @@ RTOL, ATOL = 1e-4, 1e-5
 def _logits(n: int, seed: int, scale: float = 2.0) -> np.ndarray:
     """Fixed random logits of shape (n, 1), as a discriminator outputs them."""
     return (scale * np.random.default_rng(seed).standard_normal((n, 1))).astype(np.float32)
-
-
-def _tensor(x):
-    """``x`` as a float32 tensor of the backend in use."""
-    return keras.ops.convert_to_tensor(np.asarray(x, np.float32))
 
 
 def _number(value, function_name: str) -> float:
@@ -169,7 +165,7 @@ def check_hinge_d_loss(hinge_d_loss, *, quiet: bool = False, hidden=None) -> Che
     real, fake = _logits(n, seed_real) + 1.6, _logits(n, seed_fake) - 0.3
 
     def value(r, f) -> float:
-        return _number(hinge_d_loss(_tensor(r), _tensor(f)), name)
+        return _number(hinge_d_loss(float32_tensor(r), float32_tensor(f)), name)
 
     def one_number():
         value(real, fake)
@@ -242,7 +238,7 @@ def check_hinge_d_loss(hinge_d_loss, *, quiet: bool = False, hidden=None) -> Che
         )
 
     def works_in_a_train_step():
-        _graph_case(hinge_d_loss, name, _tensor(real), _tensor(fake))
+        _graph_case(hinge_d_loss, name, float32_tensor(real), float32_tensor(fake))
 
     cases = [
         one_number,
@@ -321,7 +317,9 @@ def check_gradient_penalty(gradient_penalty, *, quiet: bool = False, hidden=None
         return _QuadraticCritic(shape, seed, scale), real, fake, epsilon
 
     def value(c, r, f, e) -> float:
-        return _number(gradient_penalty(c, _tensor(r), _tensor(f), _tensor(e)), name)
+        return _number(
+            gradient_penalty(c, float32_tensor(r), float32_tensor(f), float32_tensor(e)), name
+        )
 
     watch_hint = (
         "is there a gradient at all? input_gradient(fn, x) differentiates what fn computes "
@@ -430,7 +428,14 @@ def check_gradient_penalty(gradient_penalty, *, quiet: bool = False, hidden=None
 
     def works_in_a_train_step():
         critic, real, fake, epsilon = setup(shapes[1])
-        _graph_case(gradient_penalty, name, critic, _tensor(real), _tensor(fake), _tensor(epsilon))
+        _graph_case(
+            gradient_penalty,
+            name,
+            critic,
+            float32_tensor(real),
+            float32_tensor(fake),
+            float32_tensor(epsilon),
+        )
 
     cases = [
         one_number,

@@ -19,6 +19,7 @@ import functools
 import keras
 import numpy as np
 
+from tutorial_lib.backend import float32_tensor
 from tutorial_lib.checks import (
     CheckFailed,
     CheckResult,
@@ -88,7 +89,7 @@ def _numbers(value) -> np.ndarray:
 def _tensors(args) -> list:
     """The arguments as float32 tensors of the backend in use: what a train_step hands the
     learner's functions (on PyTorch a NumPy array and a tensor do not mix)."""
-    return [keras.ops.convert_to_tensor(np.asarray(a, np.float32)) for a in args]
+    return [float32_tensor(a) for a in args]
 
 
 def _axes(x) -> tuple:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tutorial_lib.backend import float32_tensor, numpy_of
+
 
 def stand_in_s_and_t(kept) -> tuple[np.ndarray, np.ndarray]:
     """A fixed stand-in for the coupling's network: s and t shaped like ``kept``, each
@@ -29,7 +31,7 @@ class RecordingST:
         self.seen = []
 
     def __call__(self, kept):
-        kept = _to_numpy(kept)
+        kept = numpy_of(kept)
         self.seen.append(np.asarray(kept, np.float64))
         return stand_in_s_and_t(kept)
 
@@ -46,27 +48,10 @@ def _error(error: BaseException) -> dict:
     return {"type": type(error).__name__, "message": str(error)}
 
 
-def _to_numpy(value):
-    """A tensor or a Keras variable of any backend (a PyTorch one that tracks gradients
-    included) as a NumPy array; anything else as it is."""
-    if type(value).__module__.startswith(("tensorflow", "keras", "jax", "torch")):
-        import keras
-
-        return keras.ops.convert_to_numpy(value)
-    return value
-
-
-def _tensor(values):
-    """``values`` as a float32 tensor of the backend in use."""
-    import keras
-
-    return keras.ops.convert_to_tensor(np.asarray(_to_numpy(values), np.float32))
-
-
 def _built(layer_class, shape):
     """A new layer, called once on zeros of ``shape`` (batch 1): (layer, what it returned)."""
     layer = layer_class()
-    return layer, layer(_tensor(np.zeros((1, *[int(d) for d in shape[1:]]))))
+    return layer, layer(float32_tensor(np.zeros((1, *[int(d) for d in shape[1:]]))))
 
 
 def _assigned(layer_class, matrix, shape):
@@ -85,7 +70,7 @@ def conv_fresh(layer_class, shape) -> dict:
     report = {"first": first, "has_kernel": kernel is not None}
     if kernel is not None:
         report.update(
-            kernel=np.asarray(_to_numpy(kernel)),
+            kernel=np.asarray(numpy_of(kernel)),
             kernel_shape=[int(d) for d in kernel.shape],
             trainable=any(v is kernel for v in layer.trainable_weights),
         )
@@ -102,10 +87,10 @@ def conv_run(layer_class, matrix, shape, inputs=None, back_of=None, catch=False)
         if not has_kernel:
             return report
         if inputs is not None:
-            report["result"] = layer(_tensor(inputs))
+            report["result"] = layer(float32_tensor(inputs))
         if back_of is not None or (catch and inputs is not None):
             source = back_of if back_of is not None else report["result"][0]
-            report["back"] = layer.inverse(_tensor(source))
+            report["back"] = layer.inverse(float32_tensor(source))
         return report
     except Exception as error:
         if not catch:
@@ -124,7 +109,7 @@ def conv_jacobian(layer_class, matrix, shape, point) -> dict:
     if not has_kernel:
         return report
     point = np.asarray(point, np.float32)
-    report["result"] = layer(_tensor(point))
+    report["result"] = layer(float32_tensor(point))
     try:
         matrix = jacobian(lambda x: layer(x)[0], point)
     except Exception:  # y computed outside the backend (NumPy): no path back to x
@@ -158,7 +143,7 @@ def conv_compiled(layer_class, matrix, shape, inputs) -> dict:
         _, (grad,) = value_and_gradients(lambda: total_log_det(x), [kernel])
         return grad
 
-    x = _tensor(inputs)
+    x = float32_tensor(inputs)
     try:
         if backend() == "torch":  # eager: a log_det outside the graph tracks no gradient
             total, _ = total_log_det(x)
@@ -167,7 +152,7 @@ def conv_compiled(layer_class, matrix, shape, inputs) -> dict:
         grad = as_in_a_training_step(gradient)(x)
     except Exception as error:  # NumPy on a symbolic tensor raises (any type)
         return {**report, "error": _error(error)}
-    grad = None if grad is None else np.asarray(_to_numpy(grad))
+    grad = None if grad is None else np.asarray(numpy_of(grad))
     # TensorFlow and JAX give zeros for a kernel the log_det does not depend on.
     report["grad"] = None if grad is None or not np.any(grad) else grad
     return report
@@ -179,10 +164,10 @@ def conv_in_a_sequence(layer_class, inputs) -> dict:
     from tutorial_lib import flows
 
     flow = flows.FlowSequence([flows.AffineCoupling("channel", 0, hidden=4), layer_class()])
-    result = flow(_tensor(inputs))
+    result = flow(float32_tensor(inputs))
     report = {"result": result}
     if isinstance(result, tuple | list) and len(result) == 2:
-        report["back"] = flow.inverse(_tensor(result[0]))
+        report["back"] = flow.inverse(float32_tensor(result[0]))
     return report
 
 

@@ -231,10 +231,10 @@ def _encode(value):
         return {"__spec__": type(value).__name__, **spec()}
     if isinstance(value, (list, tuple)):
         return [_encode(v) for v in value]
-    if type(value).__module__.startswith(("tensorflow", "keras", "jax", "torch")):
-        import keras
+    from tutorial_lib.backend import is_tensor, numpy_of
 
-        return {"__spec__": "tensor", "value": keras.ops.convert_to_numpy(value)}
+    if is_tensor(value):
+        return {"__spec__": "tensor", "value": numpy_of(value)}
     return value
 
 
