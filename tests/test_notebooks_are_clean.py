@@ -1,5 +1,7 @@
 """Every committed notebook is clean: outputs only in cells nbval checks."""
 
+import ast
+
 import nbformat
 import pytest
 
@@ -47,3 +49,39 @@ def test_strip_drops_the_saved_widget_state():
     nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
     notebook_tools.strip(nb)
     assert "widgets" not in nb.metadata
+
+
+def _discarded_displays(source: str) -> list[str]:
+    """Calls in a cell whose result is a picture or a table (``plotting.*``,
+    ``markdown_table``) but is thrown away: only a cell's last line is shown."""
+    lines = "\n".join(
+        line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))
+    )
+    body = ast.parse(lines).body
+    return [
+        ast.unparse(statement.value.func)
+        for statement in body[:-1]
+        if isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Call)
+        and ast.unparse(statement.value.func).startswith(("plotting.", "markdown_table"))
+    ]
+
+
+@pytest.mark.parametrize("path", notebook_tools.all_notebooks(), ids=lambda p: p.name)
+def test_every_plot_and_table_a_cell_makes_is_shown(path):
+    """A plotting function returns its figure, shown only as the cell's result: one
+    drawn earlier in the cell must go through ``display(...)``."""
+    cells = nbformat.read(path, as_version=4).cells
+    lost = [
+        (index, name)
+        for index, cell in enumerate(cells)
+        if cell.cell_type == "code"
+        for name in _discarded_displays(cell.source)
+    ]
+    assert not lost, f"{path.name}: drawn but never shown (cell, call): {lost}"
+
+
+def test_a_plot_before_the_last_line_is_found():
+    assert _discarded_displays("plotting.line_plot(x)\ny = 1") == ["plotting.line_plot"]
+    assert _discarded_displays("display(plotting.line_plot(x))\ny = 1") == []
+    assert _discarded_displays("y = 1\nplotting.line_plot(x)") == []
