@@ -158,3 +158,24 @@ def test_curves_of_their_own_length_with_reference_levels():
         plotting.curves({"a": ([1, 2], [1])}, xlabel="x", ylabel="y", title="t")
     with pytest.raises(ValueError, match="at least one"):
         plotting.curves({}, xlabel="x", ylabel="y", title="t")
+
+
+def test_scatter_labels_overlap_no_label_and_no_other_point():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    points = {"a long first label": (1.0, 1.0), "second": (1.3, 1.15), "third": (1.35, 1.0)}
+    points["far away"] = (9.0, 9.0)
+    fig = plotting.labelled_scatter(points, xlabel="x", ylabel="y", title="crowded")
+    FigureCanvasAgg(fig).draw()
+    ax = fig.axes[0]
+    boxes = {text.get_text(): Text.get_window_extent(text) for text in ax.texts}  # no line
+    for label, box in boxes.items():
+        for other, xy in points.items():
+            if other != label:
+                assert not box.contains(*ax.transData.transform(xy)), (label, other)
+        for other, other_box in boxes.items():
+            if other != label:
+                assert not box.overlaps(other_box), (label, other)
+    moved = [text for text in ax.texts if text.arrow_patch is not None]
+    assert moved, "a label moved off its place has a line to its point"

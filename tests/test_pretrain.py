@@ -27,7 +27,7 @@ def test_a_later_lesson_loads_an_earlier_ones_results_while_pretrain_records(tmp
 
     monkeypatch.setattr(pretrain, "record_lesson", record)
     monkeypatch.setattr(pretrain.notebook_tools, "code_digest", lambda path: f"code of {path.stem}")
-    monkeypatch.setattr(pretrain, "seed_recipes", lambda store, profile: {"rows": []})
+    monkeypatch.setattr(pretrain, "seed_recipes", lambda *args: {"rows": []})
     store = pretrain.pretrain(
         "fast", lessons=[Path("01_earlier.ipynb"), Path("02_later.ipynb")], seeds=1, root=tmp_path
     )
@@ -58,7 +58,7 @@ def test_recording_one_lesson_again_keeps_the_others_timings_and_spread(tmp_path
     monkeypatch.setattr(pretrain.notebook_tools, "code_digest", lambda path: "")
     monkeypatch.setattr(pretrain, "training_lessons", lambda: lessons[1:])
     monkeypatch.setattr(pretrain.notebook_tools, "lesson_notebooks", lambda: lessons)
-    monkeypatch.setattr(pretrain, "seed_recipes", lambda store, profile: {"rows": []})
+    monkeypatch.setattr(pretrain, "seed_recipes", lambda *args: {"rows": []})
     monkeypatch.setattr(
         pretrain,
         "spread",
@@ -102,7 +102,7 @@ def test_a_lesson_that_fails_while_recording_leaves_its_last_version(tmp_path, m
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
     monkeypatch.setattr(pretrain, "record_lesson", record)
     monkeypatch.setattr(pretrain.notebook_tools, "code_digest", lambda path: "")
-    monkeypatch.setattr(pretrain, "seed_recipes", lambda store, profile: {"rows": []})
+    monkeypatch.setattr(pretrain, "seed_recipes", lambda *args: {"rows": []})
     lessons = [Path("01_lesson.ipynb")]
     store = pretrain.pretrain("fast", lessons=lessons, seeds=1)
     assert store == tmp_path / "genai-notebooks" / "pretrained" / "fast"
@@ -131,3 +131,34 @@ def test_recording_some_lessons_on_another_machine_than_the_rest_is_refused(tmp_
         pretrain.check_one_machine(tmp_path, again, "Intel Xeon, 2 cores")
     # Recording both again is recording the whole store here: nothing left to mix with.
     pretrain.check_one_machine(tmp_path, [*again, Path("01_trains.ipynb")], "Intel Xeon, 2 cores")
+
+
+def test_recording_one_lesson_again_keeps_the_others_benchmark_rows(tmp_path, monkeypatch):
+    """The other lessons' seed recipes were timed beside their own runs: they stay."""
+    for lesson, model in (("01_first", "autoencoder"), ("02_second", "vae")):
+        (tmp_path / lesson).mkdir()
+        config = {"binarization": "threshold"}
+        run = {"model": model, "dataset": "mnist", "config": config, "train_seconds": 2.0}
+        record = {"runs": {model: run}}
+        (tmp_path / lesson / checkpoints.RECORD_FILE).write_text(json.dumps(record))
+    earlier = {
+        "rows": [
+            {"model": "autoencoder", "lesson": "01_first", "train_seconds": 1.0},
+            {"model": "seed 002 dense autoencoder", "lesson": None, "baseline_for": "autoencoder"},
+            {"model": "vae", "lesson": "02_second", "train_seconds": 1.0},
+            {"model": "seed 000 dense VAE", "lesson": None, "baseline_for": "vae"},
+        ]
+    }
+    timed = []
+
+    def seed_recipe(family, ours, **kwargs):
+        timed.append(family.name)
+        return {"model": "seed again", "baseline_for": family.name}
+
+    monkeypatch.setattr(pretrain.bench, "bench_seed_recipe", seed_recipe)
+    monkeypatch.setattr(pretrain.bench, "report", lambda rows, *args: {"rows": rows})
+    rows = pretrain.seed_recipes(tmp_path, "fast", ["02_second"], earlier)["rows"]
+    assert timed == ["vae"]
+    assert rows[:2] == earlier["rows"][:2]
+    assert [row["model"] for row in rows[2:]] == ["vae", "seed again"]
+    assert rows[2]["train_seconds"] == 2.0

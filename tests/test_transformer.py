@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from tutorial_lib import transformer
+from tutorial_lib import data, transformer
 
 TINY = transformer.GPTConfig(
     context=16, width=16, layers=2, heads=2, batch_size=4, steps=4, steps_per_epoch=2
@@ -343,3 +343,26 @@ def test_tiled_windows_predict_every_character_once():
     np.testing.assert_array_equal(y.ravel(), np.arange(1, 21))
     with pytest.raises(ValueError, match="at least context"):
         transformer.tiled_windows(np.arange(5), 5)
+
+
+def test_validation_windows_are_the_tiled_text_or_batches_spread_along_it():
+    ids = np.arange(1001)
+    config = dataclasses.replace(TINY_RUN, val_batches=None)  # context 16
+    x, y = transformer.validation_windows(ids, config)
+    np.testing.assert_array_equal(x, transformer.tiled_windows(ids, 16)[0])
+    few = dataclasses.replace(TINY_RUN, val_batches=1, batch_size=4)
+    x, y = transformer.validation_windows(ids, few)
+    assert x.shape == (4, 16)
+    assert x[0, 0] == 0 and x[-1, 0] == 61 * 16  # the first and the last of 62 windows
+    np.testing.assert_array_equal(y, x + 1)
+
+
+def test_the_last_logged_validation_loss_is_the_reported_figure():
+    """The curve a learner sees ends on the figure the record quotes."""
+    config = dataclasses.replace(TINY_RUN, val_batches=None)
+    rng = np.random.default_rng(0)
+    text = data.TextData(train=rng.integers(0, 65, 2_000), val=rng.integers(0, 65, 700), vocab=None)
+    model = transformer.build_model(config)
+    history = transformer.fit_model(model, text, config, verbose=0)
+    reported = transformer.evaluate_nll(model, text.val, config)["nats_per_char"]
+    assert history.history["val_loss"][-1] == pytest.approx(reported, rel=1e-5)

@@ -324,18 +324,26 @@ def _from_json(value, folder: Path, arrays):
 def lookup(record: dict, path: str):
     """The value at a dotted ``path`` of a record (``runs.gan.frechet_distance``,
     ``experiments.mode_collapse.coverage.-1``: integers index lists; an underscore also
-    stands for a space, ``experiments.sampling_steps.rows.3.Fréchet_distance``)."""
-    value = record
-    for part in path.split("."):
+    stands for a space, ``experiments.sampling_steps.rows.3.Fréchet_distance``; a key with
+    a dot of its own is found too, ``rows.0.leaning_left_(<_-0.2)``)."""
+    value, parts = record, path.split(".")
+    while parts:
         if isinstance(value, list):
-            value = value[int(part)]
-        elif isinstance(value, dict) and part in value:
-            value = value[part]
-        elif isinstance(value, dict) and part.replace("_", " ") in value:
-            value = value[part.replace("_", " ")]
-        else:
-            raise KeyError(f"{path!r}: no {part!r} in the record")
+            value, parts = value[int(parts[0])], parts[1:]
+            continue
+        value, parts = _step_into(value, parts, path)
     return value
+
+
+def _step_into(value, parts: list[str], path: str):
+    """The value under the first key of ``parts`` (or of its first few, joined by dots),
+    and the parts left."""
+    for end in range(1, len(parts) + 1):
+        key = ".".join(parts[:end])
+        for name in (key, key.replace("_", " ")):
+            if isinstance(value, dict) and name in value:
+                return value[name], parts[end:]
+    raise KeyError(f"{path!r}: no {parts[0]!r} in the record")
 
 
 # --------------------------------------------------------------------------

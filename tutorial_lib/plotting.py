@@ -677,23 +677,66 @@ def image_pairs(rows: dict, *, n: int = 4, title: str, pair_labels=("sample", "n
 # --------------------------------------------------------------------------
 
 
-def _annotate_apart(ax, points: dict, *, height: float = 10.0) -> None:
-    """Label each point beside it; a label that would overlap one already placed goes to the
-    nearest free line above or below its point (labels are about 5 points wide a letter)."""
+LABEL_HEIGHT, LABEL_LINE, LETTER_WIDTH, DOT_RADIUS = 8.0, 10.0, 5.0, 3.5  # points, fontsize 8
+
+
+def _label_is_free(box, placed, dots, line) -> bool:
+    """Whether a label's ``box`` (left, bottom, width, in points) overlaps no ``placed``
+    label's line, covers none of the ``dots`` ((x, y) of the other points) and does not
+    sit on the horizontal ``line`` (a height, or None)."""
+    left, bottom, width = box
+    if any(
+        left < qx + w and qx < left + width and abs(bottom - qy) < LABEL_LINE
+        for qx, qy, w in placed
+    ):
+        return False
+    if line is not None and bottom - 2 < line < bottom + LABEL_LINE:
+        return False
+    return not any(
+        left - DOT_RADIUS < dx < left + width + DOT_RADIUS
+        and bottom - DOT_RADIUS < dy < bottom + LABEL_HEIGHT + DOT_RADIUS
+        for dx, dy in dots
+    )
+
+
+def _annotate_apart(ax, points: dict, *, level: float | None = None) -> None:
+    """Label each point beside it, right of it if there is room, else left of it, else on the
+    nearest free line above or below (:func:`_label_is_free`: over no other label, no other
+    point's dot, not on the line at ``level``); a label moved off its place gets a thin line
+    to its point."""
     ax.autoscale_view()
     to_points = 72.0 / ax.figure.dpi
+    where = {
+        label: tuple(value * to_points for value in ax.transData.transform(xy))
+        for label, xy in points.items()
+    }
+    line = None if level is None else ax.transData.transform((0, level))[1] * to_points
     placed: list[tuple[float, float, float]] = []  # left, bottom, width of each label
     for label, (x, y) in sorted(points.items(), key=lambda item: item[1][0]):
-        px, py = (value * to_points for value in ax.transData.transform((x, y)))
-        width = 5.0 * len(label)
-        for offset in (2.0, 2.0 - height, 2.0 + height, 2.0 - 2 * height, 2.0 + 2 * height):
-            if not any(
-                px + 6 < qx + w and qx < px + 6 + width and abs(py + offset - qy) < height
-                for qx, qy, w in placed
-            ):
-                break
-        placed.append((px + 6, py + offset, width))
-        ax.annotate(label, (x, y), textcoords="offset points", xytext=(6, offset), fontsize=8)
+        (px, py), width = where[label], LETTER_WIDTH * len(label)
+        dots = [xy for other, xy in where.items() if other != label]
+        tries = [
+            (side, 2.0 + lines * LABEL_LINE)
+            for lines in (0, -1, 1, -2, 2)
+            for side in (6.0, -6.0 - width)
+        ]
+        side, offset = next(
+            (t for t in tries if _label_is_free((px + t[0], py + t[1], width), placed, dots, line)),
+            tries[0],
+        )
+        placed.append((px + side, py + offset, width))
+        right = side > 0  # a label on the left ends 6 points before its dot
+        ax.annotate(
+            label,
+            (x, y),
+            textcoords="offset points",
+            xytext=(6.0 if right else -6.0, offset),
+            ha="left" if right else "right",
+            fontsize=8,
+            arrowprops=dict(arrowstyle="-", color="grey", linewidth=0.6)
+            if (side, offset) != tries[0]
+            else None,
+        )
 
 
 def labelled_scatter(
@@ -731,7 +774,7 @@ def labelled_scatter(
     if log_y:
         ax.set_yscale("log")
         ax.yaxis.set_minor_formatter(NullFormatter())
-    _annotate_apart(ax, points)
+    _annotate_apart(ax, points, level=reference)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(title)

@@ -61,6 +61,7 @@ from tutorial_lib.profiles import Profile
 from tutorial_lib.training import Trained, fit_resumable, progress_verbosity, steps_per_call
 
 DATASET = "tinyshakespeare"
+EVAL_BATCH = 128  # windows per batch when measuring the validation loss
 _NEG_INF = -1e9  # a masked score: exp(-1e9 - max) is exactly 0 in float32
 # The MLP's nonlinearity, by name. GELU, x * Phi(x), bends smoothly near 0;
 # ReLU, max(x, 0), is a kink. GELU's normal CDF Phi and its gradient cost about
@@ -103,8 +104,9 @@ class GPTConfig:
         weight_decay: AdamW's decoupled weight decay (not applied to biases,
             layer norms and embeddings).
         clip_norm: gradients are rescaled so their global norm is at most this.
-        val_batches: batches of validation windows for the loss logged during
-            training (``None``: all); :func:`evaluate_nll` always uses all the text.
+        val_batches: ``None``: the loss logged after each epoch is over the whole
+            validation text, the figure :func:`evaluate_nll` reports at the end; a
+            number: over that many batches of windows spread along it (quicker).
         sample_chars: characters to generate per sample in the notebook.
         steps_per_execution: training steps Keras runs per call into the compiled
             graph (fewer trips through Python; the same training).
@@ -125,7 +127,7 @@ class GPTConfig:
     min_lr_fraction: float = 0.1
     weight_decay: float = 0.1
     clip_norm: float = 1.0
-    val_batches: int | None = 8
+    val_batches: int | None = None
     sample_chars: int = 400
     steps_per_execution: int = 1
 
@@ -654,14 +656,17 @@ class RandomWindows(keras.utils.PyDataset):
         return chunk[:, :-1], chunk[:, 1:]
 
 
-def validation_windows(ids: np.ndarray, config: GPTConfig):
-    """Non-overlapping validation windows of ``config.context`` for the loss logged
-    during training: the first ``config.val_batches`` batches (``None``: all)."""
-    if config.val_batches is not None:  # just enough text for that many batches
-        ids = ids[: config.val_batches * config.batch_size * (config.context + 1)]
-    return data.text_windows(
-        ids, seq_len=config.context, batch_size=config.batch_size, shuffle=False
-    )
+def validation_windows(ids: np.ndarray, config: GPTConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The windows of the validation loss logged after each epoch: the whole validation
+    text tiled as :func:`evaluate_nll` tiles it (``config.val_batches`` ``None``), so the
+    curve's last point is the figure reported at the end; or, quicker and rougher,
+    ``val_batches`` batches of those windows taken evenly along the whole text."""
+    x, y = tiled_windows(ids, config.context)
+    if config.val_batches is not None:
+        wanted = min(len(x), config.val_batches * config.batch_size)
+        keep = np.linspace(0, len(x) - 1, wanted).round().astype(int)
+        x, y = x[keep], y[keep]
+    return x, y
 
 
 def tiled_windows(ids: np.ndarray, context: int) -> tuple[np.ndarray, np.ndarray]:
@@ -701,7 +706,10 @@ def fit_model(
         epochs=config.epochs,
         steps_per_epoch=config.steps_per_epoch,
         # Across processes (tutorial_lib.hosts) each feeds its own part of every batch.
-        validation_data=hosts.shard_batches(validation_windows(text.val, config)),
+        validation_data=hosts.shard_batches(
+            validation_windows(text.val, config), batch_size=EVAL_BATCH
+        ),
+        validation_batch_size=EVAL_BATCH,
         callbacks=callbacks,
         verbose=progress_verbosity() if verbose is None else verbose,
         shuffle=False,  # the stream is random already
@@ -722,7 +730,7 @@ def evaluate_nll(model: GPT, ids: np.ndarray, config: GPTConfig) -> dict:
     from tutorial_lib.metrics import bits_per_character
 
     x, y = tiled_windows(ids, config.context)
-    result = model.evaluate(x, y, batch_size=128, verbose=0, return_dict=True)
+    result = model.evaluate(x, y, batch_size=EVAL_BATCH, verbose=0, return_dict=True)
     nats = float(result["loss"])
     return {"nats_per_char": nats, "bits_per_char": bits_per_character(nats)}
 

@@ -126,11 +126,19 @@ def _train_options(record: dict) -> dict:
     }
 
 
-def seed_recipes(store: Path, profile: Profile) -> dict:
+def seed_recipes(
+    store: Path, profile: Profile, lessons: list[str] | None = None, earlier: dict | None = None
+) -> dict:
     """The benchmark table: each lesson model of a family with a seed recipe, beside that
-    recipe trained for as many seconds on the same machine."""
+    recipe trained for as many seconds on the same machine. With ``lessons`` named, only
+    their rows are measured; every other lesson keeps its rows of the ``earlier`` table
+    (its seed recipes timed beside its own runs, when those were recorded)."""
+    kept = _rows_by_lesson(earlier)
     rows = []
     for lesson, record in lesson_records(store).items():
+        if lessons is not None and lesson not in lessons and lesson in kept:
+            rows.extend(kept[lesson])
+            continue
         for key, run_record in record["runs"].items():
             family = families.get(run_record["model"])
             ours = {
@@ -148,6 +156,16 @@ def seed_recipes(store: Path, profile: Profile) -> dict:
                 )
             ours.pop("train_examples", None)
     return bench.report(rows, profile, "mnist")
+
+
+def _rows_by_lesson(table: dict | None) -> dict[str, list[dict]]:
+    """A benchmark's rows by lesson; a seed recipe's row (no lesson) goes with the lesson
+    row above it."""
+    found, lesson = {}, None
+    for row in (table or {}).get("rows", []):
+        lesson = row.get("lesson") or lesson
+        found.setdefault(lesson, []).append(row)
+    return found
 
 
 def store_bytes(store: Path) -> int:
@@ -247,7 +265,9 @@ def _pretrain(profile, lessons, seeds, root, store) -> Path:
         found = _read_json(store / SPREAD_FILE) or {}
         found.update(spread(store, profile, seeds, [path.stem for path in paths]))
         _write_json(store, SPREAD_FILE, found)
-    _write_json(store, BENCH_FILE, seed_recipes(store, profile))
+    named = [path.stem for path in paths] if lessons is not None else None
+    earlier = _read_json(store / BENCH_FILE)
+    _write_json(store, BENCH_FILE, seed_recipes(store, profile, named, earlier))
     for path in paths:
         seconds = record_lesson(path, profile, root, mode="1")
         timings["load_seconds"][path.stem] = round(seconds, 1)
