@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from tutorial_lib import bpe, lora, text_to_image
+from tutorial_lib import bpe, captions, lora, text_to_image
 from tutorial_lib.backend import to_numpy
 
 
@@ -172,3 +172,21 @@ def test_adapted_copies_start_where_they_should_and_train_what_they_should(tiny)
     assert 0 < counts["lora"] < total / 2
     with pytest.raises(ValueError, match="Unknown adaptation"):
         text_to_image.adapted_copy(model, "prompt")
+
+
+class _WordsToStrokes:
+    """A stand-in model: a vertical bar, 4 pixels wide when the prompt says "thick", else 2."""
+
+    def sample(self, num, prompts, seed=0):
+        width = 4 if "thick" in prompts else 2
+        images = np.zeros((num, 28, 28, 1), np.float32)
+        images[:, 4:24, 12 : 12 + width] = 1.0
+        return images
+
+
+def test_asked_attribute_means_follow_the_words_of_each_prompt():
+    means = text_to_image.asked_attribute_means(_WordsToStrokes(), per_prompt=2)
+    assert set(means) == set(captions.WORDS) and all(set(m) == {-1, 1} for m in means.values())
+    assert means["thickness"][1] > means["thickness"][-1]  # "thick" against "thin"
+    assert means["slant"][1] == pytest.approx(means["slant"][-1])  # the words moved nothing
+    assert means["width"][1] == pytest.approx(means["width"][-1])

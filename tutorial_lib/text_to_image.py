@@ -493,13 +493,37 @@ def prompt_agreement(images, digits, dataset: str = "mnist") -> float:
     return float(np.mean(np.argmax(probabilities, axis=1) == np.asarray(digits)))
 
 
+def asked_attribute_means(model: TextToImageDiffusion, per_prompt: int, *, seed: int = 11) -> dict:
+    """For each attribute of the captions, the mean measure of samples whose prompt asks for
+    its low word (key -1) and of samples asking for its high word (key 1): ``per_prompt``
+    samples of each digit's prompt ("a thin zero" ... "a thin nine"), averaged over the ten
+    digits, measured as :func:`tutorial_lib.captions.measure` measures the training digits."""
+    means = {}
+    for name in captions.WORDS:
+        means[name] = {}
+        for level in (-1, 1):
+            values = []
+            for digit in range(10):
+                prompt = captions.caption_words(digit, **{name: level})
+                samples = model.sample(per_prompt, prompts=prompt, seed=seed)
+                values.append(np.nanmean(captions.measure(samples)[name]))
+            means[name][level] = float(np.mean(values))
+    return means
+
+
 def evaluate(model, config, *, dataset: str, profile: Profile) -> dict:
     """Digit agreement: samples for ``profile.eval_samples`` test captions, at the model's
-    guidance, read by the evaluation classifier."""
+    guidance, read by the evaluation classifier; and for each attribute how far its high
+    word moves the samples' measure from its low word (``slant_move``: positive when
+    "leaning right" leans further right than "leaning left"), as notebook 09 measures it."""
     num = profile.eval_samples
     written, labels = test_prompts(dataset)
     images = sample(model, num, seed=0, prompts=written[:num])
-    return {"digit_agreement": prompt_agreement(images, labels[:num], dataset)}
+    found = {"digit_agreement": prompt_agreement(images, labels[:num], dataset)}
+    per_prompt = 5 if profile.name == "fast" else 50
+    for name, mean in asked_attribute_means(model, per_prompt).items():
+        found[f"{name}_move"] = mean[1] - mean[-1]
+    return found
 
 
 # --------------------------------------------------------------------------

@@ -58,6 +58,9 @@ SPREAD_KEYS = (
     "confidence",
     "coverage",
     "frechet_distance",
+    "thickness_move",  # the text-to-image model's words, high minus low (notebook 09)
+    "slant_move",
+    "width_move",
 )
 
 
