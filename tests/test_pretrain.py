@@ -162,3 +162,26 @@ def test_recording_one_lesson_again_keeps_the_others_benchmark_rows(tmp_path, mo
     assert rows[:2] == earlier["rows"][:2]
     assert [row["model"] for row in rows[2:]] == ["vae", "seed again"]
     assert rows[2]["train_seconds"] == 2.0
+
+
+def test_the_other_seeds_get_the_stage_the_lessons_run_was_handed(tmp_path, monkeypatch):
+    """A lesson that hands its latent model notebook 05's VAE times the model alone: so must
+    its other seeds, or the spread's training time adds the VAE's."""
+    for lesson, given in (("05_handed", ["autoencoder"]), ("05b_trains_its_own", [])):
+        (tmp_path / lesson).mkdir()
+        run = {"model": "diffusion", "config": {}, "stages_given": given, "train_seconds": 1.0}
+        (tmp_path / lesson / checkpoints.RECORD_FILE).write_text(json.dumps({"runs": {"d": run}}))
+    handed = {}
+
+    class Trained:
+        record = {"train_seconds": 2.0}
+
+    def train(name, profile, *, seed, stages=None, **options):
+        handed.setdefault(seed, []).append(stages)
+        return Trained()
+
+    monkeypatch.setattr(pretrain.runs, "train", train)
+    monkeypatch.setattr(pretrain.compare, "autoencoder_stage", lambda profile: "05's VAE")
+    found = pretrain.spread(tmp_path, "fast", seeds=2)
+    assert handed == {1: [{"autoencoder": "05's VAE"}, None]}
+    assert found["05_handed"]["d"]["train_seconds"] == [1.0, 2.0]

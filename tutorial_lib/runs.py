@@ -61,6 +61,8 @@ RECORD_KEYS = {
     "inception_score": "exp of the mean KL between class posteriors and their marginal",
     "frechet_distance": "Fréchet distance to the test set in the classifier's features",
     "class_histogram": "samples per predicted class",
+    "stages_given": "the trained parts it was handed instead of training them (a latent "
+    "model's 'autoencoder'), by name",
     "date": "the day it was trained",
     "machine": "the machine it was trained on",
 }
@@ -253,6 +255,7 @@ def _fit(name, setup, dataset, seed, out_dir, callbacks, stages, options) -> Run
         examples_seen=int(trained.examples_seen),
         train_legs=len(legs),
         final_logs={key: values[-1] for key, values in history.items() if values},
+        stages_given=sorted(stages or {}),
         date=datetime.date.today().isoformat(),
         machine=device.machine_description(),
     )
